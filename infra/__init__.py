@@ -1,0 +1,1 @@
+"""Cloud resources of the sagestep stack (Pulumi)."""

@@ -1,0 +1,206 @@
+"""Stack settings: read once from `sagestep:*` config, validated before any resource exists.
+
+Defaults and descriptions live in Pulumi.yaml only; the CLI applies them under `pulumi up`, and
+this module applies the same ones when a key is absent (under mocks, or an older stack file).
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+import botocore.session
+import pulumi
+import yaml
+
+from statemachine import PipelineSettings
+
+PROJECT = "sagestep"
+PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
+
+# training/train.py trains on a single instance (no distributed XGBoost).
+MAX_TRAINING_INSTANCES = 1
+# Container versions whose XGBoost release the training and inference code is written and tested for
+# (container "3.0-5" ships xgboost 3.0.5; requirements.txt pins the same release).
+SUPPORTED_XGBOOST = {"3.0-5": "3.0.5"}
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
+                      2192, 2557, 2922, 3288, 3653)
+INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+BUCKET_NAME = re.compile(r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
+HYPERPARAMETER_KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,256}$")
+
+
+class ConfigError(pulumi.RunError):
+    """One line naming the key, the value and what is allowed (RunError: Pulumi prints no traceback)."""
+
+    def __init__(self, key: str, value: object, allowed: str):
+        self.key, self.value, self.allowed = f"{PROJECT}:{key}", value, allowed
+        super().__init__(f"invalid config {self.key} = {json.dumps(value)}: allowed {allowed}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    stack: str
+    name_prefix: str
+    pipeline: PipelineSettings
+    xgboost_version: str
+    hyperparameters: dict[str, str]
+    preprocess_memory_mb: int
+    preprocess_timeout_seconds: int
+    dataset_buckets: tuple[str, ...]
+    log_retention_days: int
+    run_data_expiration_days: int
+
+
+@lru_cache(maxsize=1)
+def project_defaults() -> dict[str, object]:
+    declared = yaml.safe_load(PROJECT_FILE.read_text())["config"]
+    return {key.split(":", 1)[1]: spec["default"] for key, spec in declared.items()}
+
+
+@lru_cache(maxsize=4)
+def sagemaker_instance_types(shape: str) -> frozenset[str]:
+    """The instance types botocore's SageMaker model accepts for a shape (e.g. TrainingInstanceType)."""
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return frozenset(model.shape_for(shape).enum)
+
+
+def name_prefix(stack: str) -> str:
+    """Lowercase `sagestep-<stack>`, at most 24 characters of [a-z0-9-], for every SageMaker name."""
+    slug = re.sub(r"[^a-z0-9]+", "-", stack.lower()).strip("-") or "stack"
+    return f"{PROJECT}-{slug}"[:24].rstrip("-")
+
+
+class _Reader:
+    """Typed access to raw config strings with one-line errors."""
+
+    def __init__(self, lookup: Callable[[str], str | None]):
+        self._lookup = lookup
+        self._defaults = project_defaults()
+
+    def raw(self, key: str) -> object:
+        text = self._lookup(key)
+        return self._defaults[key] if text is None else text
+
+    def string(self, key: str) -> str:
+        value = self.raw(key)
+        return value if isinstance(value, str) else json.dumps(value)
+
+    def integer(self, key: str, low: int, high: int, why: str = "") -> int:
+        value = self.raw(key)
+        try:
+            number = value if isinstance(value, int) and not isinstance(value, bool) else int(str(value).strip())
+        except ValueError:
+            number = None
+        if number is None or not low <= number <= high:
+            raise ConfigError(key, value, f"an integer from {low} to {high}{why}")
+        return number
+
+    def boolean(self, key: str) -> bool:
+        value = self.raw(key)
+        if isinstance(value, bool):
+            return value
+        if str(value).strip().lower() in ("true", "false"):
+            return str(value).strip().lower() == "true"
+        raise ConfigError(key, value, "true or false")
+
+    def structured(self, key: str, kind: type) -> object:
+        value = self.raw(key)
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                raise ConfigError(key, value, f"a JSON {kind.__name__}") from None
+        if not isinstance(value, kind):
+            raise ConfigError(key, value, f"a {'list' if kind is list else 'map'}")
+        return value
+
+    def instance_type(self, key: str, shape: str) -> str:
+        value = self.string(key)
+        if not INSTANCE_TYPE.match(value):
+            raise ConfigError(key, value, "an instance type of the form ml.<family>.<size>, e.g. ml.m5.xlarge")
+        if value not in sagemaker_instance_types(shape):
+            raise ConfigError(key, value, f"a SageMaker {shape} known to botocore (e.g. ml.m5.xlarge, ml.g5.xlarge)")
+        return value
+
+
+def _hyperparameters(reader: _Reader) -> dict[str, str]:
+    """Strings, as SageMaker passes them; the sagemaker_* keys belong to the stack."""
+    raw = reader.structured("hyperparameters", dict)
+    allowed = "a map of at most 100 XGBoost hyperparameters to numbers or strings, not sagemaker_*"
+    if len(raw) > 100:
+        raise ConfigError("hyperparameters", raw, allowed)
+    result = {}
+    for key, value in raw.items():
+        if (not HYPERPARAMETER_KEY.match(key) or key.startswith("sagemaker_")
+                or isinstance(value, (dict, list)) or value is None):
+            raise ConfigError("hyperparameters", raw, allowed)
+        text = json.dumps(value) if isinstance(value, bool) else str(value)
+        if len(text) > 2500:
+            raise ConfigError("hyperparameters", raw, allowed)
+        result[key] = text
+    return result
+
+
+def _xgboost_version(reader: _Reader) -> str:
+    from sagemaker.core import image_uris  # the SDK's bundled image catalogue; no network
+
+    value = reader.string("xgboostVersion")
+    known = image_uris.config_for_framework("xgboost")["training"]["versions"]
+    supported = sorted(v for v in SUPPORTED_XGBOOST if v in known)
+    if value not in supported:
+        raise ConfigError("xgboostVersion", value,
+                          f"one of {', '.join(supported)} (the SageMaker SDK knows {', '.join(known)}; "
+                          "the training code supports the listed ones)")
+    return value
+
+
+def read_settings(lookup: Callable[[str], str | None], stack: str) -> Settings:
+    """Validate every key; the first bad one stops the program with its one-line message."""
+    reader = _Reader(lookup)
+    max_runtime = reader.integer("trainingMaxRuntimeSeconds", 1, 28 * 24 * 3600)
+    kms_key_arn = reader.string("kmsKeyArn").strip()
+    if kms_key_arn and not KMS_KEY_ARN.match(kms_key_arn):
+        raise ConfigError("kmsKeyArn", kms_key_arn, "empty, or a KMS key ARN arn:aws:kms:<region>:<account>:key/<id>")
+    pipeline = PipelineSettings(
+        training_instance_type=reader.instance_type("trainingInstanceType", "TrainingInstanceType"),
+        training_instance_count=reader.integer(
+            "trainingInstanceCount", 1, MAX_TRAINING_INSTANCES, " (training/train.py trains on one instance)"),
+        training_volume_size_gb=reader.integer("trainingVolumeSizeGb", 1, 16384),
+        training_max_runtime_seconds=max_runtime,
+        use_spot_training=reader.boolean("useSpotTraining"),
+        spot_max_wait_seconds=reader.integer(
+            "spotMaxWaitSeconds", max_runtime, 28 * 24 * 3600, " (at least trainingMaxRuntimeSeconds)"),
+        transform_instance_type=reader.instance_type("transformInstanceType", "TransformInstanceType"),
+        transform_instance_count=reader.integer("transformInstanceCount", 1, 100),
+        kms_key_arn=kms_key_arn or None,
+    )
+    buckets = reader.structured("datasetBuckets", list)
+    for bucket in buckets:
+        if not isinstance(bucket, str) or not BUCKET_NAME.match(bucket):
+            raise ConfigError("datasetBuckets", buckets, "a list of S3 bucket names (not ARNs or URIs)")
+    retention = reader.integer("logRetentionDays", 1, 3653)
+    if retention not in LOG_RETENTION_DAYS:
+        raise ConfigError("logRetentionDays", retention, f"one of {', '.join(map(str, LOG_RETENTION_DAYS))}")
+    return Settings(
+        stack=stack,
+        name_prefix=name_prefix(stack),
+        pipeline=pipeline,
+        xgboost_version=_xgboost_version(reader),
+        hyperparameters=_hyperparameters(reader),
+        preprocess_memory_mb=reader.integer("preprocessMemoryMb", 128, 10240),
+        preprocess_timeout_seconds=reader.integer("preprocessTimeoutSeconds", 1, 900),
+        dataset_buckets=tuple(buckets),
+        log_retention_days=retention,
+        run_data_expiration_days=reader.integer("runDataExpirationDays", 1, 3650),
+    )
+
+
+def load() -> Settings:
+    """Read the current stack's settings through pulumi.Config."""
+    config = pulumi.Config(PROJECT)
+    return read_settings(config.get, pulumi.get_stack())

@@ -1,0 +1,17 @@
+"""Where a run's data lives in the data bucket. Shared by the Lambda and the IAM policies."""
+
+DATASETS_PREFIX = "datasets/"
+RUNS_PREFIX = "runs/"
+
+# Under runs/<executionName>/:
+TRAIN_DIR = "train/"
+VALIDATION_DIR = "validation/"
+TEST_FEATURES_DIR = "test-features/"   # the batch transform input
+TEST_LABELS = "test-labels.csv"
+SCHEMA = "schema.json"
+PREDICTIONS_DIR = "predictions/"        # the batch transform output
+CHECKPOINTS_DIR = "checkpoints/"        # managed spot training
+
+
+def run_prefix(execution_name: str) -> str:
+    return f"{RUNS_PREFIX}{execution_name}/"

@@ -1,0 +1,173 @@
+"""Run __main__.py under Pulumi's mocks: what `pulumi up` would create, with no CLI and no AWS.
+
+Computed outputs (ARNs, autonamed buckets) are filled the way the provider would, in moto's default
+account, so the local engine can apply the result to moto unchanged.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import runpy
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from . import ROOT
+
+PROJECT = "sagestep"
+ACCOUNT_ID = "123456789012"        # moto's default account
+DEFAULT_REGION = "us-east-1"
+STATE_MACHINE = "aws:sfn/stateMachine:StateMachine"
+
+
+class StackFileError(Exception):
+    """A Pulumi.<stack>.yaml that cannot be read."""
+
+
+@dataclass
+class Synthesis:
+    stack: str
+    region: str
+    resources: list[dict] = field(default_factory=list)
+    outputs: dict = field(default_factory=dict)
+
+    def of_type(self, type_token: str) -> list[dict]:
+        return [r for r in self.resources if r["type"] == type_token]
+
+    def one(self, type_token: str, name: str | None = None) -> dict:
+        found = [r for r in self.of_type(type_token) if name is None or r["name"] == name]
+        if len(found) != 1:
+            raise LookupError(f"expected one {type_token} named {name!r}, found {len(found)}")
+        return found[0]
+
+    @property
+    def definition(self) -> str:
+        return self.one(STATE_MACHINE)["inputs"]["definition"]
+
+
+def read_stack_config(stack: str, root: Path = ROOT) -> dict[str, object]:
+    """The `config:` map of Pulumi.<stack>.yaml, as the CLI reads it; empty when there is no file."""
+    path = root / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        return {}
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise StackFileError(f"{path.name}: not valid YAML ({error.__class__.__name__})") from None
+    config = document.get("config") or {}
+    if not isinstance(config, dict):
+        raise StackFileError(f"{path.name}: 'config' must be a map of key: value")
+    for key, value in config.items():
+        if isinstance(value, dict) and "secure" in value:
+            raise StackFileError(f"{path.name}: {key} is an encrypted secret; synth reads plain values only")
+    return config
+
+
+def _config_strings(config: dict[str, object]) -> dict[str, str]:
+    """Pulumi hands every config value to the program as a string; structured ones as JSON."""
+    out = {}
+    for key, value in config.items():
+        full = key if ":" in key else f"{PROJECT}:{key}"
+        out[full] = value if isinstance(value, str) else json.dumps(value)
+    return out
+
+
+def _short_hash(*parts: str) -> str:
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:7]
+
+
+def _plain(value):
+    """Resource inputs as JSON: assets become their paths."""
+    import pulumi
+
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, pulumi.AssetArchive):
+        return {"archive": {k: _plain(v) for k, v in value.assets.items()}}
+    if isinstance(value, (pulumi.FileAsset, pulumi.FileArchive)):
+        return {"file": str(Path(value.path).resolve().relative_to(ROOT))}
+    return value
+
+
+def _make_mocks(stack: str, region: str, recorded: list[dict]):
+    import pulumi
+
+    class StackMocks(pulumi.runtime.Mocks):
+        def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+            recorded.append({"type": args.typ, "name": args.name, "inputs": _plain(dict(args.inputs))})
+            out = dict(args.inputs)
+            arn_base = f"arn:aws:{{}}:{region}:{ACCOUNT_ID}:"
+            if args.typ == "aws:s3/bucket:Bucket":
+                bucket = out.get("bucket") or f"{args.name}-{_short_hash(stack, args.name)}"
+                out.update(bucket=bucket, arn=f"arn:aws:s3:::{bucket}", region=region)
+                return bucket, out
+            name = out.get("name") or f"{args.name}-{_short_hash(stack, args.name)}"
+            out["name"] = name
+            arns = {
+                "aws:iam/role:Role": f"arn:aws:iam::{ACCOUNT_ID}:role/{name}",
+                "aws:lambda/function:Function": arn_base.format("lambda") + f"function:{name}",
+                "aws:cloudwatch/logGroup:LogGroup": arn_base.format("logs") + f"log-group:{name}",
+                STATE_MACHINE: arn_base.format("states") + f"stateMachine:{name}",
+            }
+            if args.typ in arns:
+                out["arn"] = arns[args.typ]
+            return name, out
+
+        def call(self, args: pulumi.runtime.MockCallArgs):
+            if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+                return {"accountId": ACCOUNT_ID, "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/sagestep",
+                        "userId": "AIDASAGESTEP", "id": ACCOUNT_ID}
+            if args.token == "aws:index/getRegion:getRegion":
+                return {"region": region, "name": region, "id": region,
+                        "endpoint": f"ec2.{region}.amazonaws.com", "description": region}
+            if args.token == "aws:index/getPartition:getPartition":
+                return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws",
+                        "reverseDnsPrefix": "com.amazonaws"}
+            raise NotImplementedError(f"no mock for invoke {args.token}")
+
+    return StackMocks()
+
+
+def synthesize(stack: str = "dev", config: dict[str, object] | None = None, root: Path = ROOT) -> Synthesis:
+    """Run the program once; config is the stack file's `config:` map (read from disk when None)."""
+    import pulumi
+    from pulumi.runtime import settings as runtime_settings
+
+    config = read_stack_config(stack, root) if config is None else config
+    strings = _config_strings(config)
+    region = strings.get("aws:region", DEFAULT_REGION)
+    synthesis = Synthesis(stack=stack, region=region)
+
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    runtime_settings.set_root_resource(None)
+    pulumi.runtime.set_mocks(_make_mocks(stack, region, synthesis.resources),
+                             project=PROJECT, stack=stack, preview=False)
+    pulumi.runtime.set_all_config(strings)
+
+    @pulumi.runtime.test
+    def run():
+        runpy.run_path(str(root / "__main__.py"), run_name="__main__")
+        exports = runtime_settings.get_root_resource().outputs
+        return pulumi.Output.all(**exports).apply(synthesis.outputs.update)
+
+    run()
+    return synthesis
+
+
+def write(synthesis: Synthesis, out_dir: Path) -> list[Path]:
+    """resources.json and statemachine.asl.json, each written whole (temp file, then rename)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {
+        out_dir / "resources.json": json.dumps(synthesis.resources, indent=2, sort_keys=True) + "\n",
+        out_dir / "statemachine.asl.json": synthesis.definition,
+        out_dir / "outputs.json": json.dumps(synthesis.outputs, indent=2, sort_keys=True) + "\n",
+    }
+    for path, text in files.items():
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return list(files)

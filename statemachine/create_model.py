@@ -1,0 +1,48 @@
+"""CreateModel: register the trained artifacts with the inference code (request-response only)."""
+from __future__ import annotations
+
+from . import errors
+from .iam import allow, list_tags, pass_role
+from .naming import job_name, tags
+from .refs import Refs
+
+NAME = "CreateModel"
+INFERENCE_PROGRAM = "inference.py"
+
+
+def state(refs: Refs, next_state: str) -> dict:
+    return {
+        "Type": "Task",
+        "Comment": "Registers the model with the serving container and the inference handlers.",
+        "Resource": "arn:aws:states:::sagemaker:createModel",
+        "Parameters": {
+            "ModelName.$": job_name("model"),
+            "ExecutionRoleArn": refs.model_role_arn,
+            "PrimaryContainer": {
+                "Image": refs.training_image,
+                "ModelDataUrl.$": "$.training.modelArtifacts",
+                "Environment": {
+                    "SAGEMAKER_PROGRAM": INFERENCE_PROGRAM,
+                    "SAGEMAKER_SUBMIT_DIRECTORY": refs.inference_code_uri,
+                    "SAGEMAKER_REGION": refs.region,
+                    "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+                },
+            },
+            "Tags": tags(refs),
+        },
+        "Catch": errors.catch_all(NAME),
+        "ResultSelector": {
+            "arn.$": "$.ModelArn",
+            "name.$": "States.ArrayGetItem(States.StringSplit($.ModelArn, '/'), 1)",
+        },
+        "ResultPath": "$.model",
+        "Next": next_state,
+    }
+
+
+def statements(refs: Refs) -> list[dict]:
+    return [
+        allow("Models", ["sagemaker:AddTags", "sagemaker:CreateModel"], [refs.sagemaker_arn("model")]),
+        list_tags(),
+        pass_role("PassModelRole", refs.model_role_arn),
+    ]

@@ -1,0 +1,29 @@
+"""Names and tags of what the state machine creates in SageMaker.
+
+The preprocess Lambda derives runName ("<prefix>-<execution slug>-<hash>", at most RUN_NAME_MAX
+characters of [a-z0-9-]) from the execution; each job appends its kind and the state's retry count.
+"""
+from __future__ import annotations
+
+from .refs import Refs
+
+SAGEMAKER_NAME_MAX = 63
+RUN_NAME_MAX = 52          # leaves room for "-predict-<retry 0..9>"
+KINDS = ("train", "model", "predict")
+
+
+def job_name(kind: str) -> str:
+    """A States.Format expression: unique per execution and per attempt."""
+    assert kind in KINDS
+    return f"States.Format('{{}}-{kind}-{{}}', $.run.runName, $$.State.RetryCount)"
+
+
+def longest_suffix() -> int:
+    return max(len(f"-{kind}-9") for kind in KINDS)
+
+
+def tags(refs: Refs) -> list[dict]:
+    return [
+        {"Key": "sagestep:stack", "Value": refs.stack},
+        {"Key": "sagestep:execution", "Value.$": "$$.Execution.Name"},
+    ]

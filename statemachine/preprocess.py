@@ -1,0 +1,47 @@
+"""Preprocess: invoke the preprocess Lambda, which plans the run and splits the dataset."""
+from __future__ import annotations
+
+from . import errors
+from .iam import allow
+from .refs import Refs
+
+NAME = "Preprocess"
+TRAINING_PROGRAM = "train.py"
+
+# What the state machine keeps of the Lambda's answer ($.run); the rest stays in the Lambda's logs.
+PLAN_FIELDS = ("runName", "channels", "transformInput", "predictionsUri", "checkpointsUri",
+               "testLabelsUri", "schemaUri", "hyperparameters", "objective", "rows")
+
+
+def state(refs: Refs, next_state: str) -> dict:
+    selector = {f"{field}.$": f"$.Payload.{field}" for field in PLAN_FIELDS}
+    # Static code location for script mode, merged into the hyperparameters by the Train state.
+    selector["trainingCode"] = {
+        "sagemaker_program": TRAINING_PROGRAM,
+        "sagemaker_submit_directory": refs.training_code_uri,
+    }
+    return {
+        "Type": "Task",
+        "Comment": "Validates the dataset, splits it under runs/<execution>/ and plans the jobs.",
+        "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {
+            "FunctionName": refs.function_arn,
+            # The Lambda event: the execution input plus executionName / executionArn (from Start).
+            "Payload.$": "States.JsonMerge($, $.execution, false)",
+        },
+        "Retry": [{
+            "ErrorEquals": ["Lambda.ServiceException", "Lambda.AWSLambdaException",
+                            "Lambda.SdkClientException", "Lambda.TooManyRequestsException"],
+            "IntervalSeconds": 2, "MaxAttempts": 6, "BackoffRate": 2, "JitterStrategy": "FULL",
+        }],
+        "Catch": errors.catch_all(NAME),
+        "ResultSelector": selector,
+        "ResultPath": "$.run",
+        "Next": next_state,
+    }
+
+
+def statements(refs: Refs) -> list[dict]:
+    """Invoke exactly this function, unqualified or any version/alias of it."""
+    return [allow("InvokePreprocess", ["lambda:InvokeFunction"],
+                  [refs.function_arn, f"{refs.function_arn}:*"])]
