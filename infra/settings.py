@@ -39,7 +39,8 @@ class ConfigError(pulumi.RunError):
 
     def __init__(self, key: str, value: object, allowed: str):
         self.key, self.value, self.allowed = f"{PROJECT}:{key}", value, allowed
-        super().__init__(f"invalid config {self.key} = {json.dumps(value)}: allowed {allowed}")
+        shown = value if isinstance(value, str) else json.dumps(value)
+        super().__init__(f"invalid config {self.key} = {shown}; allowed: {allowed}")
 
 
 @dataclass(frozen=True)

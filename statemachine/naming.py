@@ -5,10 +5,11 @@ characters of [a-z0-9-]) from the execution; each job appends its kind and the s
 """
 from __future__ import annotations
 
+from preprocess.naming import RUN_NAME_MAX
+
 from .refs import Refs
 
 SAGEMAKER_NAME_MAX = 63
-RUN_NAME_MAX = 52          # leaves room for "-predict-<retry 0..9>"
 KINDS = ("train", "model", "predict")
 
 

@@ -1,0 +1,45 @@
+"""Errors the preprocess step reports. The class name is Lambda's errorType, which the execution shows."""
+
+
+class PreprocessError(Exception):
+    """Base class: the message says what is wrong and where."""
+
+
+class InvalidExecutionInput(PreprocessError):
+    pass
+
+
+class InvalidDatasetUri(PreprocessError):
+    pass
+
+
+class DatasetNotFound(PreprocessError):
+    pass
+
+
+class DatasetAccessDenied(PreprocessError):
+    pass
+
+
+class InvalidEncoding(PreprocessError):
+    pass
+
+
+class EmptyDataset(PreprocessError):
+    pass
+
+
+class MissingLabelColumn(PreprocessError):
+    pass
+
+
+class MalformedRow(PreprocessError):
+    pass
+
+
+class InvalidLabel(PreprocessError):
+    pass
+
+
+class TooFewRows(PreprocessError):
+    pass

@@ -1,0 +1,22 @@
+"""The run name every SageMaker job and model of an execution starts with.
+
+Execution names may be 80 characters with "_" and capitals; SageMaker names allow 63 of
+[a-zA-Z0-9-]. The state machine appends "-<kind>-<retry>" (at most 10 characters).
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+
+RUN_NAME_MAX = 52
+
+
+def run_name(prefix: str, execution_name: str, execution_arn: str) -> str:
+    """`<prefix>-<readable slug of the execution>-<8 hex of the execution ARN>`, lowercase.
+
+    The hash keeps names unique when two execution names slug the same or are cut short.
+    """
+    digest = hashlib.sha256(execution_arn.encode()).hexdigest()[:8]
+    room = RUN_NAME_MAX - len(prefix) - len(digest) - 2
+    slug = re.sub(r"[^a-z0-9]+", "-", execution_name.lower())[:max(room, 0)].strip("-")
+    return "-".join(part for part in (prefix, slug, digest) if part)

@@ -1,0 +1,143 @@
+"""Pure decisions of the preprocess step: the event, the column types, the objective, the split."""
+from __future__ import annotations
+
+import json
+import random
+import re
+from dataclasses import dataclass, field
+
+from .errors import InvalidDatasetUri, InvalidExecutionInput, InvalidLabel, MissingLabelColumn
+
+LABEL_NAMES = ("label", "target")
+DEFAULT_RATIOS = {"train": 0.7, "validation": 0.15, "test": 0.15}
+DEFAULT_SEED = 42
+MAX_CLASSES_FROM_INTEGERS = 10     # integer labels with at most this many values are classes
+S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(.+)$")
+
+
+@dataclass(frozen=True)
+class Request:
+    bucket: str
+    key: str
+    label_column: str | None
+    execution_name: str
+    execution_arn: str
+    hyperparameters: dict[str, str]
+    ratios: dict[str, float]
+    seed: int
+
+
+def _string_map(value: object, what: str) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise InvalidExecutionInput(f"{what} must be an object of name: value, got {json.dumps(value)[:80]}")
+    out = {}
+    for key, item in value.items():
+        if key.startswith("sagemaker_"):
+            raise InvalidExecutionInput(f"{what}.{key}: sagemaker_* hyperparameters are set by the stack")
+        if isinstance(item, (dict, list)) or item is None:
+            raise InvalidExecutionInput(f"{what}.{key} must be a number or a string, got {json.dumps(item)}")
+        out[key] = json.dumps(item) if isinstance(item, bool) else str(item)
+    return out
+
+
+def parse_event(event: dict) -> Request:
+    """Validate the execution input the state machine passes on."""
+    if not isinstance(event, dict):
+        raise InvalidExecutionInput("the execution input must be a JSON object with datasetUri")
+    uri = event.get("datasetUri")
+    if not isinstance(uri, str) or not uri:
+        raise InvalidExecutionInput('the execution input needs "datasetUri": "s3://bucket/key.csv"')
+    match = S3_URI.match(uri)
+    if not match:
+        raise InvalidDatasetUri(f"datasetUri {uri!r} is not s3://<bucket>/<key>")
+    label = event.get("labelColumn")
+    if label is not None and (not isinstance(label, str) or not label):
+        raise InvalidExecutionInput(f"labelColumn must be a column name, got {json.dumps(label)}")
+    ratios = event.get("splitRatios", DEFAULT_RATIOS)
+    if (not isinstance(ratios, dict) or set(ratios) != set(DEFAULT_RATIOS)
+            or not all(isinstance(v, (int, float)) and v > 0 for v in ratios.values())
+            or abs(sum(ratios.values()) - 1) > 1e-6):
+        raise InvalidExecutionInput('splitRatios must be {"train", "validation", "test"}, each > 0, summing to 1')
+    seed = event.get("seed", DEFAULT_SEED)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise InvalidExecutionInput(f"seed must be an integer, got {json.dumps(seed)}")
+    for required in ("executionName", "executionArn"):
+        if not isinstance(event.get(required), str):
+            raise InvalidExecutionInput(f"the event has no {required} (the state machine passes it)")
+    return Request(bucket=match.group(1), key=match.group(2), label_column=label,
+                   execution_name=event["executionName"], execution_arn=event["executionArn"],
+                   hyperparameters=_string_map(event.get("hyperparameters", {}), "hyperparameters"),
+                   ratios=dict(ratios), seed=seed)
+
+
+def find_label(header: list[str], requested: str | None) -> int:
+    if requested is not None:
+        if requested not in header:
+            raise MissingLabelColumn(f"labelColumn {requested!r} is not a column; columns: {', '.join(header)}")
+        return header.index(requested)
+    lowered = [name.strip().lower() for name in header]
+    for name in LABEL_NAMES:
+        if name in lowered:
+            return lowered.index(name)
+    raise MissingLabelColumn(f"no column named label or target; set labelColumn to one of: {', '.join(header)}")
+
+
+def is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return text.strip().lower() not in ("nan", "inf", "-inf", "+inf", "infinity", "-infinity")
+
+
+@dataclass
+class ColumnProfile:
+    name: str
+    numeric: bool = True
+    values: set[str] = field(default_factory=set)   # distinct non-empty values while categorical-capable
+
+    def add(self, text: str) -> None:
+        if text == "":
+            return
+        if self.numeric and not is_number(text):
+            self.numeric = False
+        self.values.add(text)
+
+    def categories(self) -> list[str]:
+        """Category codes in a deterministic order: sorted values, code = position."""
+        return sorted(self.values)
+
+
+def problem_type(label: ColumnProfile) -> tuple[str, list[str] | None]:
+    """("binary" | "multiclass" | "regression", the class list when classes)."""
+    values = label.values
+    if len(values) < 2:
+        raise InvalidLabel(f"label column {label.name!r} has {len(values)} distinct value(s); at least 2 are needed")
+    if label.numeric:
+        numbers = sorted(values, key=float)
+        integers = all(float(v).is_integer() for v in numbers)
+        if len(values) == 2 or (integers and len(values) <= MAX_CLASSES_FROM_INTEGERS):
+            return ("binary" if len(values) == 2 else "multiclass"), numbers
+        return "regression", None
+    classes = sorted(values)
+    return ("binary" if len(classes) == 2 else "multiclass"), classes
+
+
+def objective_hyperparameters(kind: str, classes: list[str] | None) -> dict[str, str]:
+    if kind == "binary":
+        return {"objective": "binary:logistic", "eval_metric": "logloss"}
+    if kind == "multiclass":
+        return {"objective": "multi:softprob", "num_class": str(len(classes)), "eval_metric": "mlogloss"}
+    return {"objective": "reg:squarederror", "eval_metric": "rmse"}
+
+
+def splitter(ratios: dict[str, float], seed: int):
+    """Deterministic row → split assignment: the same seed gives the same sequence."""
+    rng = random.Random(seed)
+    train_cut = ratios["train"]
+    validation_cut = train_cut + ratios["validation"]
+
+    def assign() -> str:
+        draw = rng.random()
+        return "train" if draw < train_cut else "validation" if draw < validation_cut else "test"
+    return assign
