@@ -43,7 +43,7 @@ def state(refs: Refs, settings: PipelineSettings, next_state: str) -> dict:
         },
         "Retry": [{
             "ErrorEquals": ["SageMaker.ResourceLimitExceededException"],
-            "IntervalSeconds": 60, "MaxAttempts": 3, "BackoffRate": 2,
+            "IntervalSeconds": 60, "MaxAttempts": 3, "BackoffRate": 2.0,
         }],
         "Catch": errors.catch_all(NAME),
         "ResultSelector": {"jobName.$": "$.TransformJobName"},

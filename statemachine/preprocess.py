@@ -32,7 +32,7 @@ def state(refs: Refs, next_state: str) -> dict:
         "Retry": [{
             "ErrorEquals": ["Lambda.ServiceException", "Lambda.AWSLambdaException",
                             "Lambda.SdkClientException", "Lambda.TooManyRequestsException"],
-            "IntervalSeconds": 2, "MaxAttempts": 6, "BackoffRate": 2, "JitterStrategy": "FULL",
+            "IntervalSeconds": 2, "MaxAttempts": 6, "BackoffRate": 2.0, "JitterStrategy": "FULL",
         }],
         "Catch": errors.catch_all(NAME),
         "ResultSelector": selector,

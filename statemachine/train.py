@@ -76,7 +76,7 @@ def state(refs: Refs, settings: PipelineSettings, next_state: str) -> dict:
         "Retry": [{
             # Account limits on instances in use clear when other jobs end.
             "ErrorEquals": ["SageMaker.ResourceLimitExceededException"],
-            "IntervalSeconds": 60, "MaxAttempts": 3, "BackoffRate": 2,
+            "IntervalSeconds": 60, "MaxAttempts": 3, "BackoffRate": 2.0,
         }],
         "Catch": errors.catch_all(NAME),
         "ResultSelector": {
