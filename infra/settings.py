@@ -110,14 +110,14 @@ class _Reader:
         raise ConfigError(key, value, "true or false")
 
     def structured(self, key: str, kind: type) -> object:
-        value = self.raw(key)
+        original = value = self.raw(key)
         if isinstance(value, str):
             try:
                 value = json.loads(value)
             except json.JSONDecodeError:
-                raise ConfigError(key, value, f"a JSON {kind.__name__}") from None
+                raise ConfigError(key, original, f"a JSON {kind.__name__}") from None
         if not isinstance(value, kind):
-            raise ConfigError(key, value, f"a {'list' if kind is list else 'map'}")
+            raise ConfigError(key, original, f"a {'list' if kind is list else 'map'}")
         return value
 
     def instance_type(self, key: str, shape: str) -> str:

@@ -72,7 +72,8 @@ def _rows(s3, request: Request):
         for number, fields in enumerate(reader, start=1):
             yield number, fields
     except UnicodeDecodeError as error:
-        raise InvalidEncoding(f"s3://{request.bucket}/{request.key} row {number + 1}: not UTF-8 ({error.reason})") from None
+        raise InvalidEncoding(f"s3://{request.bucket}/{request.key} is not UTF-8 text ({error.reason} after "
+                              f"row {number}); save it as UTF-8") from None
     except (OSError, EOFError) as error:
         raise InvalidEncoding(f"s3://{request.bucket}/{request.key}: not a readable gzip or CSV ({error})") from None
 

@@ -1,0 +1,129 @@
+"""Config validation: a bad value stops the program before any resource, with one line."""
+import subprocess
+import sys
+
+import pytest
+
+from infra.settings import ConfigError, name_prefix, read_settings
+from sagestep import ROOT
+from sagestep.synth import synthesize
+
+
+def settings_from(values: dict):
+    return read_settings(lambda key: values.get(key), "dev")
+
+
+def test_defaults_come_from_pulumi_yaml():
+    s = settings_from({})
+    assert s.pipeline.training_instance_type == "ml.m5.xlarge"
+    assert s.pipeline.transform_instance_type == "ml.m5.large"
+    assert (s.preprocess_memory_mb, s.preprocess_timeout_seconds, s.xgboost_version) == (1769, 900, "3.0-5")
+    assert s.hyperparameters == {} and s.dataset_buckets == () and s.pipeline.kms_key_arn is None
+
+
+def test_values_arrive_as_strings_like_the_cli_passes_them():
+    s = settings_from({"trainingVolumeSizeGb": "50", "useSpotTraining": "true", "hyperparameters": '{"max_depth": 8, "eta": 0.1}',
+                       "datasetBuckets": '["raw-data"]', "logRetentionDays": "90"})
+    assert s.pipeline.training_volume_size_gb == 50 and s.pipeline.use_spot_training is True
+    assert s.hyperparameters == {"max_depth": "8", "eta": "0.1"}
+    assert s.dataset_buckets == ("raw-data",) and s.log_retention_days == 90
+
+
+@pytest.mark.parametrize("key, value, allowed", [
+    ("trainingInstanceType", "m5.xlarge", "ml.<family>.<size>"),
+    ("trainingInstanceType", "ml.bogus.huge", "known to botocore"),
+    ("transformInstanceType", "ML.M5.LARGE", "ml.<family>.<size>"),
+    ("trainingInstanceCount", "0", "an integer from 1 to 1"),
+    ("trainingInstanceCount", "2", "trains on one instance"),
+    ("transformInstanceCount", "-1", "an integer from 1 to 100"),
+    ("transformInstanceCount", "two", "an integer"),
+    ("trainingVolumeSizeGb", "-5", "an integer from 1 to 16384"),
+    ("trainingMaxRuntimeSeconds", "0", "an integer from 1"),
+    ("spotMaxWaitSeconds", "60", "at least trainingMaxRuntimeSeconds"),
+    ("useSpotTraining", "yes", "true or false"),
+    ("xgboostVersion", "1.7-1", "one of 3.0-5"),
+    ("xgboostVersion", "9.9", "the SageMaker SDK knows"),
+    ("hyperparameters", "not json", "a JSON dict"),
+    ("hyperparameters", '{"sagemaker_program": "x.py"}', "not sagemaker_*"),
+    ("hyperparameters", '{"max_depth": [1, 2]}', "numbers or strings"),
+    ("preprocessMemoryMb", "64", "an integer from 128 to 10240"),
+    ("preprocessTimeoutSeconds", "901", "an integer from 1 to 900"),
+    ("datasetBuckets", '["s3://raw"]', "bucket names"),
+    ("datasetBuckets", '"raw"', "a list"),
+    ("logRetentionDays", "10", "one of 1, 3, 5"),
+    ("runDataExpirationDays", "0", "an integer from 1"),
+    ("kmsKeyArn", "alias/mine", "a KMS key ARN"),
+])
+def test_bad_values_name_key_value_and_what_is_allowed(key, value, allowed):
+    with pytest.raises(ConfigError) as caught:
+        settings_from({key: value})
+    message = str(caught.value)
+    assert f"sagestep:{key}" in message and value in message and allowed in message
+    assert "\n" not in message
+
+
+def test_a_bad_value_stops_the_program_before_any_resource(monkeypatch):
+    import pulumi
+
+    def no_resources(*args, **kwargs):
+        raise AssertionError("a resource was created before the config was validated")
+    monkeypatch.setattr(pulumi.CustomResource, "__init__", no_resources)
+    with pytest.raises(ConfigError):
+        synthesize("bad", {"trainingInstanceCount": 0})
+
+
+@pytest.mark.parametrize("stack, prefix", [
+    ("dev", "sagestep-dev"), ("Prod_EU", "sagestep-prod-eu"), ("a" * 40, "sagestep-" + "a" * 15), ("__", "sagestep-stack")])
+def test_name_prefix_is_short_lowercase_and_valid(stack, prefix):
+    assert name_prefix(stack) == prefix
+
+
+def cli(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "sagestep", *args], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.fixture
+def stack_file():
+    """A Pulumi.<stack>.yaml beside Pulumi.yaml, as `pulumi config set` would write it."""
+    written = []
+
+    def write(stack: str, text: str):
+        path = ROOT / f"Pulumi.{stack}.yaml"
+        path.write_text(text)
+        written.append(path)
+        return stack
+    yield write
+    for path in written:
+        path.unlink()
+
+
+def test_cli_synth_reads_the_stack_file(stack_file, tmp_path):
+    import json
+    stack = stack_file("cicheck-gpu", "config:\n  aws:region: eu-west-1\n  sagestep:trainingInstanceType: ml.g5.xlarge\n"
+                                      "  sagestep:transformInstanceType: ml.c5.xlarge\n  sagestep:transformInstanceCount: 2\n")
+    result = cli("synth", "--stack", stack, "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    definition = json.loads((tmp_path / "statemachine.asl.json").read_text())
+    assert definition["States"]["Train"]["Parameters"]["ResourceConfig"]["InstanceType"] == "ml.g5.xlarge"
+    assert definition["States"]["BatchPredict"]["Parameters"]["TransformResources"] == {
+        "InstanceType": "ml.c5.xlarge", "InstanceCount": 2}
+    resources = json.loads((tmp_path / "resources.json").read_text())
+    machine = next(r for r in resources if r["type"] == "aws:sfn/stateMachine:StateMachine")
+    assert machine["inputs"]["definition"] == (tmp_path / "statemachine.asl.json").read_text()
+    assert "eu-west-1" in machine["inputs"]["definition"]
+
+
+def test_cli_synth_bad_config_is_one_line_and_exit_2(stack_file, tmp_path):
+    stack = stack_file("cicheck-bad", "config:\n  sagestep:trainingInstanceType: large\n")
+    result = cli("synth", "--stack", stack, "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "sagestep synth: invalid config sagestep:trainingInstanceType = large; "
+        "allowed: an instance type of the form ml.<family>.<size>, e.g. ml.m5.xlarge"]
+    assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_cli_synth_unreadable_stack_file(stack_file):
+    stack = stack_file("cicheck-yaml", "config: [unclosed\n")
+    result = cli("synth", "--stack", stack)
+    assert result.returncode == 2 and "not valid YAML" in result.stderr and "Traceback" not in result.stderr
