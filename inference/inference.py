@@ -1,1 +1,101 @@
-"""placeholder"""
+"""Batch-transform handlers for the SageMaker XGBoost framework container (text/csv in and out).
+
+A request holds many records (BatchStrategy MultiRecord); they are parsed in one C-level call and
+predicted in one call. Output: one line per input line, in order.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+
+import numpy as np
+import xgboost as xgb
+
+MODEL_FILE = "xgboost-model.json"
+CSV = "text/csv"
+
+
+class InvalidPayload(ValueError):
+    """A record that cannot be predicted: the message names the line and the problem."""
+
+
+class Model:
+    def __init__(self, booster: xgb.Booster, schema: dict | None, objective: str):
+        self.booster = booster
+        self.objective = objective
+        self.classes = (schema or {}).get("label", {}).get("classes")
+        self.num_features = booster.num_features()
+
+
+def model_fn(model_dir: str) -> Model:
+    booster = xgb.Booster()
+    booster.load_model(os.path.join(model_dir, MODEL_FILE))
+    schema = None
+    if os.path.isfile(os.path.join(model_dir, "schema.json")):
+        with open(os.path.join(model_dir, "schema.json")) as f:
+            schema = json.load(f)
+    objective = json.loads(booster.save_config())["learner"]["objective"]["name"]
+    return Model(booster, schema, objective)
+
+
+def _diagnose(lines: list[str], width: int) -> str:
+    """The first bad line, for the error message (only on the slow path)."""
+    for number, line in enumerate(lines, start=1):
+        fields = line.split(",")
+        if len(fields) != width:
+            return f"line {number}: expected {width} fields, found {len(fields)}"
+        for column, field in enumerate(fields, start=1):
+            text = field.strip()
+            if text:
+                try:
+                    float(text)
+                except ValueError:
+                    return f"line {number}, field {column}: {text[:40]!r} is not a number"
+    return "unreadable CSV"
+
+
+def input_fn(input_data, content_type: str) -> np.ndarray:
+    if content_type.split(";")[0].strip() != CSV:
+        raise InvalidPayload(f"content type {content_type!r} is not supported; send {CSV}")
+    text = input_data.decode("utf-8") if isinstance(input_data, (bytes, bytearray)) else input_data
+    text = text.rstrip("\r\n")
+    if not text:
+        return np.empty((0, 0), dtype=np.float32)
+    try:
+        # One C-level parse of the whole payload.
+        return np.loadtxt(io.StringIO(text), delimiter=",", dtype=np.float32, ndmin=2)
+    except ValueError:
+        pass
+    try:
+        # Empty fields are missing values: the same parse with a converter (slower, still one call).
+        return np.loadtxt(io.StringIO(text), delimiter=",", dtype=np.float32, ndmin=2,
+                          converters=lambda field: float(field) if field.strip() else np.nan)
+    except ValueError:
+        lines = text.replace("\r\n", "\n").split("\n")
+        raise InvalidPayload(_diagnose(lines, len(lines[0].split(",")))) from None
+
+
+def predict_fn(data: np.ndarray, model: Model) -> dict:
+    """All records in one call; the classes travel along for output_fn (which gets no model)."""
+    if data.size == 0:
+        return {"values": np.empty((0,), dtype=np.float32), "classes": model.classes}
+    if data.shape[1] != model.num_features:
+        raise InvalidPayload(f"line 1: expected {model.num_features} fields, found {data.shape[1]}")
+    return {"values": model.booster.inplace_predict(data, missing=np.nan), "classes": model.classes}
+
+
+def output_fn(prediction: dict, accept: str) -> tuple[str, str]:
+    """Binary: P(positive class). Multiclass: the class (original label) and its probability.
+    Regression: the value."""
+    if accept.split(";")[0].strip() not in (CSV, "*/*", ""):
+        raise InvalidPayload(f"accept type {accept!r} is not supported; ask for {CSV}")
+    values, classes = prediction["values"], prediction["classes"]
+    if values.ndim == 2:
+        best = values.argmax(axis=1)
+        probability = values[np.arange(len(best)), best]
+        labels = np.array(classes, dtype=object)[best] if classes else best
+        lines = [f"{label},{p:.6f}" for label, p in zip(labels, probability)]
+    else:
+        lines = [f"{value:.6f}" for value in values]
+    return ("\n".join(lines) + "\n" if lines else ""), CSV

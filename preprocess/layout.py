@@ -8,7 +8,7 @@ TRAIN_DIR = "train/"
 VALIDATION_DIR = "validation/"
 TEST_FEATURES_DIR = "test-features/"   # the batch transform input
 TEST_LABELS = "test-labels.csv"
-SCHEMA = "schema.json"
+SCHEMA = f"{TRAIN_DIR}schema.json"     # in the train channel, so the model carries it
 PREDICTIONS_DIR = "predictions/"        # the batch transform output
 CHECKPOINTS_DIR = "checkpoints/"        # managed spot training
 

@@ -55,7 +55,7 @@ def test_binary_dataset_is_split_and_planned(s3):
     test = list(csv.reader(io.StringIO(read(s3, "runs/Run_1/test-features/test.csv"))))
     labels = read(s3, "runs/Run_1/test-labels.csv").splitlines()
     assert len(test) == len(labels) == plan["rows"]["test"] and all(len(r) == 2 for r in test)
-    schema = json.loads(read(s3, "runs/Run_1/schema.json"))
+    schema = json.loads(read(s3, "runs/Run_1/train/schema.json"))
     assert schema["label"] == {"name": "label", "classes": ["no", "yes"]}
     assert schema["features"][1] == {"name": "colour", "type": "categorical", "categories": ["blue", "red"]}
 

@@ -1,1 +1,217 @@
-"""placeholder"""
+"""SageMaker script-mode training for the XGBoost framework container (Python 3.10, xgboost 3.0.5).
+
+Imports only the standard library, numpy and xgboost. Contract: channels in SM_CHANNEL_TRAIN and
+SM_CHANNEL_VALIDATION (CSV, label first, no header), hyperparameters in SM_HPS and as --key value,
+the model to SM_MODEL_DIR; on failure a one-paragraph reason in <SM_OUTPUT_DIR>/failure and exit 1.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import re
+import shutil
+import sys
+import time
+
+import numpy as np
+import xgboost as xgb
+
+MODEL_FILE = "xgboost-model.json"
+SCHEMA_FILE = "schema.json"
+CHECKPOINT_DIR = "/opt/ml/checkpoints"
+CHECKPOINT = re.compile(r"^checkpoint-(\d+)\.json$")
+# Ours, not XGBoost's: rounds and early stopping are arguments of xgb.train.
+TRAINING_KEYS = {"num_round": 300, "early_stopping_rounds": 20, "checkpoint_interval": 10}
+DEFAULT_PARAMS = {"max_depth": 6, "eta": 0.1, "subsample": 1.0, "min_child_weight": 1, "tree_method": "hist"}
+
+
+class TrainingError(Exception):
+    """A problem with the data or the hyperparameters; its message goes to the failure file."""
+
+
+def _number(text: str) -> object:
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return text
+
+
+def read_hyperparameters(argv: list[str]) -> dict[str, object]:
+    """SM_HPS (JSON) overlaid with --key value arguments; numbers as numbers."""
+    raw = {k: str(v) for k, v in json.loads(os.environ.get("SM_HPS", "{}")).items()}
+    parser = argparse.ArgumentParser(add_help=False)
+    _, rest = parser.parse_known_args(argv)
+    for key, value in zip(rest[::2], rest[1::2]):
+        raw[key.lstrip("-")] = value
+    return {k: _number(v) for k, v in raw.items() if not k.startswith("sagemaker_")}
+
+
+def read_channel(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """All CSV files of a channel: the label first, empty fields as missing values."""
+    directory = os.environ.get(f"SM_CHANNEL_{name.upper()}")
+    if not directory or not os.path.isdir(directory):
+        raise TrainingError(f"channel {name!r} is missing (SM_CHANNEL_{name.upper()} is not a folder)")
+    files = sorted(glob.glob(os.path.join(directory, "**", "*.csv"), recursive=True))
+    if not files:
+        raise TrainingError(f"channel {name!r} has no .csv files in {directory}")
+    parts = []
+    for path in files:
+        try:
+            data = np.genfromtxt(path, delimiter=",", dtype=np.float32, filling_values=np.nan, ndmin=2,
+                                 invalid_raise=True)
+        except ValueError as error:
+            detail = " ".join(str(error).replace("Some errors were detected !", "").split())
+            raise TrainingError(f"channel {name!r}, file {os.path.basename(path)}: {detail}") from None
+        if data.size:
+            parts.append(data)
+    if not parts:
+        raise TrainingError(f"channel {name!r} has no rows")
+    widths = {p.shape[1] for p in parts}
+    if len(widths) != 1:
+        raise TrainingError(f"channel {name!r}: files have different column counts {sorted(widths)}")
+    data = np.vstack(parts)
+    labels = data[:, 0]
+    if np.isnan(labels).any():
+        row = int(np.argmax(np.isnan(labels))) + 1
+        raise TrainingError(f"channel {name!r}, row {row}: the label (first column) is missing")
+    return data[:, 1:], labels
+
+
+def booster_params(hyperparameters: dict[str, object], num_gpus: int) -> dict[str, object]:
+    params = {**DEFAULT_PARAMS, **{k: v for k, v in hyperparameters.items() if k not in TRAINING_KEYS}}
+    if "objective" not in params:
+        raise TrainingError("no objective hyperparameter (the preprocess step sets it from the labels)")
+    params["device"] = "cuda" if num_gpus > 0 else "cpu"
+    params.setdefault("nthread", os.cpu_count() or 1)
+    return params
+
+
+class PrintMetrics(xgb.callback.TrainingCallback):
+    """One line a round, "[<round>] train-<metric>:<value> validation-<metric>:<value>", which the
+    state machine's MetricDefinitions parse for the SageMaker console."""
+
+    def __init__(self, done: int = 0):
+        super().__init__()
+        self.done = done      # rounds finished before a resume, so round numbers continue
+
+    def after_iteration(self, model, epoch, evals_log) -> bool:
+        values = [f"{split}-{metric}:{history[-1]:.6f}"
+                  for split, metrics in evals_log.items() for metric, history in metrics.items()]
+        print(f"[{self.done + epoch}] " + " ".join(values), flush=True)
+        return False
+
+
+class SaveCheckpoints(xgb.callback.TrainingCallback):
+    """Managed spot training: save every `interval` rounds, keeping only the latest."""
+
+    def __init__(self, directory: str, interval: int, done: int):
+        super().__init__()
+        self.directory, self.interval, self.done = directory, interval, done
+
+    def after_iteration(self, model, epoch, evals_log) -> bool:
+        rounds = self.done + epoch + 1
+        if rounds % self.interval == 0:
+            path = os.path.join(self.directory, f"checkpoint-{rounds}.json")
+            partial = os.path.join(self.directory, f"checkpoint-{rounds}.partial.json")   # JSON format by suffix
+            model.save_model(partial)
+            os.replace(partial, path)
+            for old in os.listdir(self.directory):
+                match = CHECKPOINT.match(old)
+                if match and int(match.group(1)) < rounds:
+                    os.remove(os.path.join(self.directory, old))
+        return False
+
+
+def latest_checkpoint(directory: str) -> tuple[str | None, int]:
+    """The newest checkpoint and how many rounds it holds (read from the model, not the name)."""
+    found = [(int(m.group(1)), name) for name in os.listdir(directory) if (m := CHECKPOINT.match(name))]
+    if not found:
+        return None, 0
+    path = os.path.join(directory, max(found)[1])
+    return path, xgb.Booster(model_file=path).num_boosted_rounds()
+
+
+def train(hyperparameters: dict[str, object]) -> dict[str, object]:
+    settings = {k: int(hyperparameters.get(k, v)) for k, v in TRAINING_KEYS.items()}
+    params = booster_params(hyperparameters, int(os.environ.get("SM_NUM_GPUS", "0")))
+    x_train, y_train = read_channel("train")
+    x_valid, y_valid = read_channel("validation")
+    if x_train.shape[1] != x_valid.shape[1]:
+        raise TrainingError(f"train has {x_train.shape[1]} features, validation {x_valid.shape[1]}")
+    dtrain = xgb.DMatrix(x_train, label=y_train, missing=np.nan)
+    dvalid = xgb.DMatrix(x_valid, label=y_valid, missing=np.nan)
+
+    checkpoint_dir = os.environ.get("SAGESTEP_CHECKPOINT_DIR", CHECKPOINT_DIR)
+    resume_from, done = (None, 0)
+    callbacks: list[xgb.callback.TrainingCallback] = []
+    if os.path.isdir(checkpoint_dir):
+        resume_from, done = latest_checkpoint(checkpoint_dir)
+        callbacks.append(SaveCheckpoints(checkpoint_dir, settings["checkpoint_interval"], done))
+        if resume_from:
+            print(f"resuming from {os.path.basename(resume_from)} ({done} rounds done)", flush=True)
+    callbacks.insert(0, PrintMetrics(done))
+    started = time.perf_counter()
+    try:
+        booster = xgb.train(params, dtrain, num_boost_round=max(settings["num_round"] - done, 0),
+                            evals=[(dtrain, "train"), (dvalid, "validation")],
+                            early_stopping_rounds=settings["early_stopping_rounds"],
+                            callbacks=callbacks, verbose_eval=False, xgb_model=resume_from)
+    except xgb.core.XGBoostError as error:
+        raise TrainingError(f"XGBoost rejected the training: {str(error).splitlines()[0]}") from None
+    seconds = time.perf_counter() - started
+    scores = booster.eval_set([(dtrain, "train"), (dvalid, "validation")], iteration=booster.num_boosted_rounds() - 1)
+    final = {pair.split(":")[0].replace("-", ":"): float(pair.split(":")[1]) for pair in scores.split()[1:]}
+    return {"booster": booster, "metrics": final, "seconds": seconds, "params": params,
+            "rounds": booster.num_boosted_rounds(), "best_iteration": getattr(booster, "best_iteration", None)}
+
+
+def save(result: dict[str, object], model_dir: str) -> None:
+    os.makedirs(model_dir, exist_ok=True)
+    result["booster"].save_model(os.path.join(model_dir, MODEL_FILE))
+    metrics = {"metrics": result["metrics"], "rounds": result["rounds"], "best_iteration": result["best_iteration"],
+               "training_seconds": round(result["seconds"], 3), "device": result["params"]["device"],
+               "objective": result["params"]["objective"], "xgboost": xgb.__version__}
+    with open(os.path.join(model_dir, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=2)
+    schema = os.path.join(os.environ.get("SM_CHANNEL_TRAIN", ""), SCHEMA_FILE)
+    if os.path.isfile(schema):
+        shutil.copyfile(schema, os.path.join(model_dir, SCHEMA_FILE))
+    output_dir = os.environ.get("SM_OUTPUT_DATA_DIR")
+    if output_dir:
+        os.makedirs(output_dir, exist_ok=True)
+        shutil.copyfile(os.path.join(model_dir, "metrics.json"), os.path.join(output_dir, "metrics.json"))
+
+
+def write_failure(reason: str) -> None:
+    """DescribeTrainingJob.FailureReason shows this file's text."""
+    path = os.path.join(os.environ.get("SM_OUTPUT_DIR", "/opt/ml/output"), "failure")
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(reason[:1024])
+    except OSError:
+        pass
+    print(reason, file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        result = train(read_hyperparameters(sys.argv[1:] if argv is None else argv))
+        save(result, os.environ.get("SM_MODEL_DIR", "/opt/ml/model"))
+    except TrainingError as error:
+        write_failure(f"TrainingError: {error}")
+        return 1
+    except Exception as error:  # noqa: BLE001 - anything else still needs a reason for the console
+        write_failure(f"{type(error).__name__}: {error}")
+        return 1
+    print(f"final {json.dumps(result['metrics'])}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

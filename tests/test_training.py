@@ -1,0 +1,169 @@
+"""training/train.py and inference/inference.py under the container contract, on real small datasets."""
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
+
+from infra.settings import SUPPORTED_XGBOOST, project_defaults
+from sagestep import ROOT
+from statemachine import train as train_state
+
+sys.path.insert(0, str(ROOT / "inference"))
+import inference  # noqa: E402  (the module SageMaker imports from the code bundle)
+
+OBJECTIVES = {"binary": ("binary:logistic", "logloss"), "multiclass": ("multi:softprob", "mlogloss"),
+              "regression": ("reg:squarederror", "rmse")}
+
+
+def dataset(kind):
+    x, y = {"binary": load_breast_cancer, "multiclass": load_iris, "regression": load_diabetes}[kind](return_X_y=True)
+    order = np.random.default_rng(0).permutation(len(y))
+    return x[order], y[order]
+
+
+def write_channel(folder: Path, x, y):
+    folder.mkdir(parents=True)
+    np.savetxt(folder / "part-0.csv", np.column_stack([y, x]), delimiter=",", fmt="%.6g")
+
+
+def run_training(tmp_path: Path, kind: str, extra_hps=None, checkpoint_dir=None, channels=True):
+    x, y = dataset(kind)
+    cut = int(len(y) * 0.8)
+    if channels:
+        write_channel(tmp_path / "input/data/train", x[:cut], y[:cut])
+        write_channel(tmp_path / "input/data/validation", x[cut:], y[cut:])
+    objective, metric = OBJECTIVES[kind]
+    hps = {"objective": objective, "eval_metric": metric, "num_round": "40",
+           **({"num_class": "3"} if kind == "multiclass" else {}), **(extra_hps or {})}
+    env = {**os.environ, "SM_CHANNEL_TRAIN": str(tmp_path / "input/data/train"),
+           "SM_CHANNEL_VALIDATION": str(tmp_path / "input/data/validation"),
+           "SM_MODEL_DIR": str(tmp_path / "model"), "SM_OUTPUT_DIR": str(tmp_path / "output"),
+           "SM_OUTPUT_DATA_DIR": str(tmp_path / "output/data"), "SM_NUM_GPUS": "0",
+           "SM_HPS": json.dumps(hps), "SAGESTEP_CHECKPOINT_DIR": str(checkpoint_dir or tmp_path / "no-checkpoints")}
+    args = [a for k, v in hps.items() for a in (f"--{k}", v)]
+    return subprocess.run([sys.executable, str(ROOT / "training/train.py"), *args], env=env,
+                          capture_output=True, text=True, timeout=120), x[cut:], y[cut:]
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "regression"])
+def test_training_and_batch_inference_round_trip(tmp_path, kind):
+    result, x_test, y_test = run_training(tmp_path, kind)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "model/metrics.json").read_text())
+    _, metric = OBJECTIVES[kind]
+    assert set(metrics["metrics"]) == {f"train:{metric}", f"validation:{metric}"}
+    assert metrics["device"] == "cpu" and metrics["xgboost"] == "3.0.5"
+
+    model = inference.model_fn(str(tmp_path / "model"))
+    payload = "\n".join(",".join(f"{v:.6g}" for v in row) for row in x_test).encode()
+    body, content_type = inference.output_fn(inference.predict_fn(inference.input_fn(payload, "text/csv"), model),
+                                             "text/csv")
+    lines = body.splitlines()
+    assert content_type == "text/csv" and len(lines) == len(y_test)
+    if kind == "binary":
+        probabilities = np.array([float(v) for v in lines])
+        assert ((probabilities > 0.5) == y_test).mean() > 0.9
+    elif kind == "multiclass":
+        predicted = np.array([int(line.split(",")[0]) for line in lines])
+        assert (predicted == y_test).mean() > 0.85 and all(0 < float(line.split(",")[1]) <= 1 for line in lines)
+    else:
+        predicted = np.array([float(v) for v in lines])
+        assert np.corrcoef(predicted, y_test)[0, 1] > 0.4
+
+
+def test_metric_definitions_from_the_definition_match_the_training_log(tmp_path):
+    result, _, _ = run_training(tmp_path, "binary", {"eval_metric": "auc"})
+    assert result.returncode == 0, result.stderr
+    rounds = [line for line in result.stdout.splitlines() if line.startswith("[")]
+    assert len(rounds) >= 10
+    definitions = train_state.metric_definitions()
+    captured = {}
+    for line in rounds:
+        for d in definitions:
+            if match := re.search(d["Regex"], line):
+                captured.setdefault(d["Name"], []).append(float(match.group(1)))
+    assert set(captured) == {"train:auc", "validation:auc"}
+    assert len(captured["validation:auc"]) == len(rounds) and 0.9 < captured["validation:auc"][-1] <= 1
+
+
+def test_multiclass_output_uses_the_schema_labels(tmp_path):
+    (tmp_path / "input/data/train").mkdir(parents=True)
+    x, y = dataset("multiclass")
+    write_channel(tmp_path / "input/data/validation", x[120:], y[120:])
+    np.savetxt(tmp_path / "input/data/train/part-0.csv", np.column_stack([y[:120], x[:120]]), delimiter=",", fmt="%.6g")
+    (tmp_path / "input/data/train/schema.json").write_text(json.dumps(
+        {"label": {"name": "species", "classes": ["setosa", "versicolor", "virginica"]}}))
+    result, _, _ = run_training(tmp_path, "multiclass", channels=False)
+    assert result.returncode == 0, result.stderr
+    model = inference.model_fn(str(tmp_path / "model"))
+    body, _ = inference.output_fn(inference.predict_fn(inference.input_fn("5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3", "text/csv"),
+                                                       model), "text/csv")
+    assert [line.split(",")[0] for line in body.splitlines()] == ["setosa", "virginica"]
+
+
+@pytest.mark.parametrize("payload, message", [
+    ("1,2,3,4\n1,2,3\n", "line 2: expected 4 fields, found 3"),
+    ("1,2,3,4\n1,2,abc,4\n", "line 2, field 3: 'abc' is not a number"),
+])
+def test_malformed_payloads_name_the_line(tmp_path, payload, message):
+    with pytest.raises(inference.InvalidPayload, match=re.escape(message)):
+        inference.input_fn(payload, "text/csv")
+
+
+def test_missing_values_and_content_types(tmp_path):
+    data = inference.input_fn(b"1,,3\n4,5,6\n", "text/csv")
+    assert data.shape == (2, 3) and np.isnan(data[0, 1])
+    with pytest.raises(inference.InvalidPayload, match="application/json"):
+        inference.input_fn(b"{}", "application/json")
+
+
+def test_failure_file_on_bad_input(tmp_path):
+    (tmp_path / "input/data/train").mkdir(parents=True)
+    (tmp_path / "input/data/train/part-0.csv").write_text("1,2,3\n0,4\n")
+    (tmp_path / "input/data/validation").mkdir(parents=True)
+    (tmp_path / "input/data/validation/part-0.csv").write_text("1,2,3\n")
+    result, _, _ = run_training(tmp_path, "binary", channels=False)
+    assert result.returncode == 1
+    reason = (tmp_path / "output/failure").read_text()
+    assert reason == "TrainingError: channel 'train', file part-0.csv: Line #2 (got 2 columns instead of 3)"
+
+
+def test_failure_file_when_a_channel_is_missing(tmp_path):
+    result, _, _ = run_training(tmp_path, "binary", channels=False)
+    assert result.returncode == 1
+    assert "channel 'train' is missing" in (tmp_path / "output/failure").read_text()
+
+
+def test_checkpoints_resume_after_an_interruption(tmp_path):
+    checkpoints = tmp_path / "checkpoints"
+    checkpoints.mkdir()
+    # A first attempt that got 10 rounds in before the spot instance went away.
+    first, _, _ = run_training(tmp_path, "binary", {"num_round": "10", "early_stopping_rounds": "1000",
+                                                    "checkpoint_interval": "5"}, checkpoint_dir=checkpoints)
+    assert first.returncode == 0, first.stderr
+    assert sorted(os.listdir(checkpoints)) == ["checkpoint-10.json"]
+    (tmp_path / "model").rename(tmp_path / "model-first")
+    second, x_test, y_test = run_training(tmp_path, "binary", {"num_round": "30", "early_stopping_rounds": "1000",
+                                                              "checkpoint_interval": "5"},
+                                          checkpoint_dir=checkpoints, channels=False)
+    assert second.returncode == 0, second.stderr
+    assert "resuming from checkpoint-10.json (10 rounds done)" in second.stdout
+    assert second.stdout.splitlines()[1].startswith("[10] ")
+    assert json.loads((tmp_path / "model/metrics.json").read_text())["rounds"] == 30
+    model = inference.model_fn(str(tmp_path / "model"))
+    values = inference.predict_fn(inference.input_fn("\n".join(",".join(map(str, r)) for r in x_test), "text/csv"),
+                                  model)["values"]
+    assert ((values > 0.5) == y_test).mean() > 0.9
+
+
+def test_local_xgboost_is_the_containers_release():
+    import xgboost
+    assert xgboost.__version__ == SUPPORTED_XGBOOST[project_defaults()["xgboostVersion"]]
+    pinned = [line for line in (ROOT / "requirements.txt").read_text().splitlines() if line.startswith("xgboost")]
+    assert pinned == [f"xgboost-cpu=={xgboost.__version__}"]
