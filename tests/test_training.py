@@ -167,3 +167,15 @@ def test_local_xgboost_is_the_containers_release():
     assert xgboost.__version__ == SUPPORTED_XGBOOST[project_defaults()["xgboostVersion"]]
     pinned = [line for line in (ROOT / "requirements.txt").read_text().splitlines() if line.startswith("xgboost")]
     assert pinned == [f"xgboost-cpu=={xgboost.__version__}"]
+
+
+def test_missing_feature_values_train(tmp_path):
+    x, y = dataset("binary")
+    rows = [",".join([f"{label:g}"] + ["" if (i + j) % 7 == 0 else f"{v:.6g}" for j, v in enumerate(row)])
+            for i, (row, label) in enumerate(zip(x, y))]
+    for name, part in (("train", rows[:450]), ("validation", rows[450:])):
+        (tmp_path / f"input/data/{name}").mkdir(parents=True)
+        (tmp_path / f"input/data/{name}/part-0.csv").write_text("\n".join(part) + "\n")
+    result, _, _ = run_training(tmp_path, "binary", channels=False)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "model/metrics.json").read_text())["metrics"]["validation:logloss"] < 0.3

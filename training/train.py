@@ -62,11 +62,15 @@ def read_channel(name: str) -> tuple[np.ndarray, np.ndarray]:
     parts = []
     for path in files:
         try:
-            data = np.genfromtxt(path, delimiter=",", dtype=np.float32, filling_values=np.nan, ndmin=2,
-                                 invalid_raise=True)
-        except ValueError as error:
-            detail = " ".join(str(error).replace("Some errors were detected !", "").split())
-            raise TrainingError(f"channel {name!r}, file {os.path.basename(path)}: {detail}") from None
+            # numpy's C parser; empty fields (missing values) make it fail, and genfromtxt takes over.
+            data = np.loadtxt(path, delimiter=",", dtype=np.float32, ndmin=2)
+        except ValueError:
+            try:
+                data = np.genfromtxt(path, delimiter=",", dtype=np.float32, filling_values=np.nan, ndmin=2,
+                                     invalid_raise=True)
+            except ValueError as error:
+                detail = " ".join(str(error).replace("Some errors were detected !", "").split())
+                raise TrainingError(f"channel {name!r}, file {os.path.basename(path)}: {detail}") from None
         if data.size:
             parts.append(data)
     if not parts:
