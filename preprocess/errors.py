@@ -43,3 +43,11 @@ class InvalidLabel(PreprocessError):
 
 class TooFewRows(PreprocessError):
     pass
+
+
+class TooManyCategories(PreprocessError):
+    pass
+
+
+class DatasetTooLarge(PreprocessError):
+    pass

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import json
-import random
+import math
 import re
 from dataclasses import dataclass, field
 
-from .errors import InvalidDatasetUri, InvalidExecutionInput, InvalidLabel, MissingLabelColumn
+from .errors import (InvalidDatasetUri, InvalidExecutionInput, InvalidLabel, MissingLabelColumn,
+                     TooManyCategories)
 
 LABEL_NAMES = ("label", "target")
 DEFAULT_RATIOS = {"train": 0.7, "validation": 0.15, "test": 0.15}
@@ -82,35 +83,48 @@ def find_label(header: list[str], requested: str | None) -> int:
     raise MissingLabelColumn(f"no column named label or target; set labelColumn to one of: {', '.join(header)}")
 
 
-def is_number(text: str) -> bool:
+MAX_CATEGORIES = 50_000
+
+
+def numbers_only(values) -> bool:
+    """Every value parses as a finite float (in C, via map)."""
     try:
-        float(text)
+        return all(map(math.isfinite, map(float, values)))
     except ValueError:
         return False
-    return text.strip().lower() not in ("nan", "inf", "-inf", "+inf", "infinity", "-infinity")
 
 
 @dataclass
 class ColumnProfile:
+    """A column's type and, while there are few enough, its distinct non-empty values."""
     name: str
     numeric: bool = True
-    values: set[str] = field(default_factory=set)   # distinct non-empty values while categorical-capable
+    values: set[str] | None = field(default_factory=set)
 
-    def add(self, text: str) -> None:
-        if text == "":
-            return
-        if self.numeric and not is_number(text):
-            self.numeric = False
-        self.values.add(text)
+    def update(self, distinct: set[str]) -> None:
+        distinct.discard("")
+        if self.numeric:
+            unseen = distinct - self.values if self.values is not None else distinct
+            self.numeric = numbers_only(unseen)
+        if self.values is not None:
+            self.values |= distinct
+            if len(self.values) > MAX_CATEGORIES:
+                self.values = None          # a high-cardinality numeric column needs no values
+        if self.values is None and not self.numeric:
+            raise TooManyCategories(
+                f"column {self.name!r} has more than {MAX_CATEGORIES} distinct non-numeric values; "
+                "drop identifier-like columns before training")
 
     def categories(self) -> list[str]:
         """Category codes in a deterministic order: sorted values, code = position."""
-        return sorted(self.values)
+        return sorted(self.values or ())
 
 
 def problem_type(label: ColumnProfile) -> tuple[str, list[str] | None]:
     """("binary" | "multiclass" | "regression", the class list when classes)."""
     values = label.values
+    if values is None:
+        return "regression", None
     if len(values) < 2:
         raise InvalidLabel(f"label column {label.name!r} has {len(values)} distinct value(s); at least 2 are needed")
     if label.numeric:
@@ -129,15 +143,3 @@ def objective_hyperparameters(kind: str, classes: list[str] | None) -> dict[str,
     if kind == "multiclass":
         return {"objective": "multi:softprob", "num_class": str(len(classes)), "eval_metric": "mlogloss"}
     return {"objective": "reg:squarederror", "eval_metric": "rmse"}
-
-
-def splitter(ratios: dict[str, float], seed: int):
-    """Deterministic row → split assignment: the same seed gives the same sequence."""
-    rng = random.Random(seed)
-    train_cut = ratios["train"]
-    validation_cut = train_cut + ratios["validation"]
-
-    def assign() -> str:
-        draw = rng.random()
-        return "train" if draw < train_cut else "validation" if draw < validation_cut else "test"
-    return assign

@@ -107,3 +107,172 @@ def test_not_utf8(s3):
 def test_bad_execution_input(s3, payload, error):
     with pytest.raises(error):
         handler({**payload, "executionName": "e", "executionArn": "a"}, None)
+
+
+# ---------------------------------------------------------------- formats and types
+
+def rows_of(s3, key):
+    return list(csv.reader(io.StringIO(read(s3, key))))
+
+
+def split_rows(s3):
+    return {name: rows_of(s3, f"runs/Run_1/{path}") for name, path in (
+        ("train", "train/train.csv"), ("validation", "validation/validation.csv"),
+        ("test", "test-features/test.csv"), ("labels", "test-labels.csv"))}
+
+
+def test_quotes_crlf_bom_and_multiline_fields(s3):
+    lines = ['"id","city","note","label"']
+    for i in range(60):
+        city = '"New York, NY"' if i % 3 == 0 else ('"The ""Big"" Smoke"' if i % 3 == 1 else "Paris")
+        note = '"two\r\nlines"' if i % 5 == 0 else ""
+        lines.append(f"{i},{city},{note},{'yes' if i % 2 else 'no'}")
+    uri = put(s3, "datasets/q.csv", "\ufeff" + "\r\n".join(lines) + "\r\n")
+    plan = handler(event(uri), None)
+    assert sum(plan["rows"].values()) == 60
+    schema = json.loads(read(s3, "runs/Run_1/train/schema.json"))
+    city = next(f for f in schema["features"] if f["name"] == "city")
+    assert city == {"name": "city", "type": "categorical", "categories": ["New York, NY", "Paris", 'The "Big" Smoke']}
+    assert schema["features"][0] == {"name": "id", "type": "numeric"}
+    train = split_rows(s3)["train"]
+    assert all(len(r) == 4 and r[0] in ("0", "1") and r[2] in ("0", "1", "2") for r in train)
+
+
+def test_gzip_detected_by_magic_bytes_without_extension(s3):
+    text = "a,b,label\n" + "\n".join(f"{i},{i % 7},{i % 2}" for i in range(100)) + "\n"
+    uri = put(s3, "datasets/data.bin", text, compress=True)
+    assert sum(handler(event(uri), None)["rows"].values()) == 100
+
+
+def test_missing_values_stay_empty(s3):
+    text = "a,b,c,label\n" + "\n".join(f"{'' if i % 4 == 0 else i},{i % 3},{'' if i % 5 == 0 else 'x' if i % 2 else 'y'},{i % 2}"
+                                       for i in range(80))
+    uri = put(s3, "datasets/missing.csv", text)
+    handler(event(uri), None)
+    rows = [r for split in ("train", "validation") for r in split_rows(s3)[split]]
+    assert any(r[1] == "" for r in rows) and any(r[3] == "" for r in rows)
+    assert {r[3] for r in rows} <= {"", "0", "1"}
+
+
+@pytest.mark.parametrize("labels, objective, classes", [
+    (["1", "2"], "binary:logistic", ["1", "2"]),
+    (["0", "1", "2", "3"], "multi:softprob", ["0", "1", "2", "3"]),
+    (["3", "5", "9"], "multi:softprob", ["3", "5", "9"]),
+    (["cat", "dog", "emu"], "multi:softprob", ["cat", "dog", "emu"]),
+])
+def test_labels_become_class_indices(s3, labels, objective, classes):
+    text = "x,label\n" + "\n".join(f"{i},{labels[i % len(labels)]}" for i in range(90))
+    plan = handler(event(put(s3, "datasets/l.csv", text)), None)
+    assert plan["objective"] == objective
+    assert json.loads(read(s3, "runs/Run_1/train/schema.json"))["label"]["classes"] == classes
+    train = split_rows(s3)["train"]
+    for row in train:
+        assert classes[int(row[0])] == labels[int(row[1]) % len(labels)]
+
+
+def test_regression_labels_pass_through(s3):
+    text = "x,target\n" + "\n".join(f"{i},{i * 1.5 + 0.25}" for i in range(50))
+    plan = handler(event(put(s3, "datasets/r.csv", text)), None)
+    assert plan["problem"] == "regression" and plan["objective"] == "reg:squarederror"
+    assert all(float(r[0]) == float(r[1]) * 1.5 + 0.25 for r in split_rows(s3)["train"])
+
+
+def test_label_anywhere_is_moved_first(s3):
+    text = "a,label,b\n" + "\n".join(f"{i},{i % 2},{i * 10}" for i in range(40))
+    handler(event(put(s3, "datasets/mid.csv", text)), None)
+    out = split_rows(s3)
+    assert all(int(r[2]) == int(r[1]) * 10 and int(r[0]) == int(r[1]) % 2 for r in out["train"])
+    assert all(len(r) == 2 for r in out["test"])
+
+
+def test_a_column_that_turns_to_text_late_is_categorical(s3, monkeypatch):
+    import preprocess.general as general
+    monkeypatch.setattr(general, "BATCH", 16)
+    text = "a,b,label\n" + "\n".join(f"{i},{'n/a' if i == 70 else i},{i % 2}" for i in range(100))
+    handler(event(put(s3, "datasets/late.csv", text, )), None)
+    schema = json.loads(read(s3, "runs/Run_1/train/schema.json"))
+    assert schema["features"][1]["type"] == "categorical" and "n/a" in schema["features"][1]["categories"]
+
+
+# ---------------------------------------------------------------- determinism and atomicity
+
+def test_split_does_not_depend_on_chunking(s3, monkeypatch):
+    import preprocess.source as source
+    text = "a,b,label\n" + "\n".join(f"{i},{i * 3},{i % 2}" for i in range(3000))
+    uri = put(s3, "datasets/chunks.csv", text)
+    handler(event(uri), None)
+    first = split_rows(s3)
+    monkeypatch.setattr(source, "CHUNK", 997)
+    handler(event(uri), None)
+    assert split_rows(s3) == first
+
+
+def test_numeric_and_general_paths_write_the_same_bytes(s3):
+    body = "\n".join(f"{i % 2},{i},{i * 0.5}" for i in range(500))
+    handler(event(put(s3, "datasets/plain.csv", "label,a,b\n" + body)), None)
+    plain = split_rows(s3)
+    quoted = "\n".join(f'{i % 2},"{i}",{i * 0.5}' for i in range(500))       # quotes force the general path
+    handler(event(put(s3, "datasets/quoted.csv", "label,a,b\n" + quoted)), None)
+    assert split_rows(s3) == plain
+
+
+def test_input_is_never_modified(s3):
+    uri = put(s3, "datasets/keep.csv", "a,label\n" + "\n".join(f"{i},{i % 2}" for i in range(30)))
+    before = s3.head_object(Bucket=BUCKET, Key="datasets/keep.csv")["ETag"]
+    handler(event(uri), None)
+    assert s3.head_object(Bucket=BUCKET, Key="datasets/keep.csv")["ETag"] == before
+
+
+def test_a_failure_deep_in_a_large_file_leaves_no_object_and_no_upload(s3, monkeypatch):
+    import preprocess.sink as sink
+    monkeypatch.setattr(sink, "PART_SIZE", 64 << 10)        # many multipart parts before the bad row
+    good = "\n".join(f"{i % 2},{i},{i * 2},{i * 3}" for i in range(40000))
+    uri = put(s3, "datasets/late-bad.csv", "label,a,b,c\n" + good + "\n1,2,3\n")
+    with pytest.raises(errors.MalformedRow, match="row 40002: expected 4 fields, found 3"):
+        handler(event(uri), None)
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="runs/")
+    assert "Uploads" not in s3.list_multipart_uploads(Bucket=BUCKET)
+
+
+def test_outputs_read_back_as_the_training_script_reads_them(s3, tmp_path, monkeypatch):
+    import sys
+    from sagestep import ROOT
+    sys.path.insert(0, str(ROOT / "training"))
+    import train
+    text = "size,colour,label\n" + "\n".join(f"{i},{('red', 'blue')[i % 2]},{('no', 'yes')[i % 3 == 0]}" for i in range(200))
+    plan = handler(event(put(s3, "datasets/t.csv", text)), None)
+    for channel in ("train", "validation"):
+        folder = tmp_path / channel
+        folder.mkdir()
+        for obj in s3.list_objects_v2(Bucket=BUCKET, Prefix=f"runs/Run_1/{channel}/")["Contents"]:
+            (folder / obj["Key"].rsplit("/", 1)[1]).write_bytes(s3.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read())
+        monkeypatch.setenv(f"SM_CHANNEL_{channel.upper()}", str(folder))
+    x, y = train.read_channel("train")
+    assert x.shape == (plan["rows"]["train"], 2) and set(y) <= {0.0, 1.0}
+    assert set(x[:, 1]) <= {0.0, 1.0}
+
+
+# ---------------------------------------------------------------- limits
+
+def test_dataset_too_large_for_the_time_left(s3):
+    class Context:
+        def get_remaining_time_in_millis(self):
+            return 20
+    uri = put(s3, "datasets/big.csv", "a,label\n" + "1234567,1\n" * 100_000)
+    with pytest.raises(errors.DatasetTooLarge, match=r"handles about 0.00 GB"):
+        handler(event(uri), Context())
+
+
+def test_too_many_categories(s3, monkeypatch):
+    import preprocess.general as general
+    monkeypatch.setattr(general, "MAX_CATEGORIES", 50)
+    uri = put(s3, "datasets/ids.csv", "user,label\n" + "\n".join(f"u{i},{i % 2}" for i in range(200)))
+    with pytest.raises(errors.TooManyCategories, match="column 'user' has more than 50"):
+        handler(event(uri), None)
+
+
+def test_truncated_gzip(s3):
+    data = gzip.compress(("a,label\n" + "1,0\n" * 1000).encode())[:-20]
+    s3.put_object(Bucket=BUCKET, Key="datasets/cut.csv.gz", Body=data)
+    with pytest.raises(errors.InvalidEncoding, match="gzip"):
+        handler(event(f"s3://{BUCKET}/datasets/cut.csv.gz"), None)

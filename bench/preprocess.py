@@ -1,0 +1,259 @@
+"""The preprocess split against the usual pandas approach, side by side, locally and through S3.
+
+  python bench/preprocess.py                  # 1M x 20 numeric and 1M-row text/quoted datasets
+  python bench/preprocess.py --rows 200000    # smaller
+  python bench/preprocess.py --memory         # peak RSS of the split on ~100 MB and ~1 GB inputs
+
+Each contender runs in its own process (peak RSS is that process's ru_maxrss). "pandas" is
+read_csv of the whole object, sample the splits, to_csv each; "read only" streams the same object
+and discards it; "read+write" (S3) streams it and writes the same bytes back through the same
+multipart output the split uses: the I/O ceiling. S3 is moto's server in another process (on the
+same cores).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+BUCKET = "bench-data"
+RATIOS = {"train": 0.7, "validation": 0.15, "test": 0.15}
+
+
+# ---------------------------------------------------------------- datasets
+
+def numeric_csv(path: Path, rows: int, columns: int = 20) -> None:
+    import numpy as np
+    import pandas as pd
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(rows, columns)).round(4)
+    frame = pd.DataFrame(x, columns=[f"f{i}" for i in range(columns)])
+    frame.insert(0, "label", (x[:, 0] + x[:, 1] > 0).astype(int))
+    frame.to_csv(path, index=False)
+
+
+def text_csv(path: Path, rows: int) -> None:
+    import numpy as np
+    import pandas as pd
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(rng.normal(size=(rows, 10)).round(4), columns=[f"n{i}" for i in range(10)])
+    cities = np.array(["Paris", "New York, NY", 'The "Big" Smoke', "São Paulo", "Zürich"])
+    frame["city"] = cities[rng.integers(0, len(cities), rows)]
+    frame["plan"] = np.array(["free", "pro", "team"])[rng.integers(0, 3, rows)]
+    frame["note"] = np.where(rng.random(rows) < 0.1, "multi\nline", "")
+    frame["label"] = np.array(["churn", "stay"])[(frame["n0"] > 0).astype(int)]
+    frame.to_csv(path, index=False)
+
+
+def run_helper(task: str, *args: str) -> None:
+    if task in ("numeric", "text"):
+        (numeric_csv if task == "numeric" else text_csv)(Path(args[0]), int(args[1]))
+    elif task == "repeat":
+        header, _, body = Path(args[0]).read_bytes().partition(b"\n")
+        with open(args[1], "wb") as f:
+            f.write(header + b"\n")
+            for _ in range(int(args[2])):
+                f.write(body)
+    else:
+        import boto3
+        s3 = boto3.client("s3")
+        if task == "bucket":
+            s3.create_bucket(Bucket=BUCKET)
+        else:
+            s3.upload_file(args[0], BUCKET, f"datasets/{Path(args[0]).name}")
+
+
+# ---------------------------------------------------------------- contenders (run in a child process)
+
+def child(kind: str, where: str, source: str, out_dir: str) -> dict:
+    started = time.perf_counter()
+    if kind == "sagestep":
+        if where == "local":
+            from preprocess.dataset import split_dataset
+            from preprocess.plan import Request
+            from preprocess.sink import FileOutput, Outputs
+            from preprocess.source import chunks
+
+            def open_chunks():
+                return chunks(open(source, "rb"), source.endswith(".gz"), source)
+            names = ("train", "validation", "test", "labels", "schema")
+            request = Request(bucket="", key=source, label_column=None, execution_name="bench", execution_arn="bench",
+                              hyperparameters={}, ratios=RATIOS, seed=42)
+            result = split_dataset(open_chunks, source, request,
+                                   lambda: Outputs({n: FileOutput(os.path.join(out_dir, n)) for n in names}))
+            detail = {"rows": result["counts"], "path": result["path"]}
+        else:
+            from preprocess.handler import handler
+            plan = handler({"datasetUri": source, "executionName": "bench", "executionArn": "bench"}, None)
+            detail = {"rows": plan["rows"]}
+    elif kind == "pandas":
+        import io
+
+        import pandas as pd
+        if where == "local":
+            frame = pd.read_csv(source)
+        else:
+            import boto3
+            s3 = boto3.client("s3")
+            bucket, key = source[5:].split("/", 1)
+            frame = pd.read_csv(io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
+        label = "label"
+        train = frame.sample(frac=RATIOS["train"], random_state=42)
+        rest = frame.drop(train.index)
+        validation = rest.sample(frac=0.5, random_state=42)
+        test = rest.drop(validation.index)
+        columns = [label] + [c for c in frame.columns if c != label]
+        parts = {"train": train[columns].to_csv(index=False, header=False),
+                 "validation": validation[columns].to_csv(index=False, header=False),
+                 "test": test[columns[1:]].to_csv(index=False, header=False),
+                 "labels": test[label].to_csv(index=False, header=False)}
+        for name, text in parts.items():
+            if where == "local":
+                Path(out_dir, name).write_text(text)
+            else:
+                s3.put_object(Bucket=BUCKET, Key=f"pandas/{name}.csv", Body=text.encode())
+        detail = {"rows": {k: len(v) for k, v in (("train", train), ("validation", validation), ("test", test))}}
+    elif kind == "copy":
+        # The I/O alone: stream the object and write the same bytes as one output, as the split does.
+        import boto3
+
+        from preprocess.sink import Outputs, S3Output, Uploader
+        from preprocess.source import S3Dataset
+        s3 = boto3.client("s3")
+        bucket, key = source[5:].split("/", 1)
+        uploader = Uploader()
+        with Outputs({"copy": S3Output(s3, BUCKET, "copy/data.csv", "text/csv", uploader)}, uploader) as out:
+            for block in S3Dataset(s3, bucket, key).chunks():
+                out["copy"].write(block)
+            out.commit()
+        detail = {}
+    else:  # read only
+        total = 0
+        if where == "local":
+            with open(source, "rb") as f:
+                while block := f.read(8 << 20):
+                    total += len(block)
+        else:
+            import boto3
+            bucket, key = source[5:].split("/", 1)
+            body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"]
+            while block := body.read(8 << 20):
+                total += len(block)
+        detail = {"bytes": total}
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **detail}
+
+
+def run_child(kind: str, where: str, source: str, env: dict) -> dict:
+    with tempfile.TemporaryDirectory() as out_dir:
+        result = subprocess.run([sys.executable, __file__, "--child", kind, where, source, out_dir],
+                                capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        raise SystemExit(f"{kind} ({where}) failed: {result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def helper(*args: str, env: dict | None = None) -> None:
+    """Data generation and uploads run in children too: peak RSS carries over fork+exec, so this
+    parent stays small (it imports neither numpy, pandas nor boto3)."""
+    subprocess.run([sys.executable, __file__, "--helper", *args], check=True, env=env)
+
+
+# ---------------------------------------------------------------- moto server
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_moto() -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return server, endpoint
+        except OSError:
+            time.sleep(0.1)
+    server.kill()
+    raise SystemExit("moto server did not start")
+
+
+def s3_env(endpoint: str) -> dict:
+    return {**os.environ, "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "us-east-1", "DATA_BUCKET": BUCKET, "JOB_NAME_PREFIX": "bench", "HYPERPARAMETERS": "{}"}
+
+
+# ---------------------------------------------------------------- report
+
+def compare(name: str, path: Path, endpoint: str) -> None:
+    size = path.stat().st_size
+    env = s3_env(endpoint)
+    helper("upload", str(path), env=env)
+    print(f"\n{name}: {size / 1e6:.0f} MB")
+    print(f"  {'where':6} {'contender':10} {'seconds':>8} {'MB/s':>8} {'peak RSS MB':>12} {'vs pandas':>10}")
+    for where, source in (("local", str(path)), ("s3", f"s3://{BUCKET}/datasets/{path.name}")):
+        kinds = ("pandas", "sagestep", "read") + (("copy",) if where == "s3" else ())
+        results = {kind: run_child(kind, where, source, env) for kind in kinds}
+        base = results["pandas"]
+        for kind, r in results.items():
+            speed = size / 1e6 / r["seconds"]
+            ratio = base["seconds"] / r["seconds"]
+            memory = r["max_rss_mb"] / base["max_rss_mb"]
+            label = {"read": "read only", "copy": "read+write"}.get(kind, kind)
+            extra = f"  ({r['path']} path)" if "path" in r else ""
+            print(f"  {where:6} {label:10} {r['seconds']:8.2f} {speed:8.1f} {r['max_rss_mb']:12.0f} "
+                  f"{ratio:9.1f}x  RSS {memory:.2f}x{extra}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--memory", action="store_true", help="peak RSS on ~100 MB and ~1 GB inputs")
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--helper", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(*args.child)))
+        return
+    if args.helper:
+        run_helper(*args.helper)
+        return
+    server, endpoint = start_moto()
+    try:
+        helper("bucket", env=s3_env(endpoint))
+        with tempfile.TemporaryDirectory() as tmp:
+            if args.memory:
+                small = Path(tmp, "numeric-100mb.csv")
+                helper("numeric", str(small), str(args.rows * 2 // 3))
+                large = Path(tmp, "numeric-1gb.csv")
+                helper("repeat", str(small), str(large), "10")
+                for path in (small, large):
+                    r = run_child("sagestep", "local", str(path), s3_env(endpoint))
+                    print(f"{path.stat().st_size / 1e6:7.0f} MB: {r['seconds']:.2f} s, peak RSS {r['max_rss_mb']:.0f} MB")
+                return
+            numeric = Path(tmp, "numeric.csv")
+            helper("numeric", str(numeric), str(args.rows))
+            compare(f"numeric, {args.rows} rows x 20 features + label", numeric, endpoint)
+            text = Path(tmp, "text.csv")
+            helper("text", str(text), str(args.rows))
+            compare(f"text and quoting, {args.rows} rows x 13 features + string label", text, endpoint)
+    finally:
+        server.terminate()
+        server.wait()
+
+
+if __name__ == "__main__":
+    main()

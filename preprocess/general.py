@@ -1,0 +1,214 @@
+"""The general path: any RFC 4180 CSV (quotes, text, categorical columns, string labels).
+
+One pass through the csv module (C) in batches; work per field stays in C: columns come from
+zip(*batch), numbers are recognised by their characters (str.translate), categories are encoded
+with map(dict.get, ...), rows are joined with map(",".join, ...). Types are taken from the first
+batch; category and class codes follow their sorted order within the batch where they first
+appear (deterministic, and fully sorted whenever the first batch holds them all). A later batch
+that contradicts a type, or numeric classes that need a mapping, restart the pass with what was
+learnt; nothing is committed before the pass ends.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from itertools import islice, repeat
+from operator import itemgetter
+from dataclasses import dataclass, replace
+from typing import Callable, Iterable, Iterator
+
+from .errors import InvalidEncoding, InvalidLabel, MalformedRow, TooManyCategories
+from .plan import MAX_CATEGORIES, ColumnProfile, numbers_only, problem_type
+from .rowsplit import RowSplitter
+
+BATCH = 2048          # rows per batch: small enough that a batch stays in the CPU caches
+NUMBER_CHARACTERS = b"0123456789.-+eE"
+FIRST = itemgetter(0)
+THIRD = itemgetter(2)
+OUTPUT_CHARACTERS = b"0123456789.-+eE,\n"
+
+
+class _ChunkStream(io.RawIOBase):
+    """A raw stream over an iterator of byte chunks, so io's text layer can decode it."""
+
+    def __init__(self, chunks: Iterator[bytes]):
+        self._chunks = chunks
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._pending:
+            chunk = next(self._chunks, b"")
+            if not chunk:
+                return 0
+            self._pending = memoryview(chunk)
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+def _reader(chunks: Iterable[bytes]):
+    text = io.TextIOWrapper(io.BufferedReader(_ChunkStream(iter(chunks)), 1 << 20), encoding="utf-8", newline="")
+    return csv.reader(text, strict=True)
+
+
+def _batches(chunks: Iterable[bytes], where: str) -> Iterator[tuple[int, list[list[str]]]]:
+    """(row number of the batch's first row, rows) with blank lines dropped; the header is row 1."""
+    reader = _reader(chunks)
+    row = 1
+    try:
+        while True:
+            batch = list(islice(reader, BATCH))
+            if not batch:
+                return
+            rows = list(filter(None, batch))
+            yield row, rows
+            row += len(rows)
+    except UnicodeDecodeError as error:
+        raise InvalidEncoding(f"{where} is not UTF-8 text ({error.reason} after line {reader.line_num})") from None
+    except csv.Error as error:
+        raise MalformedRow(f"line {reader.line_num}: {error}") from None
+
+
+def read_header(open_chunks: Callable[[], Iterable[bytes]], where: str) -> list[str]:
+    for _, rows in _batches(open_chunks(), where):
+        if rows:
+            return rows[0]
+    return []
+
+
+def _is_numeric(values) -> bool:
+    """Only number characters (empty fields are missing values); bytes.translate runs in C."""
+    text = "".join(values)
+    return text.isascii() and not text.encode("ascii").translate(None, NUMBER_CHARACTERS)
+
+
+@dataclass
+class _Plan:
+    """What a pass must know from its start; a pass that learns otherwise restarts with more."""
+    text_columns: set[int] | None = None          # None: decide from the first batch
+    label: str | None = None                       # "numeric" | "text" | "mapped"; None: first batch
+    classes: list[str] | None = None               # with "mapped": the label values in code order
+
+
+class _Restart(Exception):
+    def __init__(self, plan: _Plan):
+        self.plan = plan
+
+
+def _encode(codes: dict[str, str], values, name: str) -> list[str]:
+    """Codes for a text column; new values get the next codes in sorted order. An empty field stays
+    empty (a missing value): codes holds "" -> "" for that."""
+    codes.setdefault("", "")
+    new = set(values) - codes.keys()
+    for value in sorted(new):
+        codes[value] = str(len(codes) - 1)
+    if len(codes) > MAX_CATEGORIES:
+        raise TooManyCategories(f"column {name!r} has more than {MAX_CATEGORIES} distinct non-numeric values; "
+                                "drop identifier-like columns before training")
+    return list(map(codes.__getitem__, values))
+
+
+def _in_code_order(codes: dict[str, str]) -> list[str]:
+    return sorted((value for value in codes if value), key=lambda value: int(codes[value]))
+
+
+def _numbers_only(text: str) -> bool:
+    """Only number characters, commas and newlines: what the outputs hold when every numeric
+    column stayed numeric (codes are digits too)."""
+    return text.isascii() and not text.encode("ascii").translate(None, OUTPUT_CHARACTERS)
+
+
+def _retype(plan: _Plan, columns: list[tuple[str, ...]], label_index: int) -> _Plan:
+    """Which assumption a batch broke (only after the cheap whole-batch check failed)."""
+    if plan.label == "numeric" and not numbers_only(set(columns[label_index])):
+        return replace(plan, label="text")
+    flipped = {i for i, values in enumerate(columns)
+               if i != label_index and i not in plan.text_columns and not _is_numeric(values)}
+    return replace(plan, text_columns=plan.text_columns | flipped)
+
+
+def _pass(open_chunks, header, label_index, splitter: RowSplitter, outputs, where: str, plan: _Plan) -> dict:
+    """One pass: per batch, columns by zip(*rows), codes by map, rows back by map(",".join, zip(...))."""
+    width, label_name = len(header), header[label_index]
+    codes: dict[int, dict[str, str]] = {}
+    label_codes = {value: str(code) for code, value in enumerate(plan.classes)} if plan.label == "mapped" else {}
+    numeric_labels: set[str] | None = set()
+    counts = dict.fromkeys(("train", "validation", "test"), 0)
+    header_pending = True
+    for row, rows in _batches(open_chunks(), where):
+        if header_pending:
+            rows, row, header_pending = rows[1:], row + 1, False
+        if not rows:
+            continue
+        if set(map(len, rows)) != {width}:
+            index = next(i for i, fields in enumerate(rows) if len(fields) != width)
+            raise MalformedRow(f"row {row + index}: expected {width} fields, found {len(rows[index])}")
+        columns = list(zip(*rows))
+        label = columns[label_index]
+        if "" in label:
+            raise InvalidLabel(f"row {row + label.index('')}: the label column {label_name!r} is empty")
+        if plan.text_columns is None:
+            plan.text_columns = {i for i, values in enumerate(columns) if i != label_index and not _is_numeric(values)}
+        if plan.label is None:
+            plan.label = "numeric" if numbers_only(set(label)) else "text"
+        if plan.label == "numeric":
+            label_values = label
+        elif plan.label == "text":
+            label_values = _encode(label_codes, label, label_name)
+        elif set(label) <= label_codes.keys():
+            label_values = list(map(label_codes.__getitem__, label))
+        else:
+            raise _Restart(replace(plan, label="text", classes=None))
+        features = [_encode(codes.setdefault(i, {}), values, header[i]) if i in plan.text_columns else values
+                    for i, values in enumerate(columns) if i != label_index]
+        groups = splitter.split(list(map(",".join, zip(label_values, *features))))
+        test = list(map(str.partition, groups["test"], repeat(",")))
+        texts = {"train": "\n".join(groups["train"]), "validation": "\n".join(groups["validation"]),
+                 "test": "\n".join(map(THIRD, test)), "labels": "\n".join(map(FIRST, test))}
+        if not all(map(_numbers_only, texts.values())):
+            raise _Restart(_retype(plan, columns, label_index))
+        if plan.label == "numeric" and numeric_labels is not None:
+            numeric_labels.update(label)
+            if len(numeric_labels) > MAX_CATEGORIES:
+                numeric_labels = None                       # a continuous label
+        for name, text in texts.items():
+            if text:
+                outputs[name].write((text + "\n").encode("ascii"))
+        for split, group in groups.items():
+            counts[split] += len(group)
+
+    if plan.label == "numeric":
+        profile = ColumnProfile(label_name)
+        profile.values = numeric_labels
+        kind, classes = problem_type(profile)
+        if classes is not None and classes != [str(code) for code in range(len(classes))]:
+            raise _Restart(replace(plan, label="mapped", classes=classes))
+    else:
+        classes = plan.classes if plan.label == "mapped" else _in_code_order(label_codes)
+        if len(classes) < 2:
+            raise InvalidLabel(f"label column {label_name!r} has {len(classes)} distinct value(s); at least 2 are needed")
+        kind = "binary" if len(classes) == 2 else "multiclass"
+    return {"counts": counts, "problem": kind, "classes": classes,
+            "features": [{"name": header[i], "type": "categorical", "categories": _in_code_order(codes.get(i, {}))}
+                         if i in plan.text_columns else {"name": header[i], "type": "numeric"}
+                         for i in range(width) if i != label_index]}
+
+
+def split_general(open_chunks: Callable[[], Iterable[bytes]], header: list[str], label_index: int,
+                  make_splitter: Callable[[], RowSplitter], make_outputs, finish: Callable[[dict, object], dict],
+                  where: str) -> dict:
+    """Passes until one needs no restart, each into fresh outputs (a restarted one is aborted)."""
+    plan = _Plan()
+    while True:
+        with make_outputs() as outputs:
+            try:
+                result = _pass(open_chunks, header, label_index, make_splitter(), outputs, where, plan)
+            except _Restart as restart:
+                plan = restart.plan
+                outputs.abort()
+                continue
+            return finish(result, outputs)

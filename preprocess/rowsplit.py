@@ -1,0 +1,48 @@
+"""Deterministic train/validation/test assignment, decided per row index, applied per batch in C.
+
+Row i's draw is byte i of a stream cut into fixed blocks, each seeded by (seed, block): the result
+does not depend on how the file was chunked, so the same dataset and seed give the same split.
+"""
+from __future__ import annotations
+
+import itertools
+import random
+
+SPLITS = ("train", "validation", "test")
+BLOCK_ROWS = 1 << 16
+RESOLUTION = 256            # one random byte per row: ratios are applied in steps of 1/256
+
+
+def thresholds(ratios: dict[str, float]) -> list[int]:
+    """Cumulative byte thresholds; every split with a positive ratio gets at least one step."""
+    train = max(1, round(ratios["train"] * RESOLUTION))
+    validation = max(1, round(ratios["validation"] * RESOLUTION))
+    train = min(train, RESOLUTION - validation - 1)
+    return [train, train + validation, RESOLUTION]
+
+
+class RowSplitter:
+    def __init__(self, ratios: dict[str, float], seed: int):
+        self.seed = seed
+        low = 0
+        self.tables = {}
+        for split, high in zip(SPLITS, thresholds(ratios)):
+            self.tables[split] = bytes(1 if low <= b < high else 0 for b in range(256))
+            low = high
+        self.row = 0
+
+    def _draws(self, count: int) -> bytes:
+        start, end = self.row, self.row + count
+        parts = []
+        for block in range(start // BLOCK_ROWS, (end - 1) // BLOCK_ROWS + 1 if count else start // BLOCK_ROWS):
+            data = random.Random(f"{self.seed}:{block}").randbytes(BLOCK_ROWS)
+            lo = max(start - block * BLOCK_ROWS, 0)
+            hi = min(end - block * BLOCK_ROWS, BLOCK_ROWS)
+            parts.append(data[lo:hi])
+        self.row = end
+        return b"".join(parts)
+
+    def split(self, rows: list) -> dict[str, list]:
+        """The next len(rows) rows, grouped by split, each group in file order."""
+        draws = self._draws(len(rows))
+        return {split: list(itertools.compress(rows, draws.translate(table))) for split, table in self.tables.items()}
