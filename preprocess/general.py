@@ -1,8 +1,9 @@
 """The general path: any RFC 4180 CSV (quotes, text, categorical columns, string labels).
 
 One pass through the csv module (C) in batches; work per field stays in C: columns come from
-zip(*batch), numbers are recognised by their characters (str.translate), categories are encoded
-with map(dict.get, ...), rows are joined with map(",".join, ...). Types are taken from the first
+zip(*batch), categories are encoded with map(dict.__getitem__, ...), rows are joined with
+map(",".join, ...), and one bytes.translate over each batch's output checks that every numeric
+column stayed numeric (codes are digits). Types are taken from the first
 batch; category and class codes follow their sorted order within the batch where they first
 appear (deterministic, and fully sorted whenever the first batch holds them all). A later batch
 that contradicts a type, or numeric classes that need a mapping, restart the pass with what was
@@ -12,16 +13,17 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass, replace
 from itertools import islice, repeat
 from operator import itemgetter
-from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Iterator
 
 from .errors import InvalidEncoding, InvalidLabel, MalformedRow, TooManyCategories
-from .plan import MAX_CATEGORIES, ColumnProfile, numbers_only, problem_type
+from .plan import classification, numbers_only, problem_type
 from .rowsplit import RowSplitter
 
-BATCH = 2048          # rows per batch: small enough that a batch stays in the CPU caches
+MAX_CATEGORIES = 50_000    # distinct values a text column may have (more looks like an identifier)
+BATCH = 2048               # rows per batch: small enough that a batch stays in the CPU caches
 NUMBER_CHARACTERS = b"0123456789.-+eE"
 FIRST = itemgetter(0)
 THIRD = itemgetter(2)
@@ -182,16 +184,12 @@ def _pass(open_chunks, header, label_index, splitter: RowSplitter, outputs, wher
             counts[split] += len(group)
 
     if plan.label == "numeric":
-        profile = ColumnProfile(label_name)
-        profile.values = numeric_labels
-        kind, classes = problem_type(profile)
+        kind, classes = problem_type(label_name, numeric_labels)
         if classes is not None and classes != [str(code) for code in range(len(classes))]:
             raise _Restart(replace(plan, label="mapped", classes=classes))
     else:
         classes = plan.classes if plan.label == "mapped" else _in_code_order(label_codes)
-        if len(classes) < 2:
-            raise InvalidLabel(f"label column {label_name!r} has {len(classes)} distinct value(s); at least 2 are needed")
-        kind = "binary" if len(classes) == 2 else "multiclass"
+        kind = classification(label_name, classes)
     return {"counts": counts, "problem": kind, "classes": classes,
             "features": [{"name": header[i], "type": "categorical", "categories": _in_code_order(codes.get(i, {}))}
                          if i in plan.text_columns else {"name": header[i], "type": "numeric"}

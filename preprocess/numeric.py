@@ -13,7 +13,7 @@ from operator import itemgetter
 from typing import Iterable, Iterator
 
 from .errors import EmptyDataset, InvalidEncoding, InvalidLabel, MalformedRow
-from .plan import MAX_CLASSES_FROM_INTEGERS, ColumnProfile, numbers_only, problem_type
+from .plan import MAX_CLASSES_FROM_INTEGERS, numbers_only, problem_type
 from .rowsplit import RowSplitter
 
 NOT_NUMERIC = b"0123456789.,-+eE\n"
@@ -118,16 +118,12 @@ def split_numeric(chunks: Iterable[bytes], header: list[str], label_index: int, 
     if tail.strip(b"\r"):
         process(tail + b"\n")
 
-    label = ColumnProfile(header[label_index])
-    label.values = None if labels is None else {value.decode() for value in labels}
-    if label.values is not None and not numbers_only(label.values):
+    values = None if labels is None else {value.decode() for value in labels}
+    if values is not None and not numbers_only(values):
         raise NotNumeric("labels that are not numbers")
-    if sum(counts.values()) and label.values is not None:
-        kind, classes = problem_type(label)
-        if classes is not None and classes != [str(code) for code in range(len(classes))]:
-            raise NotNumeric("labels need a mapping to 0..k-1")
-    else:
-        kind, classes = "regression", None
+    kind, classes = problem_type(header[label_index], values) if sum(counts.values()) else ("regression", None)
+    if classes is not None and classes != [str(code) for code in range(len(classes))]:
+        raise NotNumeric("labels need a mapping to 0..k-1")
     return {"counts": counts, "problem": kind, "classes": classes,
             "features": [{"name": name, "type": "numeric"} for i, name in enumerate(header) if i != label_index]}
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from .errors import (InvalidDatasetUri, InvalidExecutionInput, InvalidLabel, MissingLabelColumn,
-                     TooManyCategories)
+from .errors import InvalidDatasetUri, InvalidExecutionInput, InvalidLabel, MissingLabelColumn
 
 LABEL_NAMES = ("label", "target")
 DEFAULT_RATIOS = {"train": 0.7, "validation": 0.15, "test": 0.15}
@@ -83,9 +82,6 @@ def find_label(header: list[str], requested: str | None) -> int:
     raise MissingLabelColumn(f"no column named label or target; set labelColumn to one of: {', '.join(header)}")
 
 
-MAX_CATEGORIES = 50_000
-
-
 def numbers_only(values) -> bool:
     """Every value parses as a finite float (in C, via map)."""
     try:
@@ -94,47 +90,24 @@ def numbers_only(values) -> bool:
         return False
 
 
-@dataclass
-class ColumnProfile:
-    """A column's type and, while there are few enough, its distinct non-empty values."""
-    name: str
-    numeric: bool = True
-    values: set[str] | None = field(default_factory=set)
-
-    def update(self, distinct: set[str]) -> None:
-        distinct.discard("")
-        if self.numeric:
-            unseen = distinct - self.values if self.values is not None else distinct
-            self.numeric = numbers_only(unseen)
-        if self.values is not None:
-            self.values |= distinct
-            if len(self.values) > MAX_CATEGORIES:
-                self.values = None          # a high-cardinality numeric column needs no values
-        if self.values is None and not self.numeric:
-            raise TooManyCategories(
-                f"column {self.name!r} has more than {MAX_CATEGORIES} distinct non-numeric values; "
-                "drop identifier-like columns before training")
-
-    def categories(self) -> list[str]:
-        """Category codes in a deterministic order: sorted values, code = position."""
-        return sorted(self.values or ())
+def classification(name: str, classes: list[str]) -> str:
+    if len(classes) < 2:
+        raise InvalidLabel(f"label column {name!r} has {len(classes)} distinct value(s); at least 2 are needed")
+    return "binary" if len(classes) == 2 else "multiclass"
 
 
-def problem_type(label: ColumnProfile) -> tuple[str, list[str] | None]:
-    """("binary" | "multiclass" | "regression", the class list when classes)."""
-    values = label.values
+def problem_type(name: str, values: set[str] | None) -> tuple[str, list[str] | None]:
+    """For numeric labels: ("binary" | "multiclass" | "regression", the classes in numeric order).
+    values is None when there were too many to keep: a continuous label."""
     if values is None:
         return "regression", None
     if len(values) < 2:
-        raise InvalidLabel(f"label column {label.name!r} has {len(values)} distinct value(s); at least 2 are needed")
-    if label.numeric:
-        numbers = sorted(values, key=float)
-        integers = all(float(v).is_integer() for v in numbers)
-        if len(values) == 2 or (integers and len(values) <= MAX_CLASSES_FROM_INTEGERS):
-            return ("binary" if len(values) == 2 else "multiclass"), numbers
-        return "regression", None
-    classes = sorted(values)
-    return ("binary" if len(classes) == 2 else "multiclass"), classes
+        classification(name, sorted(values))
+    numbers = sorted(values, key=float)
+    integers = all(float(v).is_integer() for v in numbers)
+    if len(values) == 2 or (integers and len(values) <= MAX_CLASSES_FROM_INTEGERS):
+        return classification(name, numbers), numbers
+    return "regression", None
 
 
 def objective_hyperparameters(kind: str, classes: list[str] | None) -> dict[str, str]:
