@@ -14,7 +14,7 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/sagestep synth --summary
+	$(BIN)/sagestep local examples/iris.csv --label species
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

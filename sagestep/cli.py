@@ -64,12 +64,53 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--out", help="output folder (default .sagestep/synth/<stack>)")
     synth.add_argument("--summary", action="store_true", help="also print resources by type and the states")
     synth.set_defaults(run=_synth)
+
+    local = commands.add_parser("local", help="run the pipeline on the embedded engine (no AWS, no Docker)",
+                                description="sagestep local DATASET: run the pipeline on a CSV; "
+                                            "sagestep local serve: keep the stack up behind an AWS-compatible endpoint")
+    local.add_argument("dataset", metavar="DATASET|serve", help="a CSV file (or s3:// URI), or `serve`")
+    local.add_argument("--label", help="the label column (default: a column named label or target)")
+    local.add_argument("--json", action="store_true", help="print one JSON object instead of progress")
+    local.add_argument("--out", help="where to copy predictions (default runs/<execution>/)")
+    local.add_argument("--stack", default=DEFAULT_STACK, help="the stack whose settings to use")
+    local.add_argument("--host", default="127.0.0.1", help="serve: address to listen on")
+    local.add_argument("--port", type=int, default=0, help="serve: port (default: a free one)")
+    local.set_defaults(run=_local)
+
+    start = commands.add_parser("start", help="start a run on the deployed stack")
+    start.add_argument("dataset_uri", metavar="DATASET_URI")
+    start.add_argument("--label")
+    start.add_argument("--wait", action="store_true", help="follow the execution until it ends")
+    start.add_argument("--json", action="store_true")
+    start.add_argument("--state-machine-arn", help="default: $SAGESTEP_STATE_MACHINE_ARN or `pulumi stack output`")
+    start.set_defaults(run=_start)
     return parser
 
 
+def _local(args: argparse.Namespace, console: Console) -> int:
+    from .local.run import run_local, serve
+    return serve(args, console) if args.dataset == "serve" else run_local(args, console)
+
+
+def _start(args: argparse.Namespace, console: Console) -> int:
+    from .start import start
+    return start(args, console)
+
+
 def main(argv: list[str] | None = None) -> int:
+    from infra.settings import ConfigError
+
+    from .local.run import UsageError
+    from .synth import StackFileError
+
     args = build_parser().parse_args(argv)
-    return args.run(args, Console())
+    try:
+        return args.run(args, Console())
+    except (UsageError, ConfigError, StackFileError) as error:
+        print(f"sagestep {args.command}: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

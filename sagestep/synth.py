@@ -32,6 +32,7 @@ class Synthesis:
     region: str
     resources: list[dict] = field(default_factory=list)
     outputs: dict = field(default_factory=dict)
+    physical: dict[str, str] = field(default_factory=dict)    # logical name -> the id the provider returns
 
     def of_type(self, type_token: str) -> list[dict]:
         return [r for r in self.resources if r["type"] == type_token]
@@ -93,17 +94,18 @@ def _plain(value):
     return value
 
 
-def _make_mocks(stack: str, region: str, recorded: list[dict]):
+def _make_mocks(stack: str, region: str, synthesis: Synthesis):
     import pulumi
 
     class StackMocks(pulumi.runtime.Mocks):
         def new_resource(self, args: pulumi.runtime.MockResourceArgs):
-            recorded.append({"type": args.typ, "name": args.name, "inputs": _plain(dict(args.inputs))})
+            synthesis.resources.append({"type": args.typ, "name": args.name, "inputs": _plain(dict(args.inputs))})
             out = dict(args.inputs)
             arn_base = f"arn:aws:{{}}:{region}:{ACCOUNT_ID}:"
             if args.typ == "aws:s3/bucket:Bucket":
                 bucket = out.get("bucket") or f"{args.name}-{_short_hash(stack, args.name)}"
                 out.update(bucket=bucket, arn=f"arn:aws:s3:::{bucket}", region=region)
+                synthesis.physical[args.name] = bucket
                 return bucket, out
             name = out.get("name") or f"{args.name}-{_short_hash(stack, args.name)}"
             out["name"] = name
@@ -115,6 +117,7 @@ def _make_mocks(stack: str, region: str, recorded: list[dict]):
             }
             if args.typ in arns:
                 out["arn"] = arns[args.typ]
+            synthesis.physical[args.name] = name
             return name, out
 
         def call(self, args: pulumi.runtime.MockCallArgs):
@@ -144,7 +147,7 @@ def synthesize(stack: str = "dev", config: dict[str, object] | None = None, root
 
     asyncio.set_event_loop(asyncio.new_event_loop())
     runtime_settings.set_root_resource(None)
-    pulumi.runtime.set_mocks(_make_mocks(stack, region, synthesis.resources),
+    pulumi.runtime.set_mocks(_make_mocks(stack, region, synthesis),
                              project=PROJECT, stack=stack, preview=False)
     pulumi.runtime.set_all_config(strings)
 

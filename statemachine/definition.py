@@ -41,6 +41,7 @@ def build_definition(refs: Refs, settings: PipelineSettings) -> dict:
                 "rows.$": "$.run.rows",
                 "predictionsUri.$": "$.run.predictionsUri",
                 "testLabelsUri.$": "$.run.testLabelsUri",
+                "schemaUri.$": "$.run.schemaUri",
                 "modelArtifacts.$": "$.training.modelArtifacts",
             },
             "End": True,

@@ -105,7 +105,8 @@ def test_model_and_transform_are_wired_to_the_training_output(definition, stack)
 def test_success_output_is_small_and_complete(definition):
     summary = definition["States"]["Summarize"]["Parameters"]
     assert set(summary) == {"runName.$", "trainingJobName.$", "modelName.$", "transformJobName.$", "objective.$",
-                            "metrics.$", "rows.$", "predictionsUri.$", "testLabelsUri.$", "modelArtifacts.$"}
+                            "metrics.$", "rows.$", "predictionsUri.$", "testLabelsUri.$", "schemaUri.$",
+                            "modelArtifacts.$"}
 
 
 HOSTILE = ["a", "A" * 80, "My_Run_2026-11-26T10:00", "__--__", "x" * 79 + "_",

@@ -1,0 +1,1 @@
+"""The embedded engine: the synthesized stack on moto's Step Functions interpreter, with hooks."""

@@ -1,0 +1,152 @@
+"""`sagestep local DATASET` and `sagestep local serve`."""
+from __future__ import annotations
+
+import json
+import re
+import signal
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from rich.console import Console
+
+from sagestep.runner import evaluate, failure_message, follow
+from sagestep.synth import synthesize
+
+from .containers import split_s3_uri
+from .engine import LocalEngine
+
+DATASET_SUFFIXES = (".csv", ".gz", ".txt")
+ROUND = re.compile(r"^\[(\d+)\] ")
+
+
+class UsageError(Exception):
+    """A mistake in the command line: one line, exit 2."""
+
+
+def execution_name() -> str:
+    return f"local-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+
+
+def _download_prefix(s3, uri: str, target: Path) -> list[Path]:
+    bucket, prefix = split_s3_uri(uri)
+    paths = []
+    for item in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []):
+        path = target / Path(item["Key"]).name
+        s3.download_file(bucket, item["Key"], str(path))
+        paths.append(path)
+    return paths
+
+
+class Reporter:
+    """Live progress in the terminal: each state as it starts and ends, the training metrics."""
+
+    def __init__(self, console: Console, quiet: bool):
+        self.console, self.quiet = console, quiet
+
+    def state(self, run) -> None:
+        if self.quiet:
+            return
+        if run.ended is None:
+            self.console.print(f"[bold]▶ {run.name}[/]")
+        else:
+            mark = "[green]✓[/]" if run.status == "SUCCEEDED" else "[red]✗[/]"
+            self.console.print(f"{mark} {run.name} [dim]{run.seconds:.2f} s[/]")
+
+    def line(self, job: str, line: str) -> None:
+        """Every tenth round of the training log (and anything else the job prints)."""
+        if self.quiet:
+            return
+        match = ROUND.match(line)
+        if match and int(match.group(1)) % 10:
+            return
+        self.console.print(f"  [dim]{job.rsplit('-', 2)[-2]}[/] {line}", highlight=False, soft_wrap=True)
+
+
+def run_local(args, console: Console) -> int:
+    dataset = args.dataset
+    if not dataset.startswith("s3://"):
+        path = Path(dataset)
+        if not path.is_file():
+            raise UsageError(f"{dataset}: no such file")
+        if not path.name.lower().endswith(DATASET_SUFFIXES):
+            raise UsageError(f"{dataset}: not a CSV file (expected .csv, .csv.gz or .txt)")
+    reporter = Reporter(console, args.json)
+    synthesis = synthesize(args.stack)
+    with LocalEngine(synthesis, on_line=reporter.line) as engine:
+        uri = dataset if dataset.startswith("s3://") else engine.upload_dataset(Path(dataset))
+        sfn, s3 = engine.client("stepfunctions"), engine.client("s3")
+        execution_input = {"datasetUri": uri, **({"labelColumn": args.label} if args.label else {})}
+        name = execution_name()
+        arn = sfn.start_execution(stateMachineArn=engine.state_machine_arn, name=name,
+                                  input=json.dumps(execution_input))["executionArn"]
+        if not args.json:
+            console.print(f"execution [bold]{name}[/] on {engine.state_machine_arn.split(':')[-1]} (embedded engine)")
+        description, progress = follow(sfn, arn, reporter.state)
+        result = {"status": description["status"], "executionArn": arn,
+                  "states": [{"name": s.name, "status": s.status, "seconds": s.seconds} for s in progress.states],
+                  "error": None, "cause": None, "metrics": {}, "outputs": {}}
+        if description["status"] == "SUCCEEDED":
+            output = json.loads(description["output"])
+            out_dir = Path(args.out) if args.out else Path("runs") / name
+            out_dir.mkdir(parents=True, exist_ok=True)
+            predictions = _download_prefix(s3, output["predictionsUri"], out_dir)
+            labels = _download_prefix(s3, output["testLabelsUri"], out_dir)
+            schema = json.loads(s3.get_object(Bucket=split_s3_uri(output["schemaUri"])[0],
+                                              Key=split_s3_uri(output["schemaUri"])[1])["Body"].read())
+            (out_dir / "schema.json").write_text(json.dumps(schema, indent=2))
+            predicted = predictions[0].read_text().splitlines() if predictions else []
+            truth = labels[0].read_text().splitlines() if labels else []
+            result["metrics"] = {**{m["MetricName"]: m["Value"] for m in output["metrics"]},
+                                 **evaluate(schema["problem"], schema["label"]["classes"], predicted, truth)}
+            result["outputs"] = {"predictions": str(predictions[0]) if predictions else None,
+                                 "testLabels": str(labels[0]) if labels else None, "schema": str(out_dir / "schema.json"),
+                                 "trainingJob": output["trainingJobName"], "model": output["modelName"]}
+            result["rows"] = output["rows"]
+        else:
+            result["error"], result["cause"] = failure_message(progress.error, progress.cause)
+            result["failedState"] = next((s.name for s in progress.states if s.status == "FAILED"), None)
+    if args.json:
+        print(json.dumps(result, default=str))
+    else:
+        print_summary(result, console)
+    return 0 if result["status"] == "SUCCEEDED" else 1
+
+
+def print_summary(result: dict, console: Console) -> None:
+    if result["status"] == "SUCCEEDED":
+        console.print(f"[green bold]SUCCEEDED[/] rows {result.get('rows')}")
+        for name, value in sorted(result["metrics"].items()):
+            console.print(f"  {name:22} {value:.4f}")
+        console.print(f"predictions: {result['outputs']['predictions']}")
+    else:
+        console.print(f"[red bold]{result['status']}[/] at {result.get('failedState')}: "
+                      f"[bold]{result['error']}[/]: {result['cause']}", highlight=False)
+
+
+def serve(args, console: Console) -> int:
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as probe:
+        try:
+            probe.bind((args.host, args.port))
+        except OSError as error:
+            raise UsageError(f"cannot listen on {args.host}:{args.port}: {error.strerror}") from None
+        port = probe.getsockname()[1]                  # --port 0: a free one
+    synthesis = synthesize(args.stack)
+    with LocalEngine(synthesis) as engine:
+        server = ThreadedMotoServer(ip_address=args.host, port=port, verbose=False)
+        server.start()
+        endpoint = f"http://{args.host}:{port}"
+        print(json.dumps({"endpoint": endpoint, "stateMachineArn": engine.state_machine_arn,
+                          "dataBucket": engine.data_bucket, "region": engine.region}), flush=True)
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        stop.wait()
+        server.stop()
+    return 0
+
+

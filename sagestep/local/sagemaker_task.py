@@ -1,0 +1,194 @@
+"""Hook C: the sagemaker service of moto's ASL interpreter, run locally.
+
+Every request is checked against botocore's service model (and SageMaker's name rules) first; an
+invalid one fails the task as SageMaker would. A valid one is recorded in moto's SageMaker
+backend; with .sync, the job runs as a subprocess (containers.py) and the task ends with the
+job's final Describe* document, or States.TaskFailed whose cause is that document.
+"""
+from __future__ import annotations
+
+import json
+import re
+import threading
+from datetime import datetime
+from typing import Any, Callable
+
+import boto3
+import botocore.session
+from botocore.exceptions import ClientError
+from botocore.validate import ParamValidator
+from moto.sagemaker.models import sagemaker_backends
+from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+    FailureEvent, FailureEventException)
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+    StatesErrorNameType)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
+    StateTaskServiceCallback)
+from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+
+from .containers import Outcome, TrainingRun, TransformRun
+
+NAME_PATTERNS = {
+    "TrainingJobName": re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"),
+    "TransformJobName": re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"),
+    "ModelName": re.compile(r"^[a-zA-Z0-9]([\-a-zA-Z0-9]*[a-zA-Z0-9])?$"),
+}
+ACCOUNT_ID = "123456789012"
+
+
+def validate_request(operation: str, params: dict) -> list[str]:
+    """What SageMaker would reject: botocore's checks (required, unknown, types, lengths, ranges)
+    plus the name patterns botocore does not check."""
+    model = botocore.session.get_session().get_service_model("sagemaker").operation_model(operation)
+    report = ParamValidator().validate(params, model.input_shape)
+    problems = report.generate_report().splitlines()[1:] if report.has_errors() else []
+    for field, pattern in NAME_PATTERNS.items():
+        value = params.get(field)
+        if isinstance(value, str) and (len(value) > 63 or not pattern.match(value)):
+            problems.append(f"{field} {value!r} must match {pattern.pattern} and be at most 63 characters")
+    return [p.strip() for p in problems]
+
+
+def to_sfn_json(value: Any) -> Any:
+    """Step Functions hands job documents on with timestamps as epoch milliseconds."""
+    if isinstance(value, datetime):
+        return int(value.timestamp() * 1000)
+    if isinstance(value, dict):
+        return {k: to_sfn_json(v) for k, v in value.items() if k != "ResponseMetadata"}
+    if isinstance(value, list):
+        return [to_sfn_json(v) for v in value]
+    return value
+
+
+class LocalJobs:
+    """The engine's side of the hook: where jobs run and who hears their output."""
+
+    def __init__(self, region: str, on_line: Callable[[str, str], None] | None = None):
+        self.region = region
+        self.on_line = on_line or (lambda job, line: None)
+        self.lock = threading.Lock()
+
+    def client(self, service: str):
+        return boto3.client(service, region_name=self.region)
+
+    def backend(self):
+        return sagemaker_backends[ACCOUNT_ID][self.region]
+
+
+JOBS: LocalJobs | None = None
+
+
+class SageMakerLocal(StateTaskServiceCallback):
+    def __init__(self):
+        # WaitForTaskToken is listed only because moto's callback machinery expects an endpoint.
+        super().__init__(supported_integration_patterns={ResourceCondition.Sync, ResourceCondition.WaitForTaskToken})
+
+    def _operation(self) -> str:
+        action = self.resource.api_action
+        return action[0].upper() + action[1:]
+
+    def _get_supported_parameters(self) -> set[str] | None:
+        """The operation's members (moto refuses a resource without them); unknown actions: None."""
+        model = botocore.session.get_session().get_service_model("sagemaker")
+        if self._operation() not in model.operation_names:
+            return None
+        return set(model.operation_model(self._operation()).input_shape.members)
+
+    def _eval_parameters(self, env) -> dict:
+        """Keep unknown parameters, so the request check rejects them as SageMaker would
+        (the base class drops them silently)."""
+        if self.parargs is None:
+            return {}
+        self.parargs.eval(env=env)
+        return env.stack.pop()
+
+    def _fail(self, env, error: str, cause: str) -> FailureEventException:
+        return FailureEventException(FailureEvent(
+            env=env, error_name=CustomErrorName(error), event_type=HistoryEventType.TaskFailed,
+            event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
+                error=error, cause=cause, resource=self._get_sfn_resource(),
+                resourceType=self._get_sfn_resource_type()))))
+
+    def _from_error(self, env, ex: Exception) -> FailureEvent:
+        if isinstance(ex, ClientError):
+            code = ex.response["Error"]["Code"]
+            name = "SageMaker.ResourceLimitExceededException" if code == "ResourceLimitExceeded" \
+                else "SageMaker.AmazonSageMakerException"
+            return self._fail(env, name, f"{ex.response['Error']['Message']} (Service: SageMaker, Status Code: 400, "
+                                         f"Error Code: {code})").failure_event
+        return super()._from_error(env=env, ex=ex)
+
+    def _eval_service_task(self, env, resource_runtime_part, normalised_parameters, *args, **kwargs):
+        operation = self._operation()
+        problems = validate_request(operation, normalised_parameters)
+        if problems:
+            raise self._fail(env, "SageMaker.AmazonSageMakerException",
+                             "; ".join(problems) + " (Service: SageMaker, Status Code: 400, Error Code: ValidationException)")
+        client = JOBS.client("sagemaker")
+        snake = re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower()
+        env.stack.append(to_sfn_json(getattr(client, snake)(**normalised_parameters)))
+
+    def _build_sync_resolver(self, env, resource_runtime_part, normalised_parameters, *args, **kwargs):
+        env.stack.pop()
+        operation = self._operation()
+        client, s3 = JOBS.client("sagemaker"), JOBS.client("s3")
+        backend = JOBS.backend()
+        if operation == "CreateTrainingJob":
+            name = normalised_parameters["TrainingJobName"]
+            job = backend.training_jobs[name]
+            # moto completes jobs at creation and invents metric definitions; put the truth back.
+            job.algorithm_specification = normalised_parameters["AlgorithmSpecification"]
+            job.training_job_status, job.secondary_status = "InProgress", "Training"
+            job.final_metric_data_list = []
+            run = TrainingRun(s3, normalised_parameters, lambda line: JOBS.on_line(name, line))
+            describe = lambda: client.describe_training_job(TrainingJobName=name)  # noqa: E731
+        elif operation == "CreateTransformJob":
+            name = normalised_parameters["TransformJobName"]
+            job = backend.transform_jobs[name]
+            job.transform_job_status = "InProgress"
+            model = client.describe_model(ModelName=normalised_parameters["ModelName"])
+            run = TransformRun(s3, normalised_parameters, model, lambda line: JOBS.on_line(name, line))
+            describe = lambda: client.describe_transform_job(TransformJobName=name)  # noqa: E731
+        else:
+            raise self._fail(env, "States.Runtime", f"{operation} has no .sync integration")
+
+        def watch_abort() -> None:
+            while env.is_running() and run.process.finished() is None:
+                threading.Event().wait(0.1)
+            if run.process.finished() is None:
+                run.stop()
+        threading.Thread(target=watch_abort, daemon=True).start()
+
+        def resolver():
+            outcome = run.poll()
+            if outcome is None:
+                return None
+            _record(job, operation, outcome)
+            described = to_sfn_json(describe())
+            if outcome.status != "Completed":
+                raise FailureEventException(FailureEvent(
+                    env=env, error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
+                    event_type=HistoryEventType.TaskFailed,
+                    event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
+                        error=StatesErrorNameType.StatesTaskFailed.to_name(), cause=json.dumps(described),
+                        resource=self._get_sfn_resource(), resourceType=self._get_sfn_resource_type()))))
+            return described
+        return resolver
+
+
+def _record(job, operation: str, outcome: Outcome) -> None:
+    """The final status in moto, as DescribeTrainingJob / DescribeTransformJob would show it."""
+    now = datetime.now().astimezone()
+    if operation == "CreateTrainingJob":
+        job.training_job_status = outcome.status
+        job.secondary_status = outcome.status
+        job.training_end_time = job.last_modified_time = now
+        job.final_metric_data_list = outcome.metrics
+    else:
+        job.transform_job_status = outcome.status
+        job.transform_end_time = job.last_modified_time = now
+    job.failure_reason = outcome.failure_reason

@@ -1,0 +1,113 @@
+"""Start an execution and follow it: shared by `sagestep local` and `sagestep start`."""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable
+
+TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+
+
+@dataclass
+class StateRun:
+    name: str
+    status: str = "RUNNING"
+    started: datetime | None = None
+    ended: datetime | None = None
+
+    @property
+    def seconds(self) -> float | None:
+        return None if not (self.started and self.ended) else round((self.ended - self.started).total_seconds(), 3)
+
+
+@dataclass
+class Progress:
+    """What the history has said so far; on_state is told each time a state starts or ends."""
+    states: list[StateRun] = field(default_factory=list)
+    error: str | None = None
+    cause: str | None = None
+    seen: int = 0
+
+    def current(self) -> StateRun | None:
+        return self.states[-1] if self.states else None
+
+    def apply(self, event: dict, on_state: Callable[[StateRun], None]) -> None:
+        kind, details = event["type"], event
+        if kind.endswith("StateEntered"):
+            run = StateRun(event["stateEnteredEventDetails"]["name"], started=event["timestamp"])
+            self.states.append(run)
+            on_state(run)
+        elif kind.endswith("StateExited") and self.current():
+            run = self.current()
+            run.ended = event["timestamp"]
+            if run.status == "RUNNING":
+                run.status = "SUCCEEDED"
+            on_state(run)
+        elif kind in ("TaskFailed", "LambdaFunctionFailed") and self.current():
+            self.current().status = "FAILED"
+            failed = details.get("taskFailedEventDetails") or details.get("lambdaFunctionFailedEventDetails") or {}
+            self.error, self.cause = failed.get("error"), failed.get("cause")
+        elif kind == "ExecutionFailed":
+            failed = details.get("executionFailedEventDetails", {})
+            self.error, self.cause = failed.get("error", self.error), failed.get("cause", self.cause)
+            run = self.current()
+            if run and run.ended is None:
+                run.ended, run.status = event["timestamp"], "FAILED"
+                on_state(run)
+
+
+def follow(sfn, execution_arn: str, on_state: Callable[[StateRun], None] = lambda run: None,
+           poll_seconds: float = 0.1, timeout_seconds: float | None = None) -> tuple[dict, Progress]:
+    """Poll the history until the execution ends; returns DescribeExecution and the progress."""
+    progress = Progress()
+    started = time.monotonic()
+    while True:
+        description = sfn.describe_execution(executionArn=execution_arn)
+        events = []
+        for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
+            events.extend(page["events"])
+        for event in events[progress.seen:]:
+            progress.apply(event, on_state)
+        progress.seen = len(events)
+        if description["status"] in TERMINAL:
+            return description, progress
+        if timeout_seconds is not None and time.monotonic() - started > timeout_seconds:
+            raise TimeoutError(f"{execution_arn} still {description['status']} after {timeout_seconds} s")
+        time.sleep(poll_seconds)
+
+
+def failure_message(error: str | None, cause: str | None) -> tuple[str | None, str | None]:
+    """The original error behind a <Step>Failed state: its name and message."""
+    try:
+        caught = json.loads(cause or "")
+        inner = json.loads(caught.get("Cause", "")) if isinstance(caught, dict) else {}
+    except (json.JSONDecodeError, TypeError):
+        return error, cause
+    if isinstance(inner, dict) and "errorType" in inner:
+        return inner["errorType"], inner.get("errorMessage")
+    if isinstance(inner, dict) and inner.get("FailureReason"):
+        return caught.get("Error"), inner["FailureReason"]
+    return caught.get("Error", error), caught.get("Cause", cause)
+
+
+def evaluate(problem: str | None, classes: list[str] | None, predictions: list[str], labels: list[str]) -> dict:
+    """Test-set metrics from the batch predictions and the held-out labels (class indices)."""
+    if not predictions or len(predictions) != len(labels):
+        return {}
+    truth = [float(v) for v in labels]
+    if problem == "regression":
+        values = [float(line) for line in predictions]
+        return {"test:rmse": math.sqrt(sum((p - t) ** 2 for p, t in zip(values, truth)) / len(truth))}
+    if problem == "multiclass":
+        index = {name: code for code, name in enumerate(classes or [])}
+        predicted = [index.get(line.split(",")[0], -1) for line in predictions]
+        return {"test:accuracy": sum(p == t for p, t in zip(predicted, truth)) / len(truth)}
+    probabilities = [float(line) for line in predictions]
+    eps = 1e-15
+    logloss = -sum(t * math.log(max(p, eps)) + (1 - t) * math.log(max(1 - p, eps))
+                   for p, t in zip(probabilities, truth)) / len(truth)
+    return {"test:accuracy": sum((p > 0.5) == (t == 1) for p, t in zip(probabilities, truth)) / len(truth),
+            "test:logloss": logloss}
