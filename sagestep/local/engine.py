@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 import zipfile
 from contextlib import ExitStack
 from pathlib import Path
@@ -22,6 +23,7 @@ from unittest import mock
 import boto3
 from moto import mock_aws
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_factory
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
 
@@ -71,6 +73,13 @@ def _invoke(backend, function_name, qualifier, body, headers, response_headers):
     return json.dumps(result).encode()
 
 
+def _named_execution(original):
+    """StartExecution without a name gets a UUID, as on AWS (moto leaves it empty)."""
+    def start_execution(self, state_machine_arn, name=None, *args, **kwargs):
+        return original(self, state_machine_arn, name or str(uuid.uuid4()), *args, **kwargs)
+    return start_execution
+
+
 def _service_for(original):
     def factory(service_name: str):
         return sagemaker_task.SageMakerLocal() if service_name == "sagemaker" else original(service_name)
@@ -104,6 +113,8 @@ class LocalEngine:
         stack.enter_context(mock.patch.dict(os.environ, {**FAKE_CREDENTIALS, "AWS_DEFAULT_REGION": self.region}))
         stack.enter_context(mock_aws(config=MOTO_CONFIG))
         stack.enter_context(mock.patch.object(LambdaSimpleBackend, "invoke", _invoke))
+        stack.enter_context(mock.patch.object(StepFunctionsParserBackend, "start_execution",
+                                              _named_execution(StepFunctionsParserBackend.start_execution)))
         stack.enter_context(mock.patch.object(state_task_factory, "state_task_service_for",
                                               _service_for(state_task_factory.state_task_service_for)))
         stack.enter_context(mock.patch.object(state_task_service_callback, "_DELAY_SECONDS_SYNC_CONDITION_CHECK", 0.05))

@@ -45,7 +45,7 @@ def validate_request(operation: str, params: dict) -> list[str]:
     plus the name patterns botocore does not check."""
     model = botocore.session.get_session().get_service_model("sagemaker").operation_model(operation)
     report = ParamValidator().validate(params, model.input_shape)
-    problems = report.generate_report().splitlines()[1:] if report.has_errors() else []
+    problems = report.generate_report().splitlines() if report.has_errors() else []
     for field, pattern in NAME_PATTERNS.items():
         value = params.get(field)
         if isinstance(value, str) and (len(value) > 63 or not pattern.match(value)):

@@ -1,0 +1,257 @@
+"""End to end: the CLI and the embedded engine run the synthesized stack."""
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import boto3
+import pytest
+from sklearn.datasets import load_breast_cancer, load_diabetes
+
+from sagestep import ROOT
+from sagestep.cli import main
+from sagestep.local import engine as engine_module
+from sagestep.local.engine import LocalEngine
+from sagestep.runner import follow
+from sagestep.synth import synthesize
+
+IRIS = ROOT / "examples/iris.csv"
+
+
+def write_dataset(path, loader, label="label"):
+    x, y = loader(return_X_y=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow([f"f{i}" for i in range(x.shape[1])] + [label])
+        writer.writerows([*map(float, row), float(target) if loader is load_diabetes else int(target)]
+                         for row, target in zip(x, y))
+    return path
+
+
+def run_cli(capsys, *args):
+    code = main(["local", *map(str, args), "--json"])
+    return code, json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("kind", ["multiclass", "binary", "regression"])
+def test_pipeline_succeeds(tmp_path, capsys, kind):
+    if kind == "multiclass":
+        dataset, label = IRIS, "species"
+    else:
+        dataset = write_dataset(tmp_path / f"{kind}.csv", load_breast_cancer if kind == "binary" else load_diabetes)
+        label = "label"
+    code, result = run_cli(capsys, dataset, "--label", label, "--out", tmp_path / "out")
+    assert code == 0 and result["status"] == "SUCCEEDED", result
+    assert [s["name"] for s in result["states"]] == ["Start", "Preprocess", "Train", "CreateModel", "BatchPredict",
+                                                     "Summarize"]
+    predictions = open(result["outputs"]["predictions"]).read().splitlines()
+    assert len(predictions) == result["rows"]["test"] > 0
+    metric = {"multiclass": "validation:mlogloss", "binary": "validation:logloss", "regression": "validation:rmse"}[kind]
+    assert metric in result["metrics"]
+    if kind == "regression":
+        assert result["metrics"]["test:rmse"] < 80
+    else:
+        assert result["metrics"]["test:accuracy"] > 0.85
+
+
+@pytest.fixture
+def engine():
+    with LocalEngine(synthesize("dev", {})) as running:
+        yield running
+
+
+def execute(engine, execution_input, name="e2e"):
+    sfn = engine.client("stepfunctions")
+    arn = sfn.start_execution(stateMachineArn=engine.state_machine_arn, name=name,
+                              input=json.dumps(execution_input))["executionArn"]
+    return follow(sfn, arn, timeout_seconds=120)
+
+
+def test_bad_dataset_fails_at_preprocess_and_starts_no_job(engine, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,label\n1,0\n2,1\n3\n")
+    description, progress = execute(engine, {"datasetUri": engine.upload_dataset(bad)})
+    assert description["status"] == "FAILED" and description["error"] == "PreprocessFailed"
+    assert json.loads(description["cause"])["Error"] == "MalformedRow"
+    assert "row 4: expected 2 fields, found 1" in description["cause"]
+    assert engine.client("sagemaker").list_training_jobs()["TrainingJobSummaries"] == []
+
+
+def test_failing_training_fails_at_train_with_the_reason(engine):
+    uri = engine.upload_dataset(IRIS)
+    description, _ = execute(engine, {"datasetUri": uri, "labelColumn": "species",
+                                      "hyperparameters": {"max_depth": "-3"}})
+    assert description["error"] == "TrainFailed"
+    caught = json.loads(description["cause"])
+    assert caught["Error"] == "States.TaskFailed"
+    job = json.loads(caught["Cause"])
+    assert job["TrainingJobStatus"] == "Failed"
+    assert job["FailureReason"].startswith("AlgorithmError: TrainingError: XGBoost rejected the training")
+    jobs = engine.client("sagemaker").list_training_jobs()["TrainingJobSummaries"]
+    assert [j["TrainingJobStatus"] for j in jobs] == ["Failed"]
+
+
+def test_invalid_sagemaker_request_fails_like_sagemaker(engine, monkeypatch):
+    from sagestep.local import sagemaker_task
+    original = sagemaker_task.SageMakerLocal._eval_parameters
+
+    def break_volume(self, env):
+        parameters = original(self, env)
+        if "ResourceConfig" in parameters:
+            parameters["ResourceConfig"]["VolumeSizeInGB"] = "thirty"
+        return parameters
+    monkeypatch.setattr(sagemaker_task.SageMakerLocal, "_eval_parameters", break_volume)
+    description, _ = execute(engine, {"datasetUri": engine.upload_dataset(IRIS), "labelColumn": "species"})
+    caught = json.loads(description["cause"])
+    assert description["error"] == "TrainFailed" and caught["Error"] == "SageMaker.AmazonSageMakerException"
+    assert "Invalid type for parameter ResourceConfig.VolumeSizeInGB" in caught["Cause"]
+
+
+def test_transient_lambda_error_is_retried(monkeypatch):
+    from moto.awslambda.exceptions import LambdaClientError
+    calls = []
+    original = engine_module._invoke
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise LambdaClientError("ServiceException", "Lambda was unable to run the function this time")
+        return original(*args, **kwargs)
+    monkeypatch.setattr(engine_module, "_invoke", flaky)
+    with LocalEngine(synthesize("dev", {})) as engine:
+        description, progress = execute(engine, {"datasetUri": engine.upload_dataset(IRIS), "labelColumn": "species"})
+        history = engine.client("stepfunctions").get_execution_history(executionArn=description["executionArn"])
+    assert description["status"] == "SUCCEEDED" and len(calls) == 2
+    failures = [e["taskFailedEventDetails"]["error"] for e in history["events"] if e["type"] == "TaskFailed"]
+    assert failures == ["Lambda.ServiceException"]
+
+
+# ---------------------------------------------------------------- served stack, real clients
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served():
+    process = subprocess.Popen([sys.executable, "-m", "sagestep", "local", "serve", "--port", str(free_port())],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ready = json.loads(process.stdout.readline())
+    env = {**os.environ, "AWS_ENDPOINT_URL": ready["endpoint"], "AWS_ACCESS_KEY_ID": "local",
+           "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": ready["region"]}
+    yield ready, env
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=20)
+
+
+def client(served, service):
+    ready, _ = served
+    return boto3.client(service, endpoint_url=ready["endpoint"], region_name=ready["region"],
+                        aws_access_key_id="local", aws_secret_access_key="local")
+
+
+def test_two_executions_at_once_do_not_touch_each_other(served, tmp_path):
+    ready, _ = served
+    s3, sfn = client(served, "s3"), client(served, "stepfunctions")
+    s3.upload_file(str(IRIS), ready["dataBucket"], "datasets/iris.csv")
+    breast = write_dataset(tmp_path / "breast.csv", load_breast_cancer)
+    s3.upload_file(str(breast), ready["dataBucket"], "datasets/breast.csv")
+    arns = [sfn.start_execution(stateMachineArn=ready["stateMachineArn"], name=name, input=json.dumps(payload))[
+        "executionArn"] for name, payload in (
+        ("parallel-a", {"datasetUri": f"s3://{ready['dataBucket']}/datasets/iris.csv", "labelColumn": "species"}),
+        ("parallel-b", {"datasetUri": f"s3://{ready['dataBucket']}/datasets/breast.csv"}))]
+    results = [follow(sfn, arn, timeout_seconds=180)[0] for arn in arns]
+    assert [r["status"] for r in results] == ["SUCCEEDED", "SUCCEEDED"]
+    outputs = [json.loads(r["output"]) for r in results]
+    assert outputs[0]["objective"] == "multi:softprob" and outputs[1]["objective"] == "binary:logistic"
+    for name, output in zip(("parallel-a", "parallel-b"), outputs):
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=ready["dataBucket"], Prefix=f"runs/{name}/")["Contents"]]
+        assert f"runs/{name}/predictions/test.csv.out" in keys
+        body = s3.get_object(Bucket=ready["dataBucket"], Key=f"runs/{name}/predictions/test.csv.out")["Body"].read()
+        assert len(body.decode().splitlines()) == output["rows"]["test"]
+    assert outputs[0]["trainingJobName"] != outputs[1]["trainingJobName"]
+
+
+def test_real_aws_cli_and_sagestep_start_against_the_served_stack(served):
+    ready, env = served
+    aws = [str(ROOT / ".venv/bin/aws") if (ROOT / ".venv/bin/aws").exists() else "aws",
+           "--endpoint-url", ready["endpoint"]]
+    run = lambda *args: subprocess.run([*aws, *args], env=env, capture_output=True, text=True, check=True)  # noqa: E731
+    run("s3", "cp", str(IRIS), f"s3://{ready['dataBucket']}/datasets/cli.csv")
+    started = json.loads(run("stepfunctions", "start-execution", "--state-machine-arn", ready["stateMachineArn"],
+                             "--input", json.dumps({"datasetUri": f"s3://{ready['dataBucket']}/datasets/cli.csv",
+                                                    "labelColumn": "species"})).stdout)
+    description = {}
+    for _ in range(600):
+        description = json.loads(run("stepfunctions", "describe-execution", "--execution-arn",
+                                     started["executionArn"]).stdout)
+        if description["status"] != "RUNNING":
+            break
+        time.sleep(0.2)
+    assert description["status"] == "SUCCEEDED"
+    history = json.loads(run("stepfunctions", "get-execution-history", "--execution-arn", started["executionArn"]).stdout)
+    assert {"TaskSubmitted", "ExecutionSucceeded"} <= {e["type"] for e in history["events"]}
+    job = json.loads(description["output"])["trainingJobName"]
+    jobs = json.loads(run("sagemaker", "list-training-jobs").stdout)["TrainingJobSummaries"]
+    assert job in [j["TrainingJobName"] for j in jobs]
+    detail = json.loads(run("sagemaker", "describe-training-job", "--training-job-name", job).stdout)
+    assert detail["TrainingJobStatus"] == "Completed"
+    assert {m["MetricName"] for m in detail["FinalMetricDataList"]} == {"train:mlogloss", "validation:mlogloss"}
+
+    result = subprocess.run([sys.executable, "-m", "sagestep", "start", f"s3://{ready['dataBucket']}/datasets/cli.csv",
+                             "--label", "species", "--wait", "--json", "--state-machine-arn", ready["stateMachineArn"]],
+                            env=env, capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "SUCCEEDED" and summary["outputs"]["trainingJobConsole"].endswith(
+        f"#/jobs/{summary['outputs']['trainingJob']}")
+
+
+# ---------------------------------------------------------------- mistakes a user can make
+
+def sagestep(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "sagestep", *args], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, **(env or {})})
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (("local", "missing.csv"), "missing.csv: no such file"),
+    (("local", "README.md"), "not a CSV file"),
+    (("start", "s3://bucket/data.csv", "--state-machine-arn",
+      "arn:aws:states:us-east-1:123456789012:stateMachine:nope"), "StateMachineDoesNotExist"),
+    (("start", "data.csv"), "must be an s3://bucket/key URI"),
+])
+def test_user_errors_are_one_line_without_traceback(args, fragment, served):
+    result = sagestep(*args, env=served[1] if args[0] == "start" else None)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert fragment in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_no_deployed_stack(monkeypatch):
+    result = sagestep("start", "s3://bucket/data.csv", env={"PATH": os.path.dirname(sys.executable),
+                                                            "SAGESTEP_STATE_MACHINE_ARN": ""})
+    assert result.returncode == 2 and "no deployed stack found" in result.stderr
+
+
+def test_port_in_use(served):
+    port = int(served[0]["endpoint"].rsplit(":", 1)[1])
+    result = sagestep("local", "serve", "--port", str(port))
+    assert result.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in result.stderr
+
+
+def test_failed_run_exits_1_with_the_error(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    code, result = run_cli(capsys, bad)
+    assert code == 1 and result["status"] == "FAILED"
+    assert result["error"] == "MissingLabelColumn" and "set labelColumn" in result["cause"]
+    assert result["failedState"] == "Preprocess"
+
+
