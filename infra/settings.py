@@ -12,11 +12,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
-import botocore.session
 import pulumi
 import yaml
 
 from statemachine import PipelineSettings
+from statemachine.check import sagemaker_model
 
 PROJECT = "sagestep"
 PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
@@ -63,11 +63,9 @@ def project_defaults() -> dict[str, object]:
     return {key.split(":", 1)[1]: spec["default"] for key, spec in declared.items()}
 
 
-@lru_cache(maxsize=4)
 def sagemaker_instance_types(shape: str) -> frozenset[str]:
     """The instance types botocore's SageMaker model accepts for a shape (e.g. TrainingInstanceType)."""
-    model = botocore.session.get_session().get_service_model("sagemaker")
-    return frozenset(model.shape_for(shape).enum)
+    return frozenset(sagemaker_model().shape_for(shape).enum)
 
 
 def name_prefix(stack: str) -> str:

@@ -6,6 +6,7 @@ botocore's service model for its API (names, required members, literal types).
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import botocore.session
 from jsonpath_ng.exceptions import JsonPathParserError
@@ -81,12 +82,18 @@ def _check_shape(template, shape, where: str, problems: list[str]) -> None:
             problems.append(f"{where}: {template!r} is not one of {', '.join(shape.enum)}")
 
 
+@lru_cache(maxsize=1)
+def sagemaker_model():
+    """botocore's SageMaker service model (loading it takes a few hundred milliseconds: once)."""
+    return botocore.session.get_session().get_service_model("sagemaker")
+
+
 def sagemaker_operation(resource: str):
     match = SAGEMAKER_RESOURCE.match(resource)
     if not match:
         return None
     action = match.group(1)
-    model = botocore.session.get_session().get_service_model("sagemaker")
+    model = sagemaker_model()
     name = action[0].upper() + action[1:]
     return model.operation_model(name) if name in model.operation_names else name
 

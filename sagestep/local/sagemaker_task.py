@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any, Callable
 
 import boto3
-import botocore.session
 from botocore.exceptions import ClientError
 from botocore.validate import ParamValidator
 from moto.sagemaker.models import sagemaker_backends
@@ -30,6 +29,8 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
     StateTaskServiceCallback)
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 
+from statemachine.check import sagemaker_model
+
 from .containers import Outcome, TrainingRun, TransformRun
 
 NAME_PATTERNS = {
@@ -43,7 +44,7 @@ ACCOUNT_ID = "123456789012"
 def validate_request(operation: str, params: dict) -> list[str]:
     """What SageMaker would reject: botocore's checks (required, unknown, types, lengths, ranges)
     plus the name patterns botocore does not check."""
-    model = botocore.session.get_session().get_service_model("sagemaker").operation_model(operation)
+    model = sagemaker_model().operation_model(operation)
     report = ParamValidator().validate(params, model.input_shape)
     problems = report.generate_report().splitlines() if report.has_errors() else []
     for field, pattern in NAME_PATTERNS.items():
@@ -93,7 +94,7 @@ class SageMakerLocal(StateTaskServiceCallback):
 
     def _get_supported_parameters(self) -> set[str] | None:
         """The operation's members (moto refuses a resource without them); unknown actions: None."""
-        model = botocore.session.get_session().get_service_model("sagemaker")
+        model = sagemaker_model()
         if self._operation() not in model.operation_names:
             return None
         return set(model.operation_model(self._operation()).input_shape.members)
