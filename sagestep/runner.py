@@ -79,6 +79,23 @@ def follow(sfn, execution_arn: str, on_state: Callable[[StateRun], None] = lambd
         time.sleep(poll_seconds)
 
 
+def result_of(description: dict, progress: Progress) -> dict:
+    """What `local` and `start` report of a finished execution (the --json object), before the
+    parts only one of them knows (local files, console links)."""
+    result = {"status": description["status"], "executionArn": description["executionArn"],
+              "states": [{"name": s.name, "status": s.status, "seconds": s.seconds} for s in progress.states],
+              "error": None, "cause": None, "metrics": {}, "outputs": {}}
+    if description["status"] == "SUCCEEDED":
+        output = json.loads(description["output"])
+        result["metrics"] = {m["MetricName"]: m["Value"] for m in output.get("metrics", [])}
+        result["rows"] = output.get("rows")
+        result["output"] = output
+    else:
+        result["error"], result["cause"] = failure_message(progress.error, progress.cause)
+        result["failedState"] = next((s.name for s in progress.states if s.status == "FAILED"), None)
+    return result
+
+
 def failure_message(error: str | None, cause: str | None) -> tuple[str | None, str | None]:
     """The original error behind a <Step>Failed state: its name and message."""
     try:

@@ -10,8 +10,8 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 
-from .local.run import Reporter, UsageError, execution_name, print_summary
-from .runner import failure_message, follow
+from .local.run import Reporter, UsageError, execution_name, report
+from .runner import follow, result_of
 
 ARN_VARIABLE = "SAGESTEP_STATE_MACHINE_ARN"
 
@@ -56,23 +56,10 @@ def start(args, console: Console) -> int:
     if not args.json:
         console.print(f"execution {execution}\n{link}", highlight=False)
     description, progress = follow(sfn, execution, reporter.state, poll_seconds=2 if "amazonaws" in link else 0.2)
-    result = {"status": description["status"], "executionArn": execution, "console": link,
-              "states": [{"name": s.name, "status": s.status, "seconds": s.seconds} for s in progress.states],
-              "error": None, "cause": None, "metrics": {}, "outputs": {}}
-    if description["status"] == "SUCCEEDED":
-        output = json.loads(description["output"])
-        result["metrics"] = {m["MetricName"]: m["Value"] for m in output.get("metrics", [])}
-        result["rows"] = output.get("rows")
-        result["outputs"] = {"predictions": output.get("predictionsUri"), "trainingJob": output.get("trainingJobName"),
-                             "trainingJobConsole": console_link(region, f"/jobs/{output.get('trainingJobName')}",
-                                                                "sagemaker")}
-    else:
-        result["error"], result["cause"] = failure_message(progress.error, progress.cause)
-        result["failedState"] = next((s.name for s in progress.states if s.status == "FAILED"), None)
-    if args.json:
-        print(json.dumps(result, default=str))
-    else:
-        print_summary(result, console)
-        if result["outputs"].get("trainingJobConsole"):
-            console.print(f"training job: {result['outputs']['trainingJobConsole']}", highlight=False)
-    return 0 if result["status"] == "SUCCEEDED" else 1
+    result = {**result_of(description, progress), "console": link}
+    output = result.pop("output", None)
+    if output:
+        job = output.get("trainingJobName")
+        result["outputs"] = {"predictions": output.get("predictionsUri"), "trainingJob": job,
+                             "trainingJobConsole": console_link(region, f"/jobs/{job}", "sagemaker")}
+    return report(result, args.json, console)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from sagestep.runner import evaluate, failure_message, follow
+from sagestep.runner import evaluate, follow, result_of
 from sagestep.synth import synthesize
 
 from .containers import split_s3_uri
@@ -85,30 +85,28 @@ def run_local(args, console: Console) -> int:
         if not args.json:
             console.print(f"execution [bold]{name}[/] on {engine.state_machine_arn.split(':')[-1]} (embedded engine)")
         description, progress = follow(sfn, arn, reporter.state)
-        result = {"status": description["status"], "executionArn": arn,
-                  "states": [{"name": s.name, "status": s.status, "seconds": s.seconds} for s in progress.states],
-                  "error": None, "cause": None, "metrics": {}, "outputs": {}}
+        result = result_of(description, progress)
         if description["status"] == "SUCCEEDED":
-            output = json.loads(description["output"])
+            output = result.pop("output")
             out_dir = Path(args.out) if args.out else Path("runs") / name
             out_dir.mkdir(parents=True, exist_ok=True)
             predictions = _download_prefix(s3, output["predictionsUri"], out_dir)
             labels = _download_prefix(s3, output["testLabelsUri"], out_dir)
-            schema = json.loads(s3.get_object(Bucket=split_s3_uri(output["schemaUri"])[0],
-                                              Key=split_s3_uri(output["schemaUri"])[1])["Body"].read())
+            bucket, key = split_s3_uri(output["schemaUri"])
+            schema = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
             (out_dir / "schema.json").write_text(json.dumps(schema, indent=2))
             predicted = predictions[0].read_text().splitlines() if predictions else []
             truth = labels[0].read_text().splitlines() if labels else []
-            result["metrics"] = {**{m["MetricName"]: m["Value"] for m in output["metrics"]},
-                                 **evaluate(schema["problem"], schema["label"]["classes"], predicted, truth)}
+            result["metrics"].update(evaluate(schema["problem"], schema["label"]["classes"], predicted, truth))
             result["outputs"] = {"predictions": str(predictions[0]) if predictions else None,
                                  "testLabels": str(labels[0]) if labels else None, "schema": str(out_dir / "schema.json"),
                                  "trainingJob": output["trainingJobName"], "model": output["modelName"]}
-            result["rows"] = output["rows"]
-        else:
-            result["error"], result["cause"] = failure_message(progress.error, progress.cause)
-            result["failedState"] = next((s.name for s in progress.states if s.status == "FAILED"), None)
-    if args.json:
+    return report(result, args.json, console)
+
+
+def report(result: dict, as_json: bool, console: Console) -> int:
+    """The --json object, or the summary; the exit code."""
+    if as_json:
         print(json.dumps(result, default=str))
     else:
         print_summary(result, console)
@@ -120,7 +118,9 @@ def print_summary(result: dict, console: Console) -> None:
         console.print(f"[green bold]SUCCEEDED[/] rows {result.get('rows')}")
         for name, value in sorted(result["metrics"].items()):
             console.print(f"  {name:22} {value:.4f}")
-        console.print(f"predictions: {result['outputs']['predictions']}")
+        console.print(f"predictions: {result['outputs']['predictions']}", highlight=False)
+        if result["outputs"].get("trainingJobConsole"):
+            console.print(f"training job: {result['outputs']['trainingJobConsole']}", highlight=False)
     else:
         console.print(f"[red bold]{result['status']}[/] at {result.get('failedState')}: "
                       f"[bold]{result['error']}[/]: {result['cause']}", highlight=False)
