@@ -16,15 +16,9 @@ DEFAULT_STACK = "dev"
 
 
 def _synth(args: argparse.Namespace, console: Console) -> int:
-    from infra.settings import ConfigError
+    from .synth import synthesize, write
 
-    from .synth import StackFileError, synthesize, write
-
-    try:
-        synthesis = synthesize(args.stack)
-    except (ConfigError, StackFileError) as error:
-        print(f"sagestep synth: {error}", file=sys.stderr)
-        return 2
+    synthesis = synthesize(args.stack)
     out_dir = Path(args.out) if args.out else ROOT / ".sagestep" / "synth" / args.stack
     written = write(synthesis, out_dir)
     if args.summary:

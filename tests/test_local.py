@@ -255,3 +255,13 @@ def test_failed_run_exits_1_with_the_error(tmp_path, capsys):
     assert result["failedState"] == "Preprocess"
 
 
+
+
+def test_a_job_that_cannot_start_fails_with_the_reason(engine):
+    code = next(o["inputs"]["key"] for o in engine.synthesis.of_type("aws:s3/bucketObjectv2:BucketObjectv2")
+                if "training" in o["name"])
+    engine.client("s3").delete_object(Bucket=engine.synthesis.outputs["artifactsBucket"], Key=code)
+    description, _ = execute(engine, {"datasetUri": engine.upload_dataset(IRIS), "labelColumn": "species"})
+    job = json.loads(json.loads(description["cause"])["Cause"])
+    assert description["error"] == "TrainFailed" and job["TrainingJobStatus"] == "Failed"
+    assert job["FailureReason"].startswith("ClientError: NoSuchKey")

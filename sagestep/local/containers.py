@@ -98,7 +98,18 @@ class _Process:
         self._reader.join()
 
 
-class TrainingRun:
+class _Job:
+    """What the engine asks of a running job besides poll()."""
+    process: _Process
+
+    def poll_running(self) -> bool:
+        return self.process.finished() is None
+
+    def stop(self) -> None:
+        self.process.kill()
+
+
+class TrainingRun(_Job):
     def __init__(self, s3, request: dict, on_line: Callable[[str], None] = lambda line: None):
         self.s3, self.request, self.name = s3, request, request["TrainingJobName"]
         self.root = Path(tempfile.mkdtemp(prefix=f"{self.name}-"))
@@ -181,11 +192,9 @@ class TrainingRun:
             if path.is_file():
                 self.s3.upload_file(str(path), bucket, f"{prefix.rstrip('/')}/{path.relative_to(self.root / 'checkpoints')}")
 
-    def stop(self) -> None:
-        self.process.kill()
 
 
-class TransformRun:
+class TransformRun(_Job):
     def __init__(self, s3, request: dict, model: dict, on_line: Callable[[str], None] = lambda line: None):
         self.s3, self.request, self.name = s3, request, request["TransformJobName"]
         self.root = Path(tempfile.mkdtemp(prefix=f"{self.name}-"))
@@ -217,6 +226,3 @@ class TransformRun:
             key = f"{prefix.rstrip('/')}/{path.relative_to(self.root / 'output')}".lstrip("/")
             self.s3.upload_file(str(path), bucket, key)
         return Outcome("Completed")
-
-    def stop(self) -> None:
-        self.process.kill()

@@ -4,6 +4,7 @@ Hook A: moto's own config turns on its ASL interpreter and its Docker-free Lambd
 Hook B: Lambda invokes run the function's Python handler in-process with its environment.
 Hook C: the interpreter's sagemaker service runs jobs locally (sagemaker_task.py).
 Hook D: a state machine is checked (statemachine.check) before moto accepts it.
+And StartExecution without a name gets a UUID, as on AWS.
 """
 from __future__ import annotations
 
@@ -34,7 +35,6 @@ from statemachine.check import check_definition
 from . import sagemaker_task
 
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
-TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
 
 

@@ -71,7 +71,6 @@ class LocalJobs:
     def __init__(self, region: str, on_line: Callable[[str, str], None] | None = None):
         self.region = region
         self.on_line = on_line or (lambda job, line: None)
-        self.lock = threading.Lock()
 
     def client(self, service: str):
         return boto3.client(service, region_name=self.region)
@@ -145,22 +144,22 @@ class SageMakerLocal(StateTaskServiceCallback):
             job.algorithm_specification = normalised_parameters["AlgorithmSpecification"]
             job.training_job_status, job.secondary_status = "InProgress", "Training"
             job.final_metric_data_list = []
-            run = TrainingRun(s3, normalised_parameters, lambda line: JOBS.on_line(name, line))
+            run = _started(lambda: TrainingRun(s3, normalised_parameters, lambda line: JOBS.on_line(name, line)))
             describe = lambda: client.describe_training_job(TrainingJobName=name)  # noqa: E731
         elif operation == "CreateTransformJob":
             name = normalised_parameters["TransformJobName"]
             job = backend.transform_jobs[name]
             job.transform_job_status = "InProgress"
             model = client.describe_model(ModelName=normalised_parameters["ModelName"])
-            run = TransformRun(s3, normalised_parameters, model, lambda line: JOBS.on_line(name, line))
+            run = _started(lambda: TransformRun(s3, normalised_parameters, model, lambda line: JOBS.on_line(name, line)))
             describe = lambda: client.describe_transform_job(TransformJobName=name)  # noqa: E731
         else:
             raise self._fail(env, "States.Runtime", f"{operation} has no .sync integration")
 
         def watch_abort() -> None:
-            while env.is_running() and run.process.finished() is None:
+            while env.is_running() and run.poll_running():
                 threading.Event().wait(0.1)
-            if run.process.finished() is None:
+            if run.poll_running():
                 run.stop()
         threading.Thread(target=watch_abort, daemon=True).start()
 
@@ -179,6 +178,29 @@ class SageMakerLocal(StateTaskServiceCallback):
                         resource=self._get_sfn_resource(), resourceType=self._get_sfn_resource_type()))))
             return described
         return resolver
+
+
+class _NotStarted:
+    """A job whose container could not even start (say, its code bundle is missing)."""
+
+    def __init__(self, error: Exception):
+        self.outcome = Outcome("Failed", f"ClientError: {type(error).__name__}: {error}")
+
+    def poll(self) -> Outcome:
+        return self.outcome
+
+    def poll_running(self) -> bool:
+        return False
+
+    def stop(self) -> None:
+        pass
+
+
+def _started(start):
+    try:
+        return start()
+    except Exception as error:  # noqa: BLE001 - the job fails with the reason, as SageMaker's would
+        return _NotStarted(error)
 
 
 def _record(job, operation: str, outcome: Outcome) -> None:
