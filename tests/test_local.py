@@ -265,3 +265,13 @@ def test_a_job_that_cannot_start_fails_with_the_reason(engine):
     job = json.loads(json.loads(description["cause"])["Cause"])
     assert description["error"] == "TrainFailed" and job["TrainingJobStatus"] == "Failed"
     assert job["FailureReason"].startswith("ClientError: NoSuchKey")
+
+
+def test_a_job_past_its_max_runtime_is_stopped():
+    with LocalEngine(synthesize("short", {"trainingMaxRuntimeSeconds": 2})) as engine:
+        description, _ = execute(engine, {"datasetUri": engine.upload_dataset(IRIS), "labelColumn": "species",
+                                          "hyperparameters": {"num_round": 10_000_000, "early_stopping_rounds": 10_000_000,
+                                                              "eta": 0.0001}})
+    job = json.loads(json.loads(description["cause"])["Cause"])
+    assert description["error"] == "TrainFailed"
+    assert job["TrainingJobStatus"] == "Stopped" and job["FailureReason"].startswith("MaxRuntimeExceeded")

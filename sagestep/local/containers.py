@@ -11,6 +11,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -101,6 +102,19 @@ class _Process:
 class _Job:
     """What the engine asks of a running job besides poll()."""
     process: _Process
+    root: Path
+
+    def poll(self) -> Outcome | None:
+        """None while the job runs; its outcome once, after which its folder is gone."""
+        if self.poll_running():
+            return self._timed_out()
+        try:
+            return self._finish(self.process.finished())
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def _timed_out(self) -> Outcome | None:
+        return None
 
     def poll_running(self) -> bool:
         return self.process.finished() is None
@@ -162,13 +176,14 @@ class TrainingRun(_Job):
         env["SM_USER_ARGS"] = json.dumps(arguments)
         return _Process([sys.executable, str(ml / "code" / program), *arguments], env, ml / "code", self._line)
 
-    def poll(self) -> Outcome | None:
-        code = self.process.finished()
-        if code is None:
-            if time.monotonic() < self.deadline:
-                return None
-            self.process.kill()
-            return Outcome("Stopped", "MaxRuntimeExceeded: the job ran past StoppingCondition.MaxRuntimeInSeconds")
+    def _timed_out(self) -> Outcome | None:
+        if time.monotonic() < self.deadline:
+            return None
+        self.process.kill()
+        shutil.rmtree(self.root, ignore_errors=True)
+        return Outcome("Stopped", "MaxRuntimeExceeded: the job ran past StoppingCondition.MaxRuntimeInSeconds")
+
+    def _finish(self, code: int) -> Outcome:
         self._upload_checkpoints()
         if code != 0:
             failure = self.root / "output/failure"
@@ -193,7 +208,6 @@ class TrainingRun(_Job):
                 self.s3.upload_file(str(path), bucket, f"{prefix.rstrip('/')}/{path.relative_to(self.root / 'checkpoints')}")
 
 
-
 class TransformRun(_Job):
     def __init__(self, s3, request: dict, model: dict, on_line: Callable[[str], None] = lambda line: None):
         self.s3, self.request, self.name = s3, request, request["TransformJobName"]
@@ -215,10 +229,7 @@ class TransformRun(_Job):
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         self.process = _Process(command, env, self.root, on_line)
 
-    def poll(self) -> Outcome | None:
-        code = self.process.finished()
-        if code is None:
-            return None
+    def _finish(self, code: int) -> Outcome:
         if code != 0:
             return Outcome("Failed", "\n".join(self.process.lines[-3:]) or f"exit code {code}")
         bucket, prefix = split_s3_uri(self.request["TransformOutput"]["S3OutputPath"])
