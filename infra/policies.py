@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from preprocess import layout
+from preprocess.naming import owned_by
 from statemachine.iam import allow
 
 RUN_OBJECTS = f"{layout.RUNS_PREFIX}*/"
@@ -57,7 +58,7 @@ def training_trust(scope: Scope) -> dict:
     return trust("sagemaker.amazonaws.com", {
         "StringEquals": {"aws:SourceAccount": scope.account_id},
         "ArnLike": {"aws:SourceArn": f"arn:{scope.partition}:sagemaker:{scope.region}:{scope.account_id}"
-                                     f":training-job/{scope.name_prefix}-*"},
+                                     f":training-job/{owned_by(scope.name_prefix)}"},
     })
 
 

@@ -5,6 +5,7 @@ this module applies the same ones when a key is absent (under mocks, or an older
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -69,9 +70,13 @@ def sagemaker_instance_types(shape: str) -> frozenset[str]:
 
 
 def name_prefix(stack: str) -> str:
-    """Lowercase `sagestep-<stack>`, at most 24 characters of [a-z0-9-], for every SageMaker name."""
+    """Lowercase `sagestep-<stack>`, at most 24 characters of [a-z0-9-] and never "--", for every
+    SageMaker name; a long stack name is cut and keeps 4 hex of its hash, so prefixes stay distinct."""
     slug = re.sub(r"[^a-z0-9]+", "-", stack.lower()).strip("-") or "stack"
-    return f"{PROJECT}-{slug}"[:24].rstrip("-")
+    prefix = f"{PROJECT}-{slug}"
+    if len(prefix) > 24:
+        prefix = f"{prefix[:19].rstrip('-')}-{hashlib.sha256(stack.encode()).hexdigest()[:4]}"
+    return prefix
 
 
 class _Reader:

@@ -9,14 +9,23 @@ import hashlib
 import re
 
 RUN_NAME_MAX = 52
+# Between the stack's prefix and the rest. A stack prefix never holds "--" (its slug collapses
+# runs of other characters into one "-"), so "<prefix>--*" matches this stack's names only,
+# not those of a stack whose name merely starts the same ("dev" and "dev-2").
+SEPARATOR = "--"
+
+
+def owned_by(prefix: str) -> str:
+    """The name pattern of everything this stack creates in SageMaker (for IAM)."""
+    return f"{prefix}{SEPARATOR}*"
 
 
 def run_name(prefix: str, execution_name: str, execution_arn: str) -> str:
-    """`<prefix>-<readable slug of the execution>-<8 hex of the execution ARN>`, lowercase.
+    """`<prefix>--<readable slug of the execution>-<8 hex of the execution ARN>`, lowercase.
 
     The hash keeps names unique when two execution names slug the same or are cut short.
     """
     digest = hashlib.sha256(execution_arn.encode()).hexdigest()[:8]
-    room = RUN_NAME_MAX - len(prefix) - len(digest) - 2
+    room = RUN_NAME_MAX - len(prefix) - len(SEPARATOR) - len(digest) - 1
     slug = re.sub(r"[^a-z0-9]+", "-", execution_name.lower())[:max(room, 0)].strip("-")
-    return "-".join(part for part in (prefix, slug, digest) if part)
+    return prefix + SEPARATOR + "-".join(part for part in (slug, digest) if part)

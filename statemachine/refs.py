@@ -6,13 +6,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from preprocess.naming import owned_by
+
 
 @dataclass(frozen=True)
 class Refs:
     partition: str
     region: str
     account_id: str
-    name_prefix: str           # lowercase; every SageMaker job and model name starts with "<prefix>-"
+    name_prefix: str           # lowercase; every SageMaker job and model name starts with "<prefix>--"
     stack: str
     function_arn: str          # the preprocess Lambda
     training_role_arn: str
@@ -31,7 +33,7 @@ class Refs:
 
     def sagemaker_arn(self, resource_type: str) -> str:
         """The ARN pattern of every SageMaker resource of this type that this stack may create."""
-        return self.arn("sagemaker", f"{resource_type}/{self.name_prefix}-*")
+        return self.arn("sagemaker", f"{resource_type}/{owned_by(self.name_prefix)}")
 
     @property
     def models_s3_uri(self) -> str:

@@ -121,7 +121,7 @@ def test_job_names_fit_sagemaker_for_any_execution_name(execution):
         for retry in range(10):
             name = f"{base}-{kind}-{retry}"
             assert len(name) <= SAGEMAKER_NAME_MAX and SAGEMAKER_NAME.match(name), name
-            assert name == name.lower() and name.startswith("sagestep-averyverylongstackn-")
+            assert name == name.lower() and name.startswith("sagestep-averyverylongstackn--")
     assert len(base) + longest_suffix() <= SAGEMAKER_NAME_MAX
 
 

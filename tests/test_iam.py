@@ -111,15 +111,15 @@ def test_state_machine_role_is_the_union_of_its_steps(stack):
     expected = {
         "InvokePreprocess": (["lambda:InvokeFunction"], [fn, f"{fn}:*"], None),
         "TrainingJobs": (["sagemaker:AddTags", "sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob",
-                          "sagemaker:StopTrainingJob"], [f"{sm}:training-job/sagestep-dev-*"], None),
+                          "sagemaker:StopTrainingJob"], [f"{sm}:training-job/sagestep-dev--*"], None),
         "SageMakerListTags": (["sagemaker:ListTags"], ["*"], None),
         "PassTrainingRole": (["iam:PassRole"], [role_arn(stack, "sagestep-dev-training")], to_sagemaker),
         "TrainingJobEvents": (["events:DescribeRule", "events:PutRule", "events:PutTargets"],
                               [f"{rule}TrainingJobsRule"], None),
-        "Models": (["sagemaker:AddTags", "sagemaker:CreateModel"], [f"{sm}:model/sagestep-dev-*"], None),
+        "Models": (["sagemaker:AddTags", "sagemaker:CreateModel"], [f"{sm}:model/sagestep-dev--*"], None),
         "PassModelRole": (["iam:PassRole"], [role_arn(stack, "sagestep-dev-model")], to_sagemaker),
         "TransformJobs": (["sagemaker:AddTags", "sagemaker:CreateTransformJob", "sagemaker:DescribeTransformJob",
-                           "sagemaker:StopTransformJob"], [f"{sm}:transform-job/sagestep-dev-*"], None),
+                           "sagemaker:StopTransformJob"], [f"{sm}:transform-job/sagestep-dev--*"], None),
         "TransformJobEvents": (["events:DescribeRule", "events:PutRule", "events:PutTargets"],
                                [f"{rule}TransformJobsRule"], None),
         "LogDelivery": (["logs:CreateLogDelivery", "logs:DeleteLogDelivery", "logs:DescribeLogGroups",
@@ -185,7 +185,7 @@ def test_trust_policies_carry_confused_deputy_conditions(stack):
                                    "ArnLike": {"aws:SourceArn": stack.outputs["stateMachineArn"]}}
     [training] = trust("sagestep-dev-training")
     assert training["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}, "ArnLike": {
-        "aws:SourceArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/sagestep-dev-*"}}
+        "aws:SourceArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/sagestep-dev--*"}}
     [model] = trust("sagestep-dev-model")
     assert model["Principal"] == {"Service": "sagemaker.amazonaws.com"}
     assert model["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT},

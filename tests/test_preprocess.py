@@ -44,7 +44,7 @@ def test_binary_dataset_is_split_and_planned(s3):
     rows = ["x,colour,label"] + [f"{i},{'red' if i % 3 else 'blue'},{'yes' if i % 2 else 'no'}" for i in range(200)]
     uri = put(s3, "datasets/d.csv.gz", "\ufeff" + "\r\n".join(rows), compress=True)
     plan = handler(event(uri, hyperparameters={"eta": 0.1}), None)
-    assert plan["runName"].startswith("sagestep-dev-run-1-") and len(plan["runName"]) <= 52
+    assert plan["runName"].startswith("sagestep-dev--run-1-") and len(plan["runName"]) <= 52
     assert plan["hyperparameters"] == {"objective": "binary:logistic", "eval_metric": "logloss",
                                        "max_depth": "4", "eta": "0.1"}
     assert sum(plan["rows"].values()) == 200 and min(plan["rows"].values()) > 0

@@ -73,9 +73,23 @@ def test_a_bad_value_stops_the_program_before_any_resource(monkeypatch):
 
 
 @pytest.mark.parametrize("stack, prefix", [
-    ("dev", "sagestep-dev"), ("Prod_EU", "sagestep-prod-eu"), ("a" * 40, "sagestep-" + "a" * 15), ("__", "sagestep-stack")])
+    ("dev", "sagestep-dev"), ("Prod_EU", "sagestep-prod-eu"), ("dev--2", "sagestep-dev-2"), ("__", "sagestep-stack")])
 def test_name_prefix_is_short_lowercase_and_valid(stack, prefix):
     assert name_prefix(stack) == prefix
+
+
+def test_long_stack_names_keep_distinct_prefixes():
+    first, second = name_prefix("team-analytics-prod-eu-1"), name_prefix("team-analytics-prod-eu-2")
+    assert first != second and len(first) <= 24 and len(second) <= 24 and "--" not in first + second
+
+
+def test_one_stack_cannot_reach_anothers_jobs():
+    import fnmatch
+    from preprocess.naming import owned_by, run_name
+    dev, dev2 = name_prefix("dev"), name_prefix("dev-2")
+    job = run_name(dev2, "nightly", "arn:x") + "-train-0"
+    assert not fnmatch.fnmatchcase(job, owned_by(dev))
+    assert fnmatch.fnmatchcase(run_name(dev, "nightly", "arn:x") + "-train-0", owned_by(dev))
 
 
 def cli(*args, cwd=ROOT):
