@@ -41,10 +41,7 @@ def state(refs: Refs, settings: PipelineSettings, next_state: str) -> dict:
             },
             "Tags": tags(refs),
         },
-        "Retry": [{
-            "ErrorEquals": ["SageMaker.ResourceLimitExceededException"],
-            "IntervalSeconds": 60, "MaxAttempts": 3, "BackoffRate": 2.0,
-        }],
+        "Retry": errors.sagemaker_api_retry(),
         "Catch": errors.catch_all(NAME),
         "ResultSelector": {"jobName.$": "$.TransformJobName"},
         "ResultPath": "$.prediction",

@@ -30,6 +30,7 @@ def state(refs: Refs, next_state: str) -> dict:
             },
             "Tags": tags(refs),
         },
+        "Retry": errors.sagemaker_api_retry(),
         "Catch": errors.catch_all(NAME),
         "ResultSelector": {
             "arn.$": "$.ModelArn",

@@ -2,6 +2,15 @@
 from __future__ import annotations
 
 
+def sagemaker_api_retry() -> list[dict]:
+    """Step Functions reports every SageMaker API error (throttling, account limits, validation)
+    as SageMaker.AmazonSageMakerException; a short retry rides out the transient ones, and job
+    names carry $$.State.RetryCount, so a retry never reuses a name. A job that ran and failed
+    ends in States.TaskFailed and is not retried."""
+    return [{"ErrorEquals": ["SageMaker.AmazonSageMakerException"],
+             "IntervalSeconds": 5, "MaxAttempts": 2, "BackoffRate": 2.0}]
+
+
 def fail_state_name(step: str) -> str:
     return f"{step}Failed"
 

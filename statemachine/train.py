@@ -73,11 +73,7 @@ def state(refs: Refs, settings: PipelineSettings, next_state: str) -> dict:
         "Comment": "Trains the model; the job name carries the retry count so a retry never collides.",
         "Resource": "arn:aws:states:::sagemaker:createTrainingJob.sync",
         "Parameters": parameters,
-        "Retry": [{
-            # Account limits on instances in use clear when other jobs end.
-            "ErrorEquals": ["SageMaker.ResourceLimitExceededException"],
-            "IntervalSeconds": 60, "MaxAttempts": 3, "BackoffRate": 2.0,
-        }],
+        "Retry": errors.sagemaker_api_retry(),
         "Catch": errors.catch_all(NAME),
         "ResultSelector": {
             "jobName.$": "$.TrainingJobName",

@@ -141,6 +141,13 @@ def test_every_retried_task_keeps_single_digit_retry_counts(definition):
             assert retry["MaxAttempts"] <= 9
 
 
+def test_sagemaker_api_errors_are_retried_but_failed_jobs_are_not(definition):
+    for task in ("Train", "CreateModel", "BatchPredict"):
+        [retry] = definition["States"][task]["Retry"]
+        assert retry["ErrorEquals"] == ["SageMaker.AmazonSageMakerException"]
+        assert "States.TaskFailed" not in retry["ErrorEquals"] and "States.ALL" not in retry["ErrorEquals"]
+
+
 def test_metric_regexes_match_the_training_log_format():
     line = "[12] train-logloss:0.123456 validation-logloss:0.2345 train-auc:0.99 validation-mlogloss:1.5e-03"
     found = {d["Name"]: m.group(1) for d in train.metric_definitions() if (m := re.search(d["Regex"], line))}

@@ -109,6 +109,10 @@ def test_invalid_sagemaker_request_fails_like_sagemaker(engine, monkeypatch):
     caught = json.loads(description["cause"])
     assert description["error"] == "TrainFailed" and caught["Error"] == "SageMaker.AmazonSageMakerException"
     assert "Invalid type for parameter ResourceConfig.VolumeSizeInGB" in caught["Cause"]
+    history = engine.client("stepfunctions").get_execution_history(executionArn=description["executionArn"])
+    failed = [e for e in history["events"] if e["type"] == "TaskFailed"]
+    assert len(failed) == 3, "retried twice as an API error, then caught"
+    assert engine.client("sagemaker").list_training_jobs()["TrainingJobSummaries"] == []
 
 
 def test_transient_lambda_error_is_retried(monkeypatch):

@@ -115,11 +115,11 @@ class SageMakerLocal(StateTaskServiceCallback):
 
     def _from_error(self, env, ex: Exception) -> FailureEvent:
         if isinstance(ex, ClientError):
+            # Step Functions names every SageMaker API error so; the code is in the cause.
             code = ex.response["Error"]["Code"]
-            name = "SageMaker.ResourceLimitExceededException" if code == "ResourceLimitExceeded" \
-                else "SageMaker.AmazonSageMakerException"
-            return self._fail(env, name, f"{ex.response['Error']['Message']} (Service: SageMaker, Status Code: 400, "
-                                         f"Error Code: {code})").failure_event
+            return self._fail(env, "SageMaker.AmazonSageMakerException",
+                              f"{ex.response['Error']['Message']} (Service: SageMaker, Status Code: 400, "
+                              f"Error Code: {code})").failure_event
         return super()._from_error(env=env, ex=ex)
 
     def _eval_service_task(self, env, resource_runtime_part, normalised_parameters, *args, **kwargs):
