@@ -40,7 +40,7 @@ def start(args, console: Console) -> int:
     sfn = boto3.client("stepfunctions", region_name=arn.split(":")[3])
     execution_input = {"datasetUri": args.dataset_uri, **({"labelColumn": args.label} if args.label else {})}
     try:
-        execution = sfn.start_execution(stateMachineArn=arn, name=execution_name().replace("local-", "run-"),
+        execution = sfn.start_execution(stateMachineArn=arn, name=execution_name("run"),
                                         input=json.dumps(execution_input))["executionArn"]
     except ClientError as error:
         raise UsageError(f"cannot start {arn}: {error.response['Error']['Code']}: "

@@ -40,18 +40,19 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def download_prefix(s3, uri: str, target: Path) -> list[str]:
-    """Every object under an S3Prefix, keeping its path below the prefix; returns the keys."""
+def download_prefix(s3, uri: str, target: Path) -> list[Path]:
+    """Every object under an S3Prefix (or the one object a full key names), keeping its path below
+    the prefix; returns the local paths."""
     bucket, prefix = split_s3_uri(uri)
-    keys = []
+    paths = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
             relative = item["Key"][len(prefix):].lstrip("/") or Path(item["Key"]).name
             path = target / relative
             path.parent.mkdir(parents=True, exist_ok=True)
             s3.download_file(bucket, item["Key"], str(path))
-            keys.append(item["Key"])
-    return keys
+            paths.append(path)
+    return paths
 
 
 def extract_tar(s3, uri: str, target: Path) -> None:
@@ -217,8 +218,7 @@ class TransformRun(_Job):
         extract_tar(self.s3, container["ModelDataUrl"], self.root / "model")
         extract_tar(self.s3, environment["SAGEMAKER_SUBMIT_DIRECTORY"], self.root / "code")
         source = request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
-        self.inputs = download_prefix(self.s3, source, self.root / "input")
-        self.input_prefix = split_s3_uri(source)[1]
+        download_prefix(self.s3, source, self.root / "input")
         (self.root / "output").mkdir()
         command = [sys.executable, "-m", "sagestep.local.batch_serve", "--code", str(self.root / "code"),
                    "--program", environment["SAGEMAKER_PROGRAM"], "--model", str(self.root / "model"),

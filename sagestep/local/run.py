@@ -15,7 +15,7 @@ from rich.console import Console
 from sagestep.runner import evaluate, follow, result_of
 from sagestep.synth import synthesize
 
-from .containers import split_s3_uri
+from .containers import download_prefix, split_s3_uri
 from .engine import LocalEngine
 
 DATASET_SUFFIXES = (".csv", ".gz", ".txt")
@@ -26,18 +26,8 @@ class UsageError(Exception):
     """A mistake in the command line: one line, exit 2."""
 
 
-def execution_name() -> str:
-    return f"local-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-
-
-def _download_prefix(s3, uri: str, target: Path) -> list[Path]:
-    bucket, prefix = split_s3_uri(uri)
-    paths = []
-    for item in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []):
-        path = target / Path(item["Key"]).name
-        s3.download_file(bucket, item["Key"], str(path))
-        paths.append(path)
-    return paths
+def execution_name(kind: str = "local") -> str:
+    return f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
 
 
 class Reporter:
@@ -90,8 +80,8 @@ def run_local(args, console: Console) -> int:
             output = result.pop("output")
             out_dir = Path(args.out) if args.out else Path("runs") / name
             out_dir.mkdir(parents=True, exist_ok=True)
-            predictions = _download_prefix(s3, output["predictionsUri"], out_dir)
-            labels = _download_prefix(s3, output["testLabelsUri"], out_dir)
+            predictions = download_prefix(s3, output["predictionsUri"], out_dir)
+            labels = download_prefix(s3, output["testLabelsUri"], out_dir)
             bucket, key = split_s3_uri(output["schemaUri"])
             schema = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
             (out_dir / "schema.json").write_text(json.dumps(schema, indent=2))
