@@ -21,7 +21,12 @@ class Bundle:
 
     @property
     def key(self) -> str:
-        return f"code/{self.name}-{self.sha256[:16]}.tar.gz"
+        return f"{key_prefix(self.name)}{self.sha256[:16]}.tar.gz"
+
+
+def key_prefix(name: str) -> str:
+    """Every bundle of one name shares it; the job roles may read any of them (earlier ones are kept)."""
+    return f"code/{name}-"
 
 
 def source_files(directory: Path) -> list[Path]:

@@ -61,10 +61,13 @@ class Pipeline(pulumi.ComponentResource):
         self.code = {}
         for bundle_name in ("training", "inference"):
             bundle = bundles.build(bundle_name, bundles.ROOT / bundle_name)
+            # A code change is a new key; the earlier object is kept (retain_on_delete) because
+            # executions started before the deploy still run with it. `pulumi destroy` empties the bucket.
             obj = aws.s3.BucketObjectv2(
                 f"{prefix}-{bundle_name}-code", bucket=self.artifacts.bucket.id, key=bundle.key,
                 source=pulumi.FileAsset(str(bundle.path)), content_type="application/gzip",
-                server_side_encryption="aws:kms" if kms else "AES256", kms_key_id=kms, opts=child)
+                server_side_encryption="aws:kms" if kms else "AES256", kms_key_id=kms,
+                opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True))
             self.code[bundle_name] = (bundle, obj)
         training_bundle, inference_bundle = self.code["training"][0], self.code["inference"][0]
 
@@ -72,11 +75,11 @@ class Pipeline(pulumi.ComponentResource):
             f"{prefix}-training", "sagestep training jobs: read train/validation and code, write models",
             scope.apply(lambda s: json.dumps(policies.training_trust(s))),
             scope.apply(lambda s: json.dumps(policies.training_policy(
-                s, training_bundle.key, settings.pipeline.use_spot_training))), self)
+                s, f"{bundles.key_prefix('training')}*", settings.pipeline.use_spot_training))), self)
         self.model_role, self.model_policy = _role(
             f"{prefix}-model", "sagestep models and batch transform: read model and test features, write predictions",
             scope.apply(lambda s: json.dumps(policies.model_trust(s))),
-            scope.apply(lambda s: json.dumps(policies.model_policy(s, inference_bundle.key))), self)
+            scope.apply(lambda s: json.dumps(policies.model_policy(s, f"{bundles.key_prefix('inference')}*"))), self)
 
         self.preprocess = PreprocessFunction(f"{prefix}-preprocess", PreprocessFunctionArgs(
             function_name=f"{prefix}-preprocess",

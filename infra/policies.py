@@ -4,6 +4,7 @@ Each role may do exactly what its step does; the tests pin every action and reso
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from preprocess import layout
@@ -11,6 +12,8 @@ from preprocess.naming import owned_by
 from statemachine.iam import allow
 
 RUN_OBJECTS = f"{layout.RUNS_PREFIX}*/"
+# <registry>.dkr.ecr.<region>.amazonaws.com[.cn]/<repository>:<tag>
+IMAGE_URI = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/([^:@]+)")
 
 
 @dataclass(frozen=True)
@@ -32,9 +35,10 @@ class Scope:
         return [base, f"{base}:*"]
 
     def image_repository_arn(self) -> str:
-        registry, _, rest = self.image_uri.partition(".dkr.ecr.")
-        region, _, path = rest.partition(".amazonaws.com/")
-        repository = path.split(":", 1)[0]
+        match = IMAGE_URI.match(self.image_uri)
+        if not match:
+            raise ValueError(f"not an ECR image URI: {self.image_uri}")
+        registry, region, repository = match.groups()
         return f"arn:{self.partition}:ecr:{region}:{registry}:repository/{repository}"
 
 
@@ -83,6 +87,11 @@ def _kms(scope: Scope, extra: tuple[str, ...] = ()) -> list[dict]:
     return [allow("UseStackKey", ["kms:Decrypt", "kms:GenerateDataKey", *extra], [scope.kms_key_arn])]
 
 
+# A SageMaker job with OutputDataConfig.KmsKeyId encrypts its output itself (Encrypt, DescribeKey) and
+# grants its instances the volume key (CreateGrant).
+JOB_KMS_ACTIONS = ("kms:CreateGrant", "kms:DescribeKey", "kms:Encrypt")
+
+
 def _job_common(scope: Scope, log_group: str) -> list[dict]:
     """What every SageMaker job role needs: its log group, metrics, and pulling the framework image."""
     return [
@@ -117,13 +126,15 @@ def preprocess_policy(scope: Scope, dataset_buckets: tuple[str, ...], log_group_
     ])
 
 
-def training_policy(scope: Scope, training_code_key: str, use_spot: bool) -> dict:
+def training_policy(scope: Scope, training_code_keys: str, use_spot: bool) -> dict:
+    """training_code_keys matches every training bundle the stack has uploaded, so an execution that
+    started before a deploy still reads its own (earlier) bundle."""
     statements = [
         allow("ReadTrainingChannels", ["s3:GetObject"],
               [scope.s3(scope.data_bucket, f"{RUN_OBJECTS}{layout.TRAIN_DIR}*"),
                scope.s3(scope.data_bucket, f"{RUN_OBJECTS}{layout.VALIDATION_DIR}*")]),
         _list_run_data(scope),
-        allow("ReadTrainingCode", ["s3:GetObject"], [scope.s3(scope.artifacts_bucket, training_code_key)]),
+        allow("ReadTrainingCode", ["s3:GetObject"], [scope.s3(scope.artifacts_bucket, training_code_keys)]),
         allow("WriteModelArtifacts", ["s3:AbortMultipartUpload", "s3:PutObject"],
               [scope.s3(scope.artifacts_bucket, "models/*")]),
     ]
@@ -131,19 +142,20 @@ def training_policy(scope: Scope, training_code_key: str, use_spot: bool) -> dic
         statements.append(allow("Checkpoints", ["s3:GetObject", "s3:PutObject"],
                                 [scope.s3(scope.data_bucket, f"{RUN_OBJECTS}{layout.CHECKPOINTS_DIR}*")]))
     return document(statements + _job_common(scope, "/aws/sagemaker/TrainingJobs")
-                    + _kms(scope, ("kms:CreateGrant",)))
+                    + _kms(scope, JOB_KMS_ACTIONS))
 
 
-def model_policy(scope: Scope, inference_code_key: str) -> dict:
-    """CreateModel's role, which the batch transform job also runs under."""
+def model_policy(scope: Scope, inference_code_keys: str) -> dict:
+    """CreateModel's role, which the batch transform job also runs under; inference_code_keys matches
+    every inference bundle, as for training."""
     return document([
         allow("ReadModelArtifacts", ["s3:GetObject"], [scope.s3(scope.artifacts_bucket, "models/*")]),
-        allow("ReadInferenceCode", ["s3:GetObject"], [scope.s3(scope.artifacts_bucket, inference_code_key)]),
+        allow("ReadInferenceCode", ["s3:GetObject"], [scope.s3(scope.artifacts_bucket, inference_code_keys)]),
         allow("ReadTransformInput", ["s3:GetObject"],
               [scope.s3(scope.data_bucket, f"{RUN_OBJECTS}{layout.TEST_FEATURES_DIR}*")]),
         _list_run_data(scope),
         allow("WritePredictions", ["s3:AbortMultipartUpload", "s3:PutObject"],
               [scope.s3(scope.data_bucket, f"{RUN_OBJECTS}{layout.PREDICTIONS_DIR}*")]),
         *_job_common(scope, "/aws/sagemaker/TransformJobs"),
-        *_kms(scope, ("kms:CreateGrant",)),
+        *_kms(scope, JOB_KMS_ACTIONS),
     ])

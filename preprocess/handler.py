@@ -12,7 +12,7 @@ import boto3
 
 from . import layout
 from .dataset import split_dataset
-from .naming import run_name
+from .naming import run_name, tag_value
 from .plan import objective_hyperparameters, parse_event
 from .sink import Outputs, S3Output, Uploader
 from .source import S3Dataset
@@ -53,6 +53,7 @@ def handler(event, context):
     base = f"s3://{data_bucket}/{prefix}"
     return {
         "runName": run_name(os.environ["JOB_NAME_PREFIX"], request.execution_name, request.execution_arn),
+        "executionTag": tag_value(request.execution_name),
         "channels": {"train": f"{base}{layout.TRAIN_DIR}", "validation": f"{base}{layout.VALIDATION_DIR}"},
         "transformInput": f"{base}{layout.TEST_FEATURES_DIR}",
         "predictionsUri": f"{base}{layout.PREDICTIONS_DIR}",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 
 RUN_NAME_MAX = 52
 # Between the stack's prefix and the rest. A stack prefix never holds "--" (its slug collapses
@@ -29,3 +30,16 @@ def run_name(prefix: str, execution_name: str, execution_arn: str) -> str:
     room = RUN_NAME_MAX - len(prefix) - len(SEPARATOR) - len(digest) - 1
     slug = re.sub(r"[^a-z0-9]+", "-", execution_name.lower())[:max(room, 0)].strip("-")
     return prefix + SEPARATOR + "-".join(part for part in (slug, digest) if part)
+
+
+# SageMaker's TagValue: ^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$, at most 256 characters.
+TAG_VALUE_MAX = 256
+_TAG_PUNCTUATION = frozenset("_.:/=+-@")
+
+
+def tag_value(text: str) -> str:
+    """text with every character SageMaker refuses in a tag value replaced by "_" (execution names
+    may hold "(", ")", "!" or "'", which would fail CreateTrainingJob)."""
+    def allowed(character: str) -> bool:
+        return character in _TAG_PUNCTUATION or unicodedata.category(character)[0] in "LZN"
+    return "".join(c if allowed(c) else "_" for c in text)[:TAG_VALUE_MAX]

@@ -10,6 +10,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from statemachine import state_order
+from statemachine.instances import has_local_storage
+
 from . import ROOT, __version__
 
 DEFAULT_STACK = "dev"
@@ -37,15 +40,17 @@ def print_summary(synthesis, console: Console) -> None:
         table.add_row(type_token, str(count))
     console.print(table)
     definition = json.loads(synthesis.definition)
-    order, name = [], definition["StartAt"]
-    while name:
-        order.append(name)
-        name = definition["States"][name].get("Next")
-    console.print("states: " + " → ".join(order))
-    train = definition["States"]["Train"]["Parameters"]["ResourceConfig"]
-    predict = definition["States"]["BatchPredict"]["Parameters"]["TransformResources"]
-    console.print(f"training: {train['InstanceCount']} x {train['InstanceType']}; "
-                  f"batch prediction: {predict['InstanceCount']} x {predict['InstanceType']}")
+    console.print("states: " + " → ".join(state_order(definition)))
+    jobs = {"training": (definition["States"]["Train"]["Parameters"], "ResourceConfig", "OutputDataConfig"),
+            "batch prediction": (definition["States"]["BatchPredict"]["Parameters"], "TransformResources",
+                                 "TransformOutput")}
+    for kind, (parameters, resources_key, output_key) in jobs.items():
+        resources = parameters[resources_key]
+        console.print(f"{kind}: {resources['InstanceCount']} x {resources['InstanceType']}", highlight=False)
+        if "KmsKeyId" in parameters[output_key] and has_local_storage(resources["InstanceType"]):
+            console.print(f"  VolumeKmsKeyId omitted: {resources['InstanceType']} has local instance storage, "
+                          "which the hardware encrypts, and SageMaker refuses a volume key for it; "
+                          "outputs are still encrypted with kmsKeyArn", highlight=False)
     console.print(f"image: {synthesis.outputs['trainingImage']}")
 
 

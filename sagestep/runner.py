@@ -7,6 +7,11 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
+from urllib.parse import quote
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from statemachine.xgboost_image import CLOUDWATCH_TAB
 
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
@@ -93,21 +98,71 @@ def result_of(description: dict, progress: Progress) -> dict:
     else:
         result["error"], result["cause"] = failure_message(progress.error, progress.cause)
         result["failedState"] = next((s.name for s in progress.states if s.status == "FAILED"), None)
+        job = failed_job(progress.cause)
+        if job:
+            result["failedJob"] = job
     return result
+
+
+def _caught(cause: str | None) -> dict:
+    """The {Error, Cause, ...} a <Step>Failed state carries as its cause, or {}."""
+    try:
+        caught = json.loads(cause or "")
+    except (json.JSONDecodeError, TypeError):
+        return {}
+    return caught if isinstance(caught, dict) else {}
 
 
 def failure_message(error: str | None, cause: str | None) -> tuple[str | None, str | None]:
     """The original error behind a <Step>Failed state: its name and message."""
-    try:
-        caught = json.loads(cause or "")
-        inner = json.loads(caught.get("Cause", "")) if isinstance(caught, dict) else {}
-    except (json.JSONDecodeError, TypeError):
+    caught = _caught(cause)
+    if not caught:
         return error, cause
+    try:
+        inner = json.loads(caught.get("Cause", ""))
+    except (json.JSONDecodeError, TypeError):
+        inner = {}
     if isinstance(inner, dict) and "errorType" in inner:
         return inner["errorType"], inner.get("errorMessage")
     if isinstance(inner, dict) and inner.get("FailureReason"):
         return caught.get("Error"), inner["FailureReason"]
     return caught.get("Error", error), caught.get("Cause", cause)
+
+
+def failed_job(cause: str | None) -> dict | None:
+    """The SageMaker job a TrainFailed / BatchPredictFailed cause names, with its log group."""
+    caught = _caught(cause)
+    if caught.get("job") and caught.get("logGroup"):
+        return {"name": caught["job"], "logGroup": caught["logGroup"]}
+    return None
+
+
+def log_console_link(region: str, group: str, job: str) -> str:
+    """The CloudWatch console's view of a job's log streams (its URL escapes "%" as "$25")."""
+    def escaped(text: str) -> str:
+        return quote(text, safe="").replace("%", "$25")
+    return (f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#logsV2:log-groups/"
+            f"log-group/{escaped(group)}$3FlogStreamNameFilter$3D{escaped(job)}")
+
+
+def attach_job_log(result: dict, logs, region: str, lines: int = 10) -> None:
+    """Adds the failed job's last log lines (its reason is there: the image's launcher overwrites the
+    script's failure file) and the console link to them."""
+    job = result.get("failedJob")
+    if not job:
+        return
+    job["console"] = log_console_link(region, job["logGroup"], job["name"])
+    try:
+        streams = logs.describe_log_streams(logGroupName=job["logGroup"], logStreamNamePrefix=f"{job['name']}/")
+        events = []
+        for stream in streams["logStreams"]:
+            events += logs.get_log_events(logGroupName=job["logGroup"], logStreamName=stream["logStreamName"],
+                                          startFromHead=False, limit=lines)["events"]
+    except (ClientError, BotoCoreError) as error:
+        job["logTail"] = [f"(cannot read {job['logGroup']}: {error})"]
+        return
+    events.sort(key=lambda event: event["timestamp"])
+    job["logTail"] = [event["message"].replace(CLOUDWATCH_TAB, "  ") for event in events[-lines:]]
 
 
 def evaluate(problem: str | None, classes: list[str] | None, predictions: list[str], labels: list[str]) -> dict:

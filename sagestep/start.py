@@ -11,7 +11,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 
 from .local.run import Reporter, UsageError, execution_name, report
-from .runner import follow, result_of
+from .runner import attach_job_log, follow, result_of
 
 ARN_VARIABLE = "SAGESTEP_STATE_MACHINE_ARN"
 
@@ -57,6 +57,7 @@ def start(args, console: Console) -> int:
         console.print(f"execution {execution}\n{link}", highlight=False)
     description, progress = follow(sfn, execution, reporter.state, poll_seconds=2 if "amazonaws" in link else 0.2)
     result = {**result_of(description, progress), "console": link}
+    attach_job_log(result, boto3.client("logs", region_name=region), region)
     output = result.pop("output", None)
     if output:
         job = output.get("trainingJobName")

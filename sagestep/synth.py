@@ -33,6 +33,7 @@ class Synthesis:
     resources: list[dict] = field(default_factory=list)
     outputs: dict = field(default_factory=dict)
     physical: dict[str, str] = field(default_factory=dict)    # logical name -> the id the provider returns
+    options: dict[str, dict] = field(default_factory=dict)    # logical name -> resource options that matter
 
     def of_type(self, type_token: str) -> list[dict]:
         return [r for r in self.resources if r["type"] == type_token]
@@ -94,23 +95,35 @@ def _plain(value):
     return value
 
 
+def partition_of(region: str) -> str:
+    """The AWS partition a region belongs to, as the provider's getPartition answers."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    return "aws-us-gov" if region.startswith("us-gov-") else "aws"
+
+
 def _make_mocks(stack: str, region: str, synthesis: Synthesis):
     import pulumi
 
+    partition = partition_of(region)
+    dns_suffix = "amazonaws.com.cn" if partition == "aws-cn" else "amazonaws.com"
+
     class StackMocks(pulumi.runtime.Mocks):
         def new_resource(self, args: pulumi.runtime.MockResourceArgs):
-            synthesis.resources.append({"type": args.typ, "name": args.name, "inputs": _plain(dict(args.inputs))})
+            synthesis.resources.append({"type": args.typ, "name": args.name, "inputs": _plain(dict(args.inputs)),
+                                        **({"options": synthesis.options[args.name]}
+                                           if args.name in synthesis.options else {})})
             out = dict(args.inputs)
-            arn_base = f"arn:aws:{{}}:{region}:{ACCOUNT_ID}:"
+            arn_base = f"arn:{partition}:{{}}:{region}:{ACCOUNT_ID}:"
             if args.typ == "aws:s3/bucket:Bucket":
                 bucket = out.get("bucket") or f"{args.name}-{_short_hash(stack, args.name)}"
-                out.update(bucket=bucket, arn=f"arn:aws:s3:::{bucket}", region=region)
+                out.update(bucket=bucket, arn=f"arn:{partition}:s3:::{bucket}", region=region)
                 synthesis.physical[args.name] = bucket
                 return bucket, out
             name = out.get("name") or f"{args.name}-{_short_hash(stack, args.name)}"
             out["name"] = name
             arns = {
-                "aws:iam/role:Role": f"arn:aws:iam::{ACCOUNT_ID}:role/{name}",
+                "aws:iam/role:Role": f"arn:{partition}:iam::{ACCOUNT_ID}:role/{name}",
                 "aws:lambda/function:Function": arn_base.format("lambda") + f"function:{name}",
                 "aws:cloudwatch/logGroup:LogGroup": arn_base.format("logs") + f"log-group:{name}",
                 STATE_MACHINE: arn_base.format("states") + f"stateMachine:{name}",
@@ -122,14 +135,14 @@ def _make_mocks(stack: str, region: str, synthesis: Synthesis):
 
         def call(self, args: pulumi.runtime.MockCallArgs):
             if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
-                return {"accountId": ACCOUNT_ID, "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/sagestep",
+                return {"accountId": ACCOUNT_ID, "arn": f"arn:{partition}:iam::{ACCOUNT_ID}:user/sagestep",
                         "userId": "AIDASAGESTEP", "id": ACCOUNT_ID}
             if args.token == "aws:index/getRegion:getRegion":
                 return {"region": region, "name": region, "id": region,
-                        "endpoint": f"ec2.{region}.amazonaws.com", "description": region}
+                        "endpoint": f"ec2.{region}.{dns_suffix}", "description": region}
             if args.token == "aws:index/getPartition:getPartition":
-                return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws",
-                        "reverseDnsPrefix": "com.amazonaws"}
+                return {"partition": partition, "dnsSuffix": dns_suffix, "id": partition,
+                        "reverseDnsPrefix": ".".join(reversed(dns_suffix.split(".")))}
             raise NotImplementedError(f"no mock for invoke {args.token}")
 
     return StackMocks()
@@ -151,8 +164,15 @@ def synthesize(stack: str = "dev", config: dict[str, object] | None = None, root
                              project=PROJECT, stack=stack, preview=False)
     pulumi.runtime.set_all_config(strings)
 
+    def record_options(args: pulumi.ResourceTransformationArgs):
+        """The mocks see no resource options; keep the ones a deploy depends on (kept on delete)."""
+        if args.opts and args.opts.retain_on_delete:
+            synthesis.options[args.name] = {"retainOnDelete": True}
+        return None
+
     @pulumi.runtime.test
     def run():
+        pulumi.runtime.register_stack_transformation(record_options)
         runpy.run_path(str(root / "__main__.py"), run_name="__main__")
         exports = runtime_settings.get_root_resource().outputs
         return pulumi.Output.all(**exports).apply(synthesis.outputs.update)

@@ -10,11 +10,11 @@ NAME = "CreateModel"
 INFERENCE_PROGRAM = "inference.py"
 
 
-def state(refs: Refs, next_state: str) -> dict:
-    return {
+def states(refs: Refs, next_state: str) -> dict[str, dict]:
+    return {NAME: {
         "Type": "Task",
         "Comment": "Registers the model with the serving container and the inference handlers.",
-        "Resource": "arn:aws:states:::sagemaker:createModel",
+        "Resource": refs.integration("sagemaker:createModel"),
         "Parameters": {
             "ModelName.$": job_name("model"),
             "ExecutionRoleArn": refs.model_role_arn,
@@ -38,7 +38,7 @@ def state(refs: Refs, next_state: str) -> dict:
         },
         "ResultPath": "$.model",
         "Next": next_state,
-    }
+    }}
 
 
 def statements(refs: Refs) -> list[dict]:

@@ -1,4 +1,4 @@
-"""The whole pipeline: Start → Preprocess → Train → CreateModel → BatchPredict → Summarize.
+"""The whole pipeline: Start → Preprocess → Train (and its metrics guard) → CreateModel → BatchPredict → Summarize.
 
 The state machine role's policy is the union of what each step says it needs, plus log delivery
 and X-Ray, so the definition and the permissions cannot drift apart.
@@ -24,10 +24,10 @@ def build_definition(refs: Refs, settings: PipelineSettings) -> dict:
             "ResultPath": "$.execution",
             "Next": preprocess.NAME,
         },
-        preprocess.NAME: preprocess.state(refs, train.NAME),
-        train.NAME: train.state(refs, settings, create_model.NAME),
-        create_model.NAME: create_model.state(refs, batch_predict.NAME),
-        batch_predict.NAME: batch_predict.state(refs, settings, SUMMARIZE),
+        **preprocess.states(refs, train.NAME),
+        **train.states(refs, settings, create_model.NAME),
+        **create_model.states(refs, batch_predict.NAME),
+        **batch_predict.states(refs, settings, SUMMARIZE),
         SUMMARIZE: {
             "Type": "Pass",
             "Comment": "The run's result, small enough to read in the console.",
@@ -54,6 +54,16 @@ def build_definition(refs: Refs, settings: PipelineSettings) -> dict:
         "StartAt": START,
         "States": states,
     }
+
+
+def state_order(definition: dict) -> list[str]:
+    """The states of a successful run, in order: each Next, or a Choice's Default."""
+    order, name = [], definition["StartAt"]
+    while name:
+        order.append(name)
+        state = definition["States"][name]
+        name = state.get("Next") or state.get("Default")
+    return order
 
 
 def observability_statements() -> list[dict]:

@@ -1,12 +1,12 @@
-"""Catch and Fail plumbing shared by every Task state."""
+"""Retry, Catch and Fail plumbing shared by the Task states."""
 from __future__ import annotations
 
 
 def sagemaker_api_retry() -> list[dict]:
-    """Step Functions reports every SageMaker API error (throttling, account limits, validation)
-    as SageMaker.AmazonSageMakerException; a short retry rides out the transient ones, and job
-    names carry $$.State.RetryCount, so a retry never reuses a name. A job that ran and failed
-    ends in States.TaskFailed and is not retried."""
+    """For request-response SageMaker calls only (CreateModel): Step Functions reports every SageMaker
+    API error (throttling, account limits) as SageMaker.AmazonSageMakerException, and names carry
+    $$.State.RetryCount, so a retry never reuses a name. A .sync job step must not use it: the same
+    error also comes from the Describe* polls after the job was created (see README, "Retries")."""
     return [{"ErrorEquals": ["SageMaker.AmazonSageMakerException"],
              "IntervalSeconds": 5, "MaxAttempts": 2, "BackoffRate": 2.0}]
 
@@ -15,9 +15,28 @@ def fail_state_name(step: str) -> str:
     return f"{step}Failed"
 
 
-def catch_all(step: str) -> list[dict]:
-    """Send any error of the step to its own Fail state, keeping the original error under $.error."""
-    return [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": fail_state_name(step)}]
+def failure_cause_state_name(step: str) -> str:
+    return f"{step}FailureCause"
+
+
+def catch_all(step: str, via_job_cause: bool = False) -> list[dict]:
+    """Send any catchable error of the step to its own Fail state (through the state that names the
+    job, for job steps), keeping the original error under $.error."""
+    target = failure_cause_state_name(step) if via_job_cause else fail_state_name(step)
+    return [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": target}]
+
+
+def job_failure_cause(step: str, job_name: str, log_group: str) -> dict:
+    """Adds the job's name and log group to the caught error: under the real image the script cannot
+    set FailureReason, so its reason is in the job's log, and this says where to read it."""
+    return {
+        "Type": "Pass",
+        "Comment": f"Names the job and its CloudWatch log group in the cause of {fail_state_name(step)}.",
+        "Parameters": {"Error.$": "$.error.Error", "Cause.$": "$.error.Cause",
+                       "job.$": job_name, "logGroup": log_group},
+        "ResultPath": "$.error",
+        "Next": fail_state_name(step),
+    }
 
 
 def fail_state(step: str) -> dict:

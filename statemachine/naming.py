@@ -1,11 +1,10 @@
 """Names and tags of what the state machine creates in SageMaker.
 
-The preprocess Lambda derives runName ("<prefix>-<execution slug>-<hash>", at most RUN_NAME_MAX
-characters of [a-z0-9-]) from the execution; each job appends its kind and the state's retry count.
+The preprocess Lambda derives runName ("<prefix>-<execution slug>-<hash>", at most
+preprocess.naming.RUN_NAME_MAX characters of [a-z0-9-]) and executionTag (the execution name in
+SageMaker's tag value characters) from the execution; each job appends its kind and the retry count.
 """
 from __future__ import annotations
-
-from preprocess.naming import RUN_NAME_MAX
 
 from .refs import Refs
 
@@ -24,7 +23,9 @@ def longest_suffix() -> int:
 
 
 def tags(refs: Refs) -> list[dict]:
+    """The execution tag comes from the Lambda: execution names may hold characters ("(", "!")
+    that SageMaker refuses in tag values."""
     return [
         {"Key": "sagestep:stack", "Value": refs.stack},
-        {"Key": "sagestep:execution", "Value.$": "$$.Execution.Name"},
+        {"Key": "sagestep:execution", "Value.$": "$.run.executionTag"},
     ]

@@ -31,6 +31,11 @@ class Refs:
         account = self.account_id if account is None else account
         return f"arn:{self.partition}:{service}:{region}:{account}:{resource}"
 
+    def integration(self, api: str) -> str:
+        """A Task's Resource for an optimized integration ("sagemaker:createModel"), in this partition
+        (aws-cn and aws-us-gov state machines refuse arn:aws:states)."""
+        return f"arn:{self.partition}:states:::{api}"
+
     def sagemaker_arn(self, resource_type: str) -> str:
         """The ARN pattern of every SageMaker resource of this type that this stack may create."""
         return self.arn("sagemaker", f"{resource_type}/{owned_by(self.name_prefix)}")

@@ -1,25 +1,25 @@
-"""Train: sagemaker:createTrainingJob.sync in script mode on the SageMaker XGBoost framework image."""
+"""Train: sagemaker:createTrainingJob.sync in script mode on the SageMaker XGBoost framework image.
+
+No MetricDefinitions: the image is a first-party algorithm, CreateTrainingJob refuses custom ones,
+and the console's metrics come from the image's own definitions (statemachine/xgboost_image.py).
+No Retry: a SageMaker API error can also come from a poll after the job was created (README, "Retries").
+"""
 from __future__ import annotations
 
 from . import errors
 from .iam import allow, list_tags, pass_role, sync_rule
+from .instances import has_local_storage
 from .naming import job_name, tags
 from .refs import Refs
 from .settings import PipelineSettings
 
 NAME = "Train"
+HAS_METRICS = "HasTrainingMetrics"
+NO_METRICS = "NoTrainingMetrics"
+RESULT = "TrainingResult"
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 CHECKPOINT_DIR = "/opt/ml/checkpoints"
-
-# training/train.py prints "[<round>] train-<metric>:<value> validation-<metric>:<value>" each round.
-# One definition per (channel, metric) so the console plots whichever the objective uses.
-EVAL_METRICS = ("logloss", "auc", "error", "mlogloss", "merror", "rmse", "mae")
 CHANNELS = ("train", "validation")
-_FLOAT = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
-
-
-def metric_definitions() -> list[dict]:
-    return [{"Name": f"{channel}:{metric}", "Regex": rf"\b{channel}-{metric}:{_FLOAT}"}
-            for channel in CHANNELS for metric in EVAL_METRICS]
 
 
 def _channel(name: str) -> dict:
@@ -36,52 +36,76 @@ def _channel(name: str) -> dict:
     }
 
 
-def state(refs: Refs, settings: PipelineSettings, next_state: str) -> dict:
+def parameters(refs: Refs, settings: PipelineSettings) -> dict:
     stopping = {"MaxRuntimeInSeconds": settings.training_max_runtime_seconds}
     output = {"S3OutputPath": refs.models_s3_uri}
+    resources = {
+        "InstanceType": settings.training_instance_type,
+        "InstanceCount": settings.training_instance_count,
+        "VolumeSizeInGB": settings.training_volume_size_gb,
+    }
     if settings.kms_key_arn:
         output["KmsKeyId"] = settings.kms_key_arn
-    parameters = {
+        if not has_local_storage(settings.training_instance_type):
+            resources["VolumeKmsKeyId"] = settings.kms_key_arn
+    result = {
         "TrainingJobName.$": job_name("train"),
         "RoleArn": refs.training_role_arn,
-        "AlgorithmSpecification": {
-            "TrainingImage": refs.training_image,
-            "TrainingInputMode": "File",
-            "MetricDefinitions": metric_definitions(),
-            "EnableSageMakerMetricsTimeSeries": True,
-        },
+        "AlgorithmSpecification": {"TrainingImage": refs.training_image, "TrainingInputMode": "File"},
         # Script mode: the code bundle location overrides anything of the same name.
         "HyperParameters.$": "States.JsonMerge($.run.hyperparameters, $.run.trainingCode, false)",
         "InputDataConfig": [_channel(name) for name in CHANNELS],
         "OutputDataConfig": output,
-        "ResourceConfig": {
-            "InstanceType": settings.training_instance_type,
-            "InstanceCount": settings.training_instance_count,
-            "VolumeSizeInGB": settings.training_volume_size_gb,
-            **({"VolumeKmsKeyId": settings.kms_key_arn} if settings.kms_key_arn else {}),
-        },
+        "ResourceConfig": resources,
         "StoppingCondition": stopping,
         "RetryStrategy": {"MaximumRetryAttempts": 2},
         "Tags": tags(refs),
     }
     if settings.use_spot_training:
-        parameters["EnableManagedSpotTraining"] = True
+        result["EnableManagedSpotTraining"] = True
         stopping["MaxWaitTimeInSeconds"] = settings.spot_max_wait_seconds
-        parameters["CheckpointConfig"] = {"S3Uri.$": "$.run.checkpointsUri", "LocalPath": CHECKPOINT_DIR}
+        result["CheckpointConfig"] = {"S3Uri.$": "$.run.checkpointsUri", "LocalPath": CHECKPOINT_DIR}
+    return result
+
+
+def states(refs: Refs, settings: PipelineSettings, next_state: str) -> dict[str, dict]:
+    """The job, then a guard: DescribeTrainingJob leaves FinalMetricDataList out when no metric was
+    scraped, and a path to a missing field is an uncatchable States.Runtime error after a paid job."""
     return {
-        "Type": "Task",
-        "Comment": "Trains the model; the job name carries the retry count so a retry never collides.",
-        "Resource": "arn:aws:states:::sagemaker:createTrainingJob.sync",
-        "Parameters": parameters,
-        "Retry": errors.sagemaker_api_retry(),
-        "Catch": errors.catch_all(NAME),
-        "ResultSelector": {
-            "jobName.$": "$.TrainingJobName",
-            "modelArtifacts.$": "$.ModelArtifacts.S3ModelArtifacts",
-            "finalMetrics.$": "$.FinalMetricDataList",
+        NAME: {
+            "Type": "Task",
+            "Comment": "Trains the model; the whole DescribeTrainingJob lands in $.training for the guard.",
+            "Resource": refs.integration("sagemaker:createTrainingJob.sync"),
+            "Parameters": parameters(refs, settings),
+            "Catch": errors.catch_all(NAME, via_job_cause=True),
+            "ResultPath": "$.training",
+            "Next": HAS_METRICS,
         },
-        "ResultPath": "$.training",
-        "Next": next_state,
+        HAS_METRICS: {
+            "Type": "Choice",
+            "Comment": "FinalMetricDataList is absent when the log held no metric line.",
+            "Choices": [{"Variable": "$.training.FinalMetricDataList", "IsPresent": False, "Next": NO_METRICS}],
+            "Default": RESULT,
+        },
+        NO_METRICS: {
+            "Type": "Pass",
+            "Comment": "No metric was scraped: an empty list, so the result always has one.",
+            "Result": [],
+            "ResultPath": "$.training.FinalMetricDataList",
+            "Next": RESULT,
+        },
+        RESULT: {
+            "Type": "Pass",
+            "Comment": "Keeps what the later steps and the output need of the job.",
+            "Parameters": {
+                "jobName.$": "$.training.TrainingJobName",
+                "modelArtifacts.$": "$.training.ModelArtifacts.S3ModelArtifacts",
+                "finalMetrics.$": "$.training.FinalMetricDataList",
+            },
+            "ResultPath": "$.training",
+            "Next": next_state,
+        },
+        errors.failure_cause_state_name(NAME): errors.job_failure_cause(NAME, job_name("train"), LOG_GROUP),
     }
 
 

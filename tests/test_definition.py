@@ -10,12 +10,13 @@ import pytest
 
 from preprocess.naming import run_name
 from sagestep.synth import synthesize
-from statemachine import train
+from statemachine import state_order
 from statemachine.check import check_definition
 from statemachine.naming import SAGEMAKER_NAME_MAX, longest_suffix
 
 SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 TASKS = ("Preprocess", "Train", "CreateModel", "BatchPredict")
+JOB_TASKS = ("Train", "BatchPredict")
 
 
 def test_static_check_finds_nothing(definition):
@@ -47,17 +48,38 @@ def test_static_check_catches_broken_definitions(definition, mutate, problem):
 
 
 def test_states_run_in_order_and_every_task_fails_to_its_own_state(definition):
-    order, name = [], definition["StartAt"]
-    while name:
-        order.append(name)
-        name = definition["States"][name].get("Next")
-    assert order == ["Start", *TASKS, "Summarize"]
+    assert state_order(definition) == ["Start", "Preprocess", "Train", "HasTrainingMetrics", "TrainingResult",
+                                       "CreateModel", "BatchPredict", "Summarize"]
     for task in TASKS:
         state = definition["States"][task]
-        assert state["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": f"{task}Failed"}]
+        via = f"{task}FailureCause" if task in JOB_TASKS else f"{task}Failed"
+        assert state["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": via}]
         fail = definition["States"][f"{task}Failed"]
         assert fail["Type"] == "Fail" and fail["Error"] == f"{task}Failed"
         assert fail["CausePath"] == "States.JsonToString($.error)" and "ErrorPath" not in fail
+
+
+@pytest.mark.parametrize("task, field, group", [("Train", "TrainingJobName.$", "/aws/sagemaker/TrainingJobs"),
+                                                ("BatchPredict", "TransformJobName.$", "/aws/sagemaker/TransformJobs")])
+def test_a_failed_job_step_names_the_job_and_its_log_group(definition, task, field, group):
+    """R9: the script cannot set FailureReason under the real image; the cause says where the log is."""
+    cause = definition["States"][f"{task}FailureCause"]
+    assert cause["Type"] == "Pass" and cause["Next"] == f"{task}Failed" and cause["ResultPath"] == "$.error"
+    assert cause["Parameters"] == {"Error.$": "$.error.Error", "Cause.$": "$.error.Cause", "logGroup": group,
+                                   "job.$": definition["States"][task]["Parameters"][field]}
+
+
+def test_no_path_points_at_a_field_aws_can_leave_out(definition):
+    """R3: FinalMetricDataList is absent when nothing was scraped; only the IsPresent guard and the
+    states after it (where it always exists) may read it."""
+    readers = {name for name, state in definition["States"].items() if "FinalMetricDataList" in json.dumps(state)}
+    assert readers == {"HasTrainingMetrics", "NoTrainingMetrics", "TrainingResult"}
+    guard = definition["States"]["HasTrainingMetrics"]
+    assert guard["Choices"] == [{"Variable": "$.training.FinalMetricDataList", "IsPresent": False,
+                                 "Next": "NoTrainingMetrics"}]
+    assert guard["Default"] == "TrainingResult" and definition["States"]["NoTrainingMetrics"]["Next"] == "TrainingResult"
+    assert definition["States"]["NoTrainingMetrics"]["Result"] == []
+    assert "ResultSelector" not in definition["States"]["Train"]
 
 
 def test_preprocess_invokes_the_function_with_the_execution(definition, stack):
@@ -68,30 +90,35 @@ def test_preprocess_invokes_the_function_with_the_execution(definition, stack):
     assert definition["States"]["Start"]["Parameters"] == {
         "executionName.$": "$$.Execution.Name", "executionArn.$": "$$.Execution.Id"}
     [retry] = state["Retry"]
-    assert "Lambda.ServiceException" in retry["ErrorEquals"] and retry["BackoffRate"] == 2
-    assert set(state["ResultSelector"]) >= {"runName.$", "channels.$", "hyperparameters.$", "rows.$", "trainingCode"}
+    assert retry["ErrorEquals"] == ["Lambda.ClientExecutionTimeoutException", "Lambda.ServiceException",
+                                    "Lambda.AWSLambdaException", "Lambda.SdkClientException",
+                                    "Lambda.TooManyRequestsException"] and retry["BackoffRate"] == 2
+    assert set(state["ResultSelector"]) >= {"runName.$", "executionTag.$", "channels.$", "hyperparameters.$",
+                                            "rows.$", "trainingCode"}
 
 
-def test_train_is_a_sync_script_mode_job_with_metrics_and_tags(definition, stack):
+def test_train_is_a_sync_script_mode_job_with_tags_and_no_metric_definitions(definition, stack):
     p = definition["States"]["Train"]["Parameters"]
     assert definition["States"]["Train"]["Resource"] == "arn:aws:states:::sagemaker:createTrainingJob.sync"
-    assert p["AlgorithmSpecification"]["TrainingImage"] == stack.outputs["trainingImage"]
-    assert p["AlgorithmSpecification"]["MetricDefinitions"] == train.metric_definitions()
+    # R1: the image is a first-party algorithm; CreateTrainingJob refuses custom MetricDefinitions.
+    assert p["AlgorithmSpecification"] == {"TrainingImage": stack.outputs["trainingImage"], "TrainingInputMode": "File"}
     assert [c["ChannelName"] for c in p["InputDataConfig"]] == ["train", "validation"]
     assert all(c["ContentType"] == "text/csv" for c in p["InputDataConfig"])
     code = definition["States"]["Preprocess"]["ResultSelector"]["trainingCode"]
-    assert code["sagemaker_program"] == "train.py"
+    assert code["sagemaker_program"] == "train.py" and code["sagemaker_region"] == "us-east-1"  # R8
     assert code["sagemaker_submit_directory"].startswith(f"s3://{stack.outputs['artifactsBucket']}/code/training-")
     assert p["OutputDataConfig"] == {"S3OutputPath": f"s3://{stack.outputs['artifactsBucket']}/models/"}
     assert {"Key": "sagestep:stack", "Value": "dev"} in p["Tags"]
-    assert {"Key": "sagestep:execution", "Value.$": "$$.Execution.Name"} in p["Tags"]
+    # R6: the execution name may hold characters SageMaker refuses in tag values; the Lambda cleans it.
+    assert {"Key": "sagestep:execution", "Value.$": "$.run.executionTag"} in p["Tags"]
     assert "EnableManagedSpotTraining" not in p and "CheckpointConfig" not in p
 
 
 def test_model_and_transform_are_wired_to_the_training_output(definition, stack):
     model = definition["States"]["CreateModel"]["Parameters"]
     assert model["PrimaryContainer"]["ModelDataUrl.$"] == "$.training.modelArtifacts"
-    assert definition["States"]["Train"]["ResultSelector"]["modelArtifacts.$"] == "$.ModelArtifacts.S3ModelArtifacts"
+    assert definition["States"]["TrainingResult"]["Parameters"]["modelArtifacts.$"] == \
+        "$.training.ModelArtifacts.S3ModelArtifacts"
     assert model["PrimaryContainer"]["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
     assert model["ExecutionRoleArn"].split("/")[-1].startswith("sagestep-dev-model-")
     batch = definition["States"]["BatchPredict"]
@@ -141,18 +168,41 @@ def test_every_retried_task_keeps_single_digit_retry_counts(definition):
             assert retry["MaxAttempts"] <= 9
 
 
-def test_sagemaker_api_errors_are_retried_but_failed_jobs_are_not(definition):
-    for task in ("Train", "CreateModel", "BatchPredict"):
-        [retry] = definition["States"][task]["Retry"]
-        assert retry["ErrorEquals"] == ["SageMaker.AmazonSageMakerException"]
-        assert "States.TaskFailed" not in retry["ErrorEquals"] and "States.ALL" not in retry["ErrorEquals"]
+def test_only_create_model_retries_and_job_steps_never_do(definition):
+    """R7: SageMaker.AmazonSageMakerException also comes from the .sync polls after a job was created;
+    a retry would start a second job beside the first. CreateModel starts nothing that bills."""
+    for task in ("Train", "BatchPredict"):
+        assert "Retry" not in definition["States"][task]
+    [retry] = definition["States"]["CreateModel"]["Retry"]
+    assert retry["ErrorEquals"] == ["SageMaker.AmazonSageMakerException"]
 
 
-def test_metric_regexes_match_the_training_log_format():
-    line = "[12] train-logloss:0.123456 validation-logloss:0.2345 train-auc:0.99 validation-mlogloss:1.5e-03"
-    found = {d["Name"]: m.group(1) for d in train.metric_definitions() if (m := re.search(d["Regex"], line))}
-    assert found == {"train:logloss": "0.123456", "validation:logloss": "0.2345", "train:auc": "0.99",
-                     "validation:mlogloss": "1.5e-03"}
+def test_task_resources_use_the_stack_partition():
+    china = json.loads(synthesize("cn", {"aws:region": "cn-north-1"}).definition)
+    resources = {name: state["Resource"] for name, state in china["States"].items() if "Resource" in state}
+    assert resources == {"Preprocess": "arn:aws-cn:states:::lambda:invoke",
+                         "Train": "arn:aws-cn:states:::sagemaker:createTrainingJob.sync",
+                         "CreateModel": "arn:aws-cn:states:::sagemaker:createModel",
+                         "BatchPredict": "arn:aws-cn:states:::sagemaker:createTransformJob.sync"}
+    assert check_definition(china) == []
+
+
+@pytest.mark.parametrize("training, transform, train_volume_key, transform_volume_key", [
+    ("ml.m5.xlarge", "ml.m5.large", True, True),
+    ("ml.g5.xlarge", "ml.m5.large", False, True),
+    ("ml.p3.2xlarge", "ml.g4dn.xlarge", True, False),
+    ("ml.r5d.2xlarge", "ml.g6.xlarge", False, False),
+])
+def test_volume_key_is_never_sent_with_local_instance_storage(training, transform, train_volume_key,
+                                                              transform_volume_key):
+    """R5: SageMaker refuses VolumeKmsKeyId for instance types with local storage; outputs stay encrypted."""
+    key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    d = json.loads(synthesize("kms", {"kmsKeyArn": key, "trainingInstanceType": training,
+                                      "transformInstanceType": transform}).definition)
+    train, predict = d["States"]["Train"]["Parameters"], d["States"]["BatchPredict"]["Parameters"]
+    assert ("VolumeKmsKeyId" in train["ResourceConfig"]) is train_volume_key
+    assert ("VolumeKmsKeyId" in predict["TransformResources"]) is transform_volume_key
+    assert train["OutputDataConfig"]["KmsKeyId"] == key and predict["TransformOutput"]["KmsKeyId"] == key
 
 
 def test_config_switches_instance_types_and_spot():

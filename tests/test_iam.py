@@ -1,4 +1,5 @@
 """Every permission is pinned: widening or dropping any action, resource or condition fails here."""
+import fnmatch
 import json
 
 import pytest
@@ -62,7 +63,7 @@ def test_training_role_reads_channels_and_code_writes_models(stack):
                         "Resource": [f"arn:aws:s3:::{data}"],
                         "Condition": {"StringLike": {"s3:prefix": ["runs/*"]}}},
         "ReadTrainingCode": {"Sid": "ReadTrainingCode", "Effect": "Allow", "Action": ["s3:GetObject"],
-                             "Resource": [f"arn:aws:s3:::{artifacts}/{code_key(stack, 'training')}"]},
+                             "Resource": [f"arn:aws:s3:::{artifacts}/code/training-*"]},
         "WriteModelArtifacts": {"Sid": "WriteModelArtifacts", "Effect": "Allow",
                                 "Action": ["s3:AbortMultipartUpload", "s3:PutObject"],
                                 "Resource": [f"arn:aws:s3:::{artifacts}/models/*"]},
@@ -89,7 +90,7 @@ def test_model_role_reads_model_and_test_features_writes_predictions(stack):
         "ReadModelArtifacts": {"Sid": "ReadModelArtifacts", "Effect": "Allow", "Action": ["s3:GetObject"],
                                "Resource": [f"arn:aws:s3:::{artifacts}/models/*"]},
         "ReadInferenceCode": {"Sid": "ReadInferenceCode", "Effect": "Allow", "Action": ["s3:GetObject"],
-                              "Resource": [f"arn:aws:s3:::{artifacts}/{code_key(stack, 'inference')}"]},
+                              "Resource": [f"arn:aws:s3:::{artifacts}/code/inference-*"]},
         "ReadTransformInput": {"Sid": "ReadTransformInput", "Effect": "Allow", "Action": ["s3:GetObject"],
                                "Resource": [f"arn:aws:s3:::{data}/runs/*/test-features/*"]},
         "ListRunData": {"Sid": "ListRunData", "Effect": "Allow", "Action": ["s3:ListBucket"],
@@ -221,8 +222,11 @@ def test_spot_training_adds_checkpoints_and_kms_adds_key_use(configured):
     assert training["Checkpoints"] == {"Sid": "Checkpoints", "Effect": "Allow",
                                        "Action": ["s3:GetObject", "s3:PutObject"],
                                        "Resource": [f"arn:aws:s3:::{data}/runs/*/checkpoints/*"]}
-    assert training["UseStackKey"]["Action"] == ["kms:CreateGrant", "kms:Decrypt", "kms:GenerateDataKey"]
-    assert training["UseStackKey"]["Resource"] == [key]
+    # Output encryption with the key needs Encrypt and DescribeKey; the volume key, CreateGrant.
+    job_key_use = {"Sid": "UseStackKey", "Effect": "Allow", "Resource": [key], "Action": [
+        "kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"]}
+    assert training["UseStackKey"] == job_key_use
+    assert statements_by_sid(policy(configured, "sagestep-tuned-model-policy"))["UseStackKey"] == job_key_use
     lam = statements_by_sid(policy(configured, "sagestep-tuned-preprocess-policy"))
     assert lam["UseStackKey"] == {"Sid": "UseStackKey", "Effect": "Allow",
                                   "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": [key]}
@@ -232,3 +236,21 @@ def test_without_spot_or_kms_there_is_no_checkpoint_or_key_access(stack):
     for name in ("preprocess", "training", "model", "states"):
         sids = statements_by_sid(policy(stack, f"sagestep-dev-{name}-policy"))
         assert "Checkpoints" not in sids and "UseStackKey" not in sids
+
+
+def test_job_roles_read_every_bundle_of_their_own_code_and_bundles_outlive_a_deploy(stack):
+    """A deploy that changes the code uploads a new key; executions started before it still run with
+    the earlier bundle, which is kept (retainOnDelete) and stays readable by its own job role only."""
+    _, artifacts = names(stack)
+    earlier = {"training": "code/training-0123456789abcdef.tar.gz", "inference": "code/inference-0123456789abcdef.tar.gz"}
+    for bundle, role, sid, other in (("training", "training", "ReadTrainingCode", "inference"),
+                                     ("inference", "model", "ReadInferenceCode", "training")):
+        [pattern] = statements_by_sid(policy(stack, f"sagestep-dev-{role}-policy"))[sid]["Resource"]
+        assert fnmatch.fnmatchcase(f"arn:aws:s3:::{artifacts}/{code_key(stack, bundle)}", pattern)
+        assert fnmatch.fnmatchcase(f"arn:aws:s3:::{artifacts}/{earlier[bundle]}", pattern)
+        assert not fnmatch.fnmatchcase(f"arn:aws:s3:::{artifacts}/{earlier[other]}", pattern)
+        assert not fnmatch.fnmatchcase(f"arn:aws:s3:::{artifacts}/models/x", pattern)
+        obj = stack.one("aws:s3/bucketObjectv2:BucketObjectv2", f"sagestep-dev-{bundle}-code")
+        assert obj["options"] == {"retainOnDelete": True}
+    others = [r for r in stack.resources if r.get("options") and "bucketObjectv2" not in r["type"]]
+    assert others == [], "only code bundles are kept on delete"

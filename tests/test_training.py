@@ -12,10 +12,12 @@ from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 
 from infra.settings import SUPPORTED_XGBOOST, project_defaults
 from sagestep import ROOT
-from statemachine import train as train_state
+from statemachine import xgboost_image
 
 sys.path.insert(0, str(ROOT / "inference"))
+sys.path.insert(0, str(ROOT / "training"))
 import inference  # noqa: E402  (the module SageMaker imports from the code bundle)
+import train as train_script  # noqa: E402
 
 OBJECTIVES = {"binary": ("binary:logistic", "logloss"), "multiclass": ("multi:softprob", "mlogloss"),
               "regression": ("reg:squarederror", "rmse")}
@@ -77,19 +79,49 @@ def test_training_and_batch_inference_round_trip(tmp_path, kind):
         assert np.corrcoef(predicted, y_test)[0, 1] > 0.4
 
 
-def test_metric_definitions_from_the_definition_match_the_training_log(tmp_path):
-    result, _, _ = run_training(tmp_path, "binary", {"eval_metric": "auc"})
+# The image's own definitions, written out as the reference lists them (xgboost-container.md, R2).
+IMAGE_REGEX = r".*\[[0-9]+\].*#011validation-{}:(\S+)"
+
+
+def test_our_copy_of_the_image_metric_definitions_is_the_image_s():
+    definitions = xgboost_image.metric_definitions()
+    assert len(definitions) == 33 and len({d.name for d in definitions}) == 33
+    for d in definitions:
+        metric = d.name.split(":", 1)[1]
+        assert d.regex == IMAGE_REGEX.format(metric)
+        assert d.maximize == (metric in ("auc", "accuracy", "aucpr", "f1", "map", "ndcg", "r2", "precision", "recall",
+                                         "balanced_accuracy", "f1_binary", "f1_macro", "precision_macro",
+                                         "precision_micro", "recall_macro", "recall_micro"))
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "regression"])
+def test_the_image_regexes_capture_every_round_from_the_log_as_cloudwatch_stores_it(tmp_path, kind):
+    """For each objective sagestep chooses: the log rendered the CloudWatch way (tab = #011), the
+    image's exact regex for validation:<metric> captures a plain number every round."""
+    result, _, _ = run_training(tmp_path, kind)
     assert result.returncode == 0, result.stderr
-    rounds = [line for line in result.stdout.splitlines() if line.startswith("[")]
+    stored = [line.replace("\t", "#011") for line in result.stdout.splitlines()]
+    rounds = [line for line in stored if line.startswith("[")]
     assert len(rounds) >= 10
-    definitions = train_state.metric_definitions()
-    captured = {}
-    for line in rounds:
-        for d in definitions:
-            if match := re.search(d["Regex"], line):
-                captured.setdefault(d["Name"], []).append(float(match.group(1)))
-    assert set(captured) == {"train:auc", "validation:auc"}
-    assert len(captured["validation:auc"]) == len(rounds) and 0.9 < captured["validation:auc"][-1] <= 1
+    _, metric = OBJECTIVES[kind]
+    captured = [m.group(1) for line in stored if (m := re.search(IMAGE_REGEX.format(metric), line))]
+    assert len(captured) == len(rounds)
+    assert all(re.fullmatch(r"-?\d+\.\d{6}", value) for value in captured), captured[:3]
+    final = json.loads((tmp_path / "model/metrics.json").read_text())["metrics"][f"validation:{metric}"]
+    assert float(captured[-1]) == pytest.approx(final, abs=1e-6)
+    # What SageMaker would store as FinalMetricDataList: that one metric, its last value.
+    assert xgboost_image.scrape(stored) == {f"validation:{metric}": float(captured[-1])}
+
+
+def test_with_two_metrics_each_validation_value_ends_its_line(tmp_path):
+    """XGBoost's EvaluationMonitor would print train-auc, train-logloss, validation-auc, ...: then
+    (\\S+) after validation-auc runs into "#011validation-logloss:…". One line per metric cannot."""
+    lines = train_script.metric_lines(3, {"train": {"auc": [0.9], "logloss": [0.3]},
+                                          "validation": {"auc": [0.8], "logloss": [0.4]}})
+    assert lines == ["[3]\ttrain-auc:0.900000\tvalidation-auc:0.800000",
+                     "[3]\ttrain-logloss:0.300000\tvalidation-logloss:0.400000"]
+    assert xgboost_image.scrape([xgboost_image.as_cloudwatch_stores_it(line) for line in lines]) == {
+        "validation:auc": 0.8, "validation:logloss": 0.4}
 
 
 def test_multiclass_output_uses_the_schema_labels(tmp_path):
@@ -123,21 +155,23 @@ def test_missing_values_and_content_types(tmp_path):
         inference.input_fn(b"{}", "application/json")
 
 
-def test_failure_file_on_bad_input(tmp_path):
+def test_a_failure_is_one_clear_line_on_stderr_and_exit_1(tmp_path):
+    """The image's launcher overwrites the failure file, so the reason goes to the log."""
     (tmp_path / "input/data/train").mkdir(parents=True)
     (tmp_path / "input/data/train/part-0.csv").write_text("1,2,3\n0,4\n")
     (tmp_path / "input/data/validation").mkdir(parents=True)
     (tmp_path / "input/data/validation/part-0.csv").write_text("1,2,3\n")
     result, _, _ = run_training(tmp_path, "binary", channels=False)
-    assert result.returncode == 1
-    reason = (tmp_path / "output/failure").read_text()
-    assert reason == "TrainingError: channel 'train', file part-0.csv: Line #2 (got 2 columns instead of 3)"
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        "TrainingError: channel 'train', file part-0.csv: Line #2 (got 2 columns instead of 3)"]
+    assert not (tmp_path / "output/failure").exists()
 
 
-def test_failure_file_when_a_channel_is_missing(tmp_path):
+def test_a_missing_channel_is_named(tmp_path):
     result, _, _ = run_training(tmp_path, "binary", channels=False)
     assert result.returncode == 1
-    assert "channel 'train' is missing" in (tmp_path / "output/failure").read_text()
+    assert result.stderr.splitlines()[-1].startswith("TrainingError: channel 'train' is missing")
 
 
 def test_checkpoints_resume_after_an_interruption(tmp_path):
@@ -154,7 +188,7 @@ def test_checkpoints_resume_after_an_interruption(tmp_path):
                                           checkpoint_dir=checkpoints, channels=False)
     assert second.returncode == 0, second.stderr
     assert "resuming from checkpoint-10.json (10 rounds done)" in second.stdout
-    assert second.stdout.splitlines()[1].startswith("[10] ")
+    assert second.stdout.splitlines()[1].startswith("[10]\t")
     assert json.loads((tmp_path / "model/metrics.json").read_text())["rounds"] == 30
     model = inference.model_fn(str(tmp_path / "model"))
     values = inference.predict_fn(inference.input_fn("\n".join(",".join(map(str, r)) for r in x_test), "text/csv"),

@@ -2,7 +2,8 @@
 
 Imports only the standard library, numpy and xgboost. Contract: channels in SM_CHANNEL_TRAIN and
 SM_CHANNEL_VALIDATION (CSV, label first, no header), hyperparameters in SM_HPS and as --key value,
-the model to SM_MODEL_DIR; on failure a one-paragraph reason in <SM_OUTPUT_DIR>/failure and exit 1.
+the model to SM_MODEL_DIR. On failure: one line "<Error>: <reason>" on stderr and exit 1 (the image's
+launcher overwrites /opt/ml/output/failure with its own text, so the log is where the reason shows).
 """
 from __future__ import annotations
 
@@ -96,18 +97,27 @@ def booster_params(hyperparameters: dict[str, object], num_gpus: int) -> dict[st
 
 
 class PrintMetrics(xgb.callback.TrainingCallback):
-    """One line a round, "[<round>] train-<metric>:<value> validation-<metric>:<value>", which the
-    state machine's MetricDefinitions parse for the SageMaker console."""
+    """XGBoost's own evaluation line, "[<round>]\ttrain-<metric>:<value>\tvalidation-<metric>:<value>",
+    one line per metric so that validation comes last: the image's metric regex
+    ".*\\[[0-9]+\\].*#011validation-<metric>:(\\S+)" captures up to the next whitespace, and in
+    CloudWatch a tab is "#011", not whitespace."""
 
     def __init__(self, done: int = 0):
         super().__init__()
         self.done = done      # rounds finished before a resume, so round numbers continue
 
     def after_iteration(self, model, epoch, evals_log) -> bool:
-        values = [f"{split}-{metric}:{history[-1]:.6f}"
-                  for split, metrics in evals_log.items() for metric, history in metrics.items()]
-        print(f"[{self.done + epoch}] " + " ".join(values), flush=True)
+        for line in metric_lines(self.done + epoch, evals_log):
+            print(line, flush=True)
         return False
+
+
+def metric_lines(round_number: int, evals_log: dict) -> list[str]:
+    """One line per metric, the train value before the validation one."""
+    metrics = dict.fromkeys(metric for history in evals_log.values() for metric in history)
+    return [f"[{round_number}]" + "".join(f"\t{split}-{metric}:{evals_log[split][metric][-1]:.6f}"
+                                          for split in ("train", "validation") if metric in evals_log.get(split, {}))
+            for metric in metrics]
 
 
 class SaveCheckpoints(xgb.callback.TrainingCallback):
@@ -191,28 +201,18 @@ def save(result: dict[str, object], model_dir: str) -> None:
         shutil.copyfile(os.path.join(model_dir, "metrics.json"), os.path.join(output_dir, "metrics.json"))
 
 
-def write_failure(reason: str) -> None:
-    """DescribeTrainingJob.FailureReason shows this file's text."""
-    path = os.path.join(os.environ.get("SM_OUTPUT_DIR", "/opt/ml/output"), "failure")
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w") as f:
-            f.write(reason[:1024])
-    except OSError:
-        pass
-    print(reason, file=sys.stderr, flush=True)
+def fail(reason: str) -> int:
+    """The reason, as one line on stderr: the job's log is where people read it (R9)."""
+    print(" ".join(reason.split()), file=sys.stderr, flush=True)
+    return 1
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         result = train(read_hyperparameters(sys.argv[1:] if argv is None else argv))
         save(result, os.environ.get("SM_MODEL_DIR", "/opt/ml/model"))
-    except TrainingError as error:
-        write_failure(f"TrainingError: {error}")
-        return 1
-    except Exception as error:  # noqa: BLE001 - anything else still needs a reason for the console
-        write_failure(f"{type(error).__name__}: {error}")
-        return 1
+    except Exception as error:  # noqa: BLE001 - a TrainingError or anything else: one line with the reason
+        return fail(f"{type(error).__name__}: {error}")
     print(f"final {json.dumps(result['metrics'])}", flush=True)
     return 0
 

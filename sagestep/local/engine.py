@@ -4,6 +4,8 @@ Hook A: moto's own config turns on its ASL interpreter and its Docker-free Lambd
 Hook B: Lambda invokes run the function's Python handler in-process with its environment.
 Hook C: the interpreter's sagemaker service runs jobs locally (sagemaker_task.py).
 Hook D: a state machine is checked (statemachine.check) before moto accepts it.
+Hook E: States.ALL does not catch States.Runtime or States.DataLimitExceeded, as on AWS ("Error
+handling in Step Functions": those end the execution); moto's interpreter catches them.
 And StartExecution without a name gets a UUID, as on AWS.
 """
 from __future__ import annotations
@@ -25,6 +27,7 @@ import boto3
 from moto import mock_aws
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import ErrorEqualsDecl
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_factory
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
 
@@ -80,6 +83,22 @@ def _named_execution(original):
     return start_execution
 
 
+UNCATCHABLE = ("States.Runtime", "States.DataLimitExceeded")
+
+
+def _error_equals(original):
+    """Hook E: a States.ALL Retry or Catch lets the uncatchable errors through."""
+    def eval_body(self, env):
+        error = env.stack[-1]
+        if getattr(error, "error_name", None) in UNCATCHABLE and all(
+                getattr(name, "error_name", None) == "States.ALL" for name in self.error_names):
+            env.stack.pop()
+            env.stack.append(False)
+            return
+        original(self, env)
+    return eval_body
+
+
 def _service_for(original):
     def factory(service_name: str):
         return sagemaker_task.SageMakerLocal() if service_name == "sagemaker" else original(service_name)
@@ -112,12 +131,14 @@ class LocalEngine:
         interpreter_log.setLevel(logging.CRITICAL)
         stack.enter_context(mock.patch.dict(os.environ, {**FAKE_CREDENTIALS, "AWS_DEFAULT_REGION": self.region}))
         stack.enter_context(mock_aws(config=MOTO_CONFIG))
+        stack.enter_context(importlib.import_module(f"{__package__}.aws_rules").enforced())
         stack.enter_context(mock.patch.object(LambdaSimpleBackend, "invoke", _invoke))
         stack.enter_context(mock.patch.object(StepFunctionsParserBackend, "start_execution",
                                               _named_execution(StepFunctionsParserBackend.start_execution)))
         stack.enter_context(mock.patch.object(state_task_factory, "state_task_service_for",
                                               _service_for(state_task_factory.state_task_service_for)))
         stack.enter_context(mock.patch.object(state_task_service_callback, "_DELAY_SECONDS_SYNC_CONDITION_CHECK", 0.05))
+        stack.enter_context(mock.patch.object(ErrorEqualsDecl, "_eval_body", _error_equals(ErrorEqualsDecl._eval_body)))
         sagemaker_task.JOBS = sagemaker_task.LocalJobs(self.region, self.on_line)
         stack.callback(setattr, sagemaker_task, "JOBS", None)
         self.apply()

@@ -11,15 +11,16 @@ import uuid
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
-from sagestep.runner import evaluate, follow, result_of
+from sagestep.runner import attach_job_log, evaluate, follow, result_of
 from sagestep.synth import synthesize
 
 from .containers import download_prefix, split_s3_uri
 from .engine import LocalEngine
 
 DATASET_SUFFIXES = (".csv", ".gz", ".txt")
-ROUND = re.compile(r"^\[(\d+)\] ")
+ROUND = re.compile(r"^\[(\d+)\]\s")
 
 
 class UsageError(Exception):
@@ -52,7 +53,8 @@ class Reporter:
         match = ROUND.match(line)
         if match and int(match.group(1)) % 10:
             return
-        self.console.print(f"  [dim]{job.rsplit('-', 2)[-2]}[/] {line}", highlight=False, soft_wrap=True)
+        self.console.print(f"  [dim]{job.rsplit('-', 2)[-2]}[/] {escape(line.expandtabs(2))}",
+                           highlight=False, soft_wrap=True)
 
 
 def run_local(args, console: Console) -> int:
@@ -76,6 +78,7 @@ def run_local(args, console: Console) -> int:
             console.print(f"execution [bold]{name}[/] on {engine.state_machine_arn.split(':')[-1]} (embedded engine)")
         description, progress = follow(sfn, arn, reporter.state)
         result = result_of(description, progress)
+        attach_job_log(result, engine.client("logs"), engine.region)
         if description["status"] == "SUCCEEDED":
             output = result.pop("output")
             out_dir = Path(args.out) if args.out else Path("runs") / name
@@ -113,7 +116,13 @@ def print_summary(result: dict, console: Console) -> None:
             console.print(f"training job: {result['outputs']['trainingJobConsole']}", highlight=False)
     else:
         console.print(f"[red bold]{result['status']}[/] at {result.get('failedState')}: "
-                      f"[bold]{result['error']}[/]: {result['cause']}", highlight=False)
+                      f"[bold]{escape(str(result['error']))}[/]: {escape(str(result['cause']))}", highlight=False)
+        job = result.get("failedJob")
+        if job:
+            console.print(f"last lines of {job['name']} in {job['logGroup']}:", highlight=False)
+            for line in job.get("logTail", []):
+                console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
+            console.print(f"log: {job['console']}", highlight=False, soft_wrap=True)
 
 
 def serve(args, console: Console) -> int:

@@ -32,6 +32,7 @@ from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from statemachine.check import sagemaker_model
 
 from .containers import Outcome, TrainingRun, TransformRun
+from .job_logs import JobLog, final_metrics
 
 NAME_PATTERNS = {
     "TrainingJobName": re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"),
@@ -71,6 +72,10 @@ class LocalJobs:
     def __init__(self, region: str, on_line: Callable[[str, str], None] | None = None):
         self.region = region
         self.on_line = on_line or (lambda job, line: None)
+
+    def job_log(self, kind: str, job: str) -> JobLog:
+        """The job's CloudWatch log; each line also goes to on_line (live progress)."""
+        return JobLog(self.client("logs"), kind, job, lambda line: self.on_line(job, line))
 
     def client(self, service: str):
         return boto3.client(service, region_name=self.region)
@@ -143,15 +148,17 @@ class SageMakerLocal(StateTaskServiceCallback):
             # moto completes jobs at creation and invents metric definitions; put the truth back.
             job.algorithm_specification = normalised_parameters["AlgorithmSpecification"]
             job.training_job_status, job.secondary_status = "InProgress", "Training"
-            job.final_metric_data_list = []
-            run = _started(lambda: TrainingRun(s3, normalised_parameters, lambda line: JOBS.on_line(name, line)))
+            job.final_metric_data_list = None
+            log = JOBS.job_log("training", name)
+            run = _started(lambda: TrainingRun(s3, normalised_parameters, log.add))
             describe = lambda: client.describe_training_job(TrainingJobName=name)  # noqa: E731
         elif operation == "CreateTransformJob":
             name = normalised_parameters["TransformJobName"]
             job = backend.transform_jobs[name]
             job.transform_job_status = "InProgress"
             model = client.describe_model(ModelName=normalised_parameters["ModelName"])
-            run = _started(lambda: TransformRun(s3, normalised_parameters, model, lambda line: JOBS.on_line(name, line)))
+            log = JOBS.job_log("transform", name)
+            run = _started(lambda: TransformRun(s3, normalised_parameters, model, log.add))
             describe = lambda: client.describe_transform_job(TransformJobName=name)  # noqa: E731
         else:
             raise self._fail(env, "States.Runtime", f"{operation} has no .sync integration")
@@ -165,9 +172,11 @@ class SageMakerLocal(StateTaskServiceCallback):
 
         def resolver():
             outcome = run.poll()
+            log.flush()
             if outcome is None:
                 return None
-            _record(job, operation, outcome)
+            training = operation == "CreateTrainingJob"
+            _record(job, operation, outcome, final_metrics(normalised_parameters, log.stored) if training else None)
             described = to_sfn_json(describe())
             if outcome.status != "Completed":
                 raise FailureEventException(FailureEvent(
@@ -203,14 +212,15 @@ def _started(start):
         return _NotStarted(error)
 
 
-def _record(job, operation: str, outcome: Outcome) -> None:
-    """The final status in moto, as DescribeTrainingJob / DescribeTransformJob would show it."""
+def _record(job, operation: str, outcome: Outcome, metrics: list[dict] | None) -> None:
+    """The final status in moto, as DescribeTrainingJob / DescribeTransformJob would show it, with the
+    metrics SageMaker would have scraped from the job's log (none: the field is left out)."""
     now = datetime.now().astimezone()
     if operation == "CreateTrainingJob":
         job.training_job_status = outcome.status
         job.secondary_status = outcome.status
         job.training_end_time = job.last_modified_time = now
-        job.final_metric_data_list = outcome.metrics
+        job.final_metric_data_list = metrics
     else:
         job.transform_job_status = outcome.status
         job.transform_end_time = job.last_modified_time = now

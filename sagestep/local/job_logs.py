@@ -1,0 +1,76 @@
+"""A local job's output where SageMaker puts it: CloudWatch Logs (moto's), under AWS's group and
+stream names, as CloudWatch stores it (a tab reads "#011"); and its metrics scraped from there.
+
+Group and stream names: SageMaker developer guide, "Log Amazon SageMaker events with Amazon
+CloudWatch" (/aws/sagemaker/TrainingJobs, [job]/algo-[n]-[epoch]; /aws/sagemaker/TransformJobs,
+[job]/[instance-id]-[epoch]).
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Callable
+
+from statemachine import batch_predict, train
+from statemachine.xgboost_image import (REPOSITORY, MetricDefinition, as_cloudwatch_stores_it,
+                                        metric_definitions, scrape)
+
+
+def stream_name(kind: str, job: str, started: float) -> str:
+    epoch = int(started)
+    if kind == "training":
+        return f"{job}/algo-1-{epoch}"
+    instance = "i-" + hashlib.sha256(job.encode()).hexdigest()[:17]
+    return f"{job}/{instance}-{epoch}"
+
+
+class JobLog:
+    """Lines arrive from the job's reader thread; flush() writes what came since, in order."""
+
+    def __init__(self, logs, kind: str, job: str, on_line: Callable[[str], None] = lambda line: None):
+        self.logs, self.job, self.on_line = logs, job, on_line
+        self.group = train.LOG_GROUP if kind == "training" else batch_predict.LOG_GROUP
+        self.stream = stream_name(kind, job, time.time())
+        self.stored: list[str] = []
+        self._pending: list[dict] = []
+        self._lock = threading.Lock()
+        try:
+            logs.create_log_group(logGroupName=self.group)
+        except logs.exceptions.ResourceAlreadyExistsException:
+            pass
+        logs.create_log_stream(logGroupName=self.group, logStreamName=self.stream)
+
+    def add(self, line: str) -> None:
+        message = as_cloudwatch_stores_it(line)
+        with self._lock:
+            self.stored.append(message)
+            self._pending.append({"timestamp": int(time.time() * 1000), "message": message or " "})
+        self.on_line(line)
+
+    def flush(self) -> None:
+        with self._lock:
+            events, self._pending = self._pending, []
+        if events:
+            self.logs.put_log_events(logGroupName=self.group, logStreamName=self.stream, logEvents=events)
+
+
+def final_metrics(request: dict, stored_lines: list[str]) -> list[dict] | None:
+    """DescribeTrainingJob's FinalMetricDataList: the last value of each defined metric found in the
+    log, or None (the field is left out) when none was. An algorithm image (sagemaker-xgboost) is
+    scraped with its own definitions; any other image with the request's MetricDefinitions."""
+    image = request["AlgorithmSpecification"].get("TrainingImage", "")
+    if re.search(rf"/{REPOSITORY}:", image):
+        values = scrape(stored_lines)
+    else:
+        values = scrape(stored_lines, [MetricDefinition(d["Name"], d["Regex"], maximize=False)
+                                       for d in request["AlgorithmSpecification"].get("MetricDefinitions", [])])
+    if not values:
+        return None
+    now = datetime.now(timezone.utc)
+    order = {d.name: i for i, d in enumerate(metric_definitions())}
+    return [{"MetricName": name, "Value": value, "Timestamp": now}
+            for name, value in sorted(values.items(), key=lambda item: order.get(item[0], len(order)))]
+
