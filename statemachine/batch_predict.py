@@ -54,7 +54,7 @@ def states(refs: Refs, settings: PipelineSettings, next_state: str) -> dict[str,
             "ResultPath": "$.prediction",
             "Next": next_state,
         },
-        errors.failure_cause_state_name(NAME): errors.job_failure_cause(NAME, job_name("predict"), LOG_GROUP),
+        errors.failure_cause_state_name(NAME): errors.job_failure_cause(NAME, job_name("predict", attempt="0"), LOG_GROUP),
     }
 
 

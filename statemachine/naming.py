@@ -12,10 +12,11 @@ SAGEMAKER_NAME_MAX = 63
 KINDS = ("train", "model", "predict")
 
 
-def job_name(kind: str) -> str:
-    """A States.Format expression: unique per execution and per attempt."""
+def job_name(kind: str, attempt: str = "$$.State.RetryCount") -> str:
+    """A States.Format expression: unique per execution and per attempt. A state other than the job's
+    own passes the attempt as a literal (the context object's RetryCount is the Task's only)."""
     assert kind in KINDS
-    return f"States.Format('{{}}-{kind}-{{}}', $.run.runName, $$.State.RetryCount)"
+    return f"States.Format('{{}}-{kind}-{{}}', $.run.runName, {attempt})"
 
 
 def longest_suffix() -> int:

@@ -105,7 +105,7 @@ def states(refs: Refs, settings: PipelineSettings, next_state: str) -> dict[str,
             "ResultPath": "$.training",
             "Next": next_state,
         },
-        errors.failure_cause_state_name(NAME): errors.job_failure_cause(NAME, job_name("train"), LOG_GROUP),
+        errors.failure_cause_state_name(NAME): errors.job_failure_cause(NAME, job_name("train", attempt="0"), LOG_GROUP),
     }
 
 
