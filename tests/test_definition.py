@@ -220,3 +220,16 @@ def test_config_switches_instance_types_and_spot():
     assert d["States"]["BatchPredict"]["Parameters"]["TransformResources"] == {
         "InstanceType": "ml.c5.2xlarge", "InstanceCount": 3}
     assert check_definition(d) == []
+
+
+def test_synth_summary_says_why_the_volume_key_is_left_out():
+    from rich.console import Console
+
+    from sagestep.cli import print_summary
+    key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    console = Console(record=True, width=200)
+    print_summary(synthesize("kms", {"kmsKeyArn": key, "trainingInstanceType": "ml.g5.xlarge"}), console)
+    text = console.export_text()
+    assert ("training: 1 x ml.g5.xlarge\n  VolumeKmsKeyId omitted: ml.g5.xlarge has local instance storage" in text)
+    assert "batch prediction: 1 x ml.m5.large\n" in text and text.count("VolumeKmsKeyId omitted") == 1
+    assert "states: Start → Preprocess → Train → HasTrainingMetrics → TrainingResult → CreateModel" in text
