@@ -4,6 +4,7 @@ Hook A: moto's own config turns on its ASL interpreter and its Docker-free Lambd
 Hook B: Lambda invokes run the function's Python handler in-process with its environment.
 Hook C: the interpreter's sagemaker service runs jobs locally (sagemaker_task.py).
 Hook D: a state machine is checked (statemachine.check) before moto accepts it.
+And AWS's server-side request rules (aws_rules.py) answer every SageMaker and Step Functions request.
 Hook E: States.ALL does not catch States.Runtime or States.DataLimitExceeded, as on AWS ("Error
 handling in Step Functions": those end the execution); moto's interpreter catches them.
 And StartExecution without a name gets a UUID, as on AWS.
@@ -35,7 +36,7 @@ from sagestep import ROOT
 from sagestep.synth import Synthesis
 from statemachine.check import check_definition
 
-from . import sagemaker_task
+from . import aws_rules, sagemaker_task
 
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
@@ -131,7 +132,7 @@ class LocalEngine:
         interpreter_log.setLevel(logging.CRITICAL)
         stack.enter_context(mock.patch.dict(os.environ, {**FAKE_CREDENTIALS, "AWS_DEFAULT_REGION": self.region}))
         stack.enter_context(mock_aws(config=MOTO_CONFIG))
-        stack.enter_context(importlib.import_module(f"{__package__}.aws_rules").enforced())
+        stack.enter_context(aws_rules.enforced())
         stack.enter_context(mock.patch.object(LambdaSimpleBackend, "invoke", _invoke))
         stack.enter_context(mock.patch.object(StepFunctionsParserBackend, "start_execution",
                                               _named_execution(StepFunctionsParserBackend.start_execution)))
