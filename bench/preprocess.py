@@ -25,6 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from statemachine import framework  # noqa: E402  (the repository root is on the path only now)
+
 BUCKET = "bench-data"
 RATIOS = {"train": 0.7, "validation": 0.15, "test": 0.15}
 
@@ -193,7 +195,8 @@ def start_moto() -> tuple[subprocess.Popen, str]:
 
 def s3_env(endpoint: str) -> dict:
     return {**os.environ, "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-            "AWS_DEFAULT_REGION": "us-east-1", "DATA_BUCKET": BUCKET, "JOB_NAME_PREFIX": "bench", "HYPERPARAMETERS": "{}"}
+            "AWS_DEFAULT_REGION": "us-east-1", "DATA_BUCKET": BUCKET, "JOB_NAME_PREFIX": "bench", "HYPERPARAMETERS": "{}",
+            "OBJECTIVES": json.dumps(framework.OBJECTIVES)}
 
 
 # ---------------------------------------------------------------- report

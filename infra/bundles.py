@@ -8,6 +8,8 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from preprocess import layout
+
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = ROOT / ".sagestep" / "bundles"
 SOURCE_SUFFIXES = (".py", ".txt", ".json")
@@ -21,12 +23,7 @@ class Bundle:
 
     @property
     def key(self) -> str:
-        return f"{key_prefix(self.name)}{self.sha256[:16]}.tar.gz"
-
-
-def key_prefix(name: str) -> str:
-    """Every bundle of one name shares it; the job roles may read any of them (earlier ones are kept)."""
-    return f"code/{name}-"
+        return f"{layout.code_key_prefix(self.name)}{self.sha256[:16]}.tar.gz"
 
 
 def source_files(directory: Path) -> list[Path]:

@@ -24,8 +24,9 @@ def code_archive() -> pulumi.AssetArchive:
 @dataclass
 class PreprocessFunctionArgs:
     function_name: str
-    scope: pulumi.Output                  # Output[policies.Scope]
+    refs: pulumi.Output                   # Output[statemachine.Refs]
     dataset_buckets: tuple[str, ...]
+    kms_key_arn: str | None
     memory_mb: int
     timeout_seconds: int
     log_retention_days: int
@@ -44,8 +45,8 @@ class PreprocessFunction(pulumi.ComponentResource):
             assume_role_policy=json.dumps(policies.lambda_trust()), opts=child)
         self.policy = aws.iam.RolePolicy(
             f"{name}-policy", role=self.role.id,
-            policy=args.scope.apply(lambda s: json.dumps(
-                policies.preprocess_policy(s, args.dataset_buckets, log_group_name))), opts=child)
+            policy=args.refs.apply(lambda refs: json.dumps(
+                policies.preprocess_policy(refs, args.dataset_buckets, log_group_name, args.kms_key_arn))), opts=child)
         self.function = aws.lambda_.Function(
             name,
             name=args.function_name,

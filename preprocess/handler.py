@@ -47,7 +47,7 @@ def handler(event, context):
 
     result = split_dataset(dataset.chunks, dataset.where, request, outputs)
     classes = result["classes"]
-    hyperparameters = {**objective_hyperparameters(result["problem"], classes),
+    hyperparameters = {**objective_hyperparameters(result["problem"], classes, json.loads(os.environ["OBJECTIVES"])),
                        **json.loads(os.environ.get("HYPERPARAMETERS", "{}")),
                        **request.hyperparameters}
     base = f"s3://{data_bucket}/{prefix}"

@@ -1,4 +1,5 @@
-"""Where a run's data lives in the data bucket. Shared by the Lambda and the IAM policies."""
+"""Where a run's data lives in the data bucket, and the code in the artifacts bucket. Shared by the
+Lambda, the stack and the IAM policies."""
 
 DATASETS_PREFIX = "datasets/"
 RUNS_PREFIX = "runs/"
@@ -15,3 +16,8 @@ CHECKPOINTS_DIR = "checkpoints/"        # managed spot training
 
 def run_prefix(execution_name: str) -> str:
     return f"{RUNS_PREFIX}{execution_name}/"
+
+
+def code_key_prefix(bundle: str) -> str:
+    """Every code bundle of one name ("training", "inference") in the artifacts bucket starts so."""
+    return f"code/{bundle}-"

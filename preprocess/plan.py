@@ -110,9 +110,8 @@ def problem_type(name: str, values: set[str] | None) -> tuple[str, list[str] | N
     return "regression", None
 
 
-def objective_hyperparameters(kind: str, classes: list[str] | None) -> dict[str, str]:
-    if kind == "binary":
-        return {"objective": "binary:logistic", "eval_metric": "logloss"}
-    if kind == "multiclass":
-        return {"objective": "multi:softprob", "num_class": str(len(classes)), "eval_metric": "mlogloss"}
-    return {"objective": "reg:squarederror", "eval_metric": "rmse"}
+def objective_hyperparameters(kind: str, classes: list[str] | None, objectives: dict[str, dict[str, str]]) -> dict[str, str]:
+    """The framework's hyperparameters for this problem type (the stack passes them in OBJECTIVES;
+    "{classes}" stands for the number of classes)."""
+    count = str(len(classes or []))
+    return {name: value.replace("{classes}", count) for name, value in objectives[kind].items()}

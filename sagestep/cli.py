@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from statemachine import state_order
-from statemachine.instances import has_local_storage
+from statemachine import summary as steps_summary
 
 from . import ROOT, __version__
 
@@ -41,16 +41,8 @@ def print_summary(synthesis, console: Console) -> None:
     console.print(table)
     definition = json.loads(synthesis.definition)
     console.print("states: " + " → ".join(state_order(definition)))
-    jobs = {"training": (definition["States"]["Train"]["Parameters"], "ResourceConfig", "OutputDataConfig"),
-            "batch prediction": (definition["States"]["BatchPredict"]["Parameters"], "TransformResources",
-                                 "TransformOutput")}
-    for kind, (parameters, resources_key, output_key) in jobs.items():
-        resources = parameters[resources_key]
-        console.print(f"{kind}: {resources['InstanceCount']} x {resources['InstanceType']}", highlight=False)
-        if "KmsKeyId" in parameters[output_key] and has_local_storage(resources["InstanceType"]):
-            console.print(f"  VolumeKmsKeyId omitted: {resources['InstanceType']} has local instance storage, "
-                          "which the hardware encrypts, and SageMaker refuses a volume key for it; "
-                          "outputs are still encrypted with kmsKeyArn", highlight=False)
+    for line in steps_summary(definition):
+        console.print(line, highlight=False)
     console.print(f"image: {synthesis.outputs['trainingImage']}")
 
 

@@ -7,11 +7,11 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
-from urllib.parse import quote
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from statemachine.xgboost_image import CLOUDWATCH_TAB
+from statemachine.console import log_streams_url
+from statemachine.framework import CLOUDWATCH_TAB, decode_prediction
 
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
@@ -137,21 +137,13 @@ def failed_job(cause: str | None) -> dict | None:
     return None
 
 
-def log_console_link(region: str, group: str, job: str) -> str:
-    """The CloudWatch console's view of a job's log streams (its URL escapes "%" as "$25")."""
-    def escaped(text: str) -> str:
-        return quote(text, safe="").replace("%", "$25")
-    return (f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#logsV2:log-groups/"
-            f"log-group/{escaped(group)}$3FlogStreamNameFilter$3D{escaped(job)}")
-
-
 def attach_job_log(result: dict, logs, region: str, lines: int = 10) -> None:
     """Adds the failed job's last log lines (its reason is there: the image's launcher overwrites the
     script's failure file) and the console link to them."""
     job = result.get("failedJob")
     if not job:
         return
-    job["console"] = log_console_link(region, job["logGroup"], job["name"])
+    job["console"] = log_streams_url(region, job["logGroup"], job["name"])
     try:
         streams = logs.describe_log_streams(logGroupName=job["logGroup"], logStreamNamePrefix=f"{job['name']}/")
         events = []
@@ -166,20 +158,20 @@ def attach_job_log(result: dict, logs, region: str, lines: int = 10) -> None:
 
 
 def evaluate(problem: str | None, classes: list[str] | None, predictions: list[str], labels: list[str]) -> dict:
-    """Test-set metrics from the batch predictions and the held-out labels (class indices)."""
+    """Test-set metrics from the batch predictions (framework.decode_prediction reads their format) and
+    the held-out labels (class indices)."""
     if not predictions or len(predictions) != len(labels):
         return {}
     truth = [float(v) for v in labels]
+    decoded = [decode_prediction(problem, line) for line in predictions]
     if problem == "regression":
-        values = [float(line) for line in predictions]
-        return {"test:rmse": math.sqrt(sum((p - t) ** 2 for p, t in zip(values, truth)) / len(truth))}
+        return {"test:rmse": math.sqrt(sum((value - t) ** 2 for (_, value), t in zip(decoded, truth)) / len(truth))}
     if problem == "multiclass":
         index = {name: code for code, name in enumerate(classes or [])}
-        predicted = [index.get(line.split(",")[0], -1) for line in predictions]
+        predicted = [index.get(label, -1) for label, _ in decoded]
         return {"test:accuracy": sum(p == t for p, t in zip(predicted, truth)) / len(truth)}
-    probabilities = [float(line) for line in predictions]
     eps = 1e-15
     logloss = -sum(t * math.log(max(p, eps)) + (1 - t) * math.log(max(1 - p, eps))
-                   for p, t in zip(probabilities, truth)) / len(truth)
-    return {"test:accuracy": sum((p > 0.5) == (t == 1) for p, t in zip(probabilities, truth)) / len(truth),
+                   for (_, p), t in zip(decoded, truth)) / len(truth)
+    return {"test:accuracy": sum(int(label) == t for (label, _), t in zip(decoded, truth)) / len(truth),
             "test:logloss": logloss}

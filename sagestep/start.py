@@ -10,14 +10,12 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 
+from statemachine.console import console_url
+
 from .local.run import Reporter, UsageError, execution_name, report
 from .runner import attach_job_log, follow, result_of
 
 ARN_VARIABLE = "SAGESTEP_STATE_MACHINE_ARN"
-
-
-def console_link(region: str, fragment: str, service: str) -> str:
-    return f"https://{region}.console.aws.amazon.com/{service}/home?region={region}#{fragment}"
 
 
 def state_machine_arn(flag: str | None) -> str:
@@ -48,7 +46,7 @@ def start(args, console: Console) -> int:
     except BotoCoreError as error:
         raise UsageError(f"cannot reach Step Functions: {error}") from None
     region = arn.split(":")[3]
-    link = console_link(region, f"/v2/executions/details/{execution}", "states")
+    link = console_url(region, "states", f"/v2/executions/details/{execution}")
     if not args.wait:
         print(json.dumps({"executionArn": execution, "console": link}) if args.json else f"{execution}\n{link}")
         return 0
@@ -62,5 +60,5 @@ def start(args, console: Console) -> int:
     if output:
         job = output.get("trainingJobName")
         result["outputs"] = {"predictions": output.get("predictionsUri"), "trainingJob": job,
-                             "trainingJobConsole": console_link(region, f"/jobs/{job}", "sagemaker")}
+                             "trainingJobConsole": console_url(region, "sagemaker", f"/jobs/{job}")}
     return report(result, args.json, console)

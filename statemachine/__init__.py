@@ -1,6 +1,8 @@
-"""The ASL definition of the sagestep pipeline, in pure Python (no Pulumi import)."""
-from .definition import build_definition, role_policy, role_statements, state_order
+"""The ASL definition of the sagestep pipeline and its IAM, in pure Python (no Pulumi import)."""
+from .definition import STEPS, build_definition, job_roles, role_policy, role_statements, state_order, summary
 from .refs import Refs
 from .settings import PipelineSettings
+from .step import JobRole, Step
 
-__all__ = ["build_definition", "role_policy", "role_statements", "state_order", "Refs", "PipelineSettings"]
+__all__ = ["STEPS", "build_definition", "job_roles", "role_policy", "role_statements", "state_order", "summary",
+           "Refs", "PipelineSettings", "JobRole", "Step"]

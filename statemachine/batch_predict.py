@@ -5,12 +5,12 @@ a SageMaker API error can also come from a poll after the job was created (READM
 """
 from __future__ import annotations
 
-from . import errors
+from . import errors, instances
 from .iam import allow, list_tags, sync_rule
-from .instances import has_local_storage
 from .naming import job_name, tags
 from .refs import Refs
 from .settings import PipelineSettings
+from .step import Step, then
 
 NAME = "BatchPredict"
 LOG_GROUP = "/aws/sagemaker/TransformJobs"
@@ -19,12 +19,10 @@ MAX_PAYLOAD_MB = 6
 
 def parameters(refs: Refs, settings: PipelineSettings) -> dict:
     output = {"S3OutputPath.$": "$.run.predictionsUri", "Accept": "text/csv", "AssembleWith": "Line"}
-    resources = {"InstanceType": settings.transform_instance_type,
-                 "InstanceCount": settings.transform_instance_count}
     if settings.kms_key_arn:
         output["KmsKeyId"] = settings.kms_key_arn
-        if not has_local_storage(settings.transform_instance_type):
-            resources["VolumeKmsKeyId"] = settings.kms_key_arn
+    resources = instances.with_volume_key({"InstanceType": settings.transform_instance_type,
+                                           "InstanceCount": settings.transform_instance_count}, settings.kms_key_arn)
     return {
         "TransformJobName.$": job_name("predict"),
         "ModelName.$": "$.model.name",
@@ -42,7 +40,7 @@ def parameters(refs: Refs, settings: PipelineSettings) -> dict:
     }
 
 
-def states(refs: Refs, settings: PipelineSettings, next_state: str) -> dict[str, dict]:
+def states(refs: Refs, settings: PipelineSettings, next_state: str | None) -> dict[str, dict]:
     return {
         NAME: {
             "Type": "Task",
@@ -52,9 +50,10 @@ def states(refs: Refs, settings: PipelineSettings, next_state: str) -> dict[str,
             "Catch": errors.catch_all(NAME, via_job_cause=True),
             "ResultSelector": {"jobName.$": "$.TransformJobName"},
             "ResultPath": "$.prediction",
-            "Next": next_state,
+            **then(next_state),
         },
-        errors.failure_cause_state_name(NAME): errors.job_failure_cause(NAME, job_name("predict", attempt="0"), LOG_GROUP),
+        # BatchPredict never retries (R7): its job is attempt 0.
+        **errors.job_fail_states(NAME, job_name("predict", attempt="0"), LOG_GROUP),
     }
 
 
@@ -66,3 +65,13 @@ def statements(refs: Refs) -> list[dict]:
         list_tags(),
         sync_rule(refs, "TransformJobEvents", "StepFunctionsGetEventsForSageMakerTransformJobsRule"),
     ]
+
+
+def summary(rendered: dict[str, dict]) -> list[str]:
+    parameters = rendered[NAME]["Parameters"]
+    return instances.summary("batch prediction", parameters["TransformResources"],
+                             "KmsKeyId" in parameters["TransformOutput"])
+
+
+STEP = Step(NAME, states, statements, summary=summary, outputs={
+    "transformJobName.$": "$.prediction.jobName", "predictionsUri.$": "$.run.predictionsUri"})

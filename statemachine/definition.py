@@ -1,56 +1,53 @@
-"""The whole pipeline: Start → Preprocess → Train (and its metrics guard) → CreateModel → BatchPredict → Summarize.
+"""The whole pipeline: Start → the steps, in order → Summarize.
 
-The state machine role's policy is the union of what each step says it needs, plus log delivery
-and X-Ray, so the definition and the permissions cannot drift apart.
+One ordered list of steps builds the definition and its transitions, the state machine role's policy
+(the union of what each step says it needs, plus log delivery and X-Ray), the job roles and the run's
+output, so the definition and the permissions cannot drift apart.
 """
 from __future__ import annotations
 
-from . import batch_predict, create_model, errors, preprocess, train
-from .iam import allow, merge_statements
+from . import batch_predict, create_model, preprocess, train
+from .iam import allow, document, merge_statements
 from .refs import Refs
 from .settings import PipelineSettings
+from .step import JobRole, Step
 
 START = "Start"
 SUMMARIZE = "Summarize"
-TASK_STEPS = (preprocess.NAME, train.NAME, create_model.NAME, batch_predict.NAME)
+STEPS: tuple[Step, ...] = (preprocess.STEP, train.STEP, create_model.STEP, batch_predict.STEP)
 
 
-def build_definition(refs: Refs, settings: PipelineSettings) -> dict:
+def _or_pipeline(steps: tuple[Step, ...] | None) -> tuple[Step, ...]:
+    """The given steps, or the pipeline's (read at call time, so a test may add a step to STEPS)."""
+    return STEPS if steps is None else steps
+
+
+def build_definition(refs: Refs, settings: PipelineSettings, steps: tuple[Step, ...] | None = None) -> dict:
+    steps = _or_pipeline(steps)
     states = {
         START: {
             "Type": "Pass",
             "Comment": "Adds the execution's name and ARN, which the preprocess event carries.",
             "Parameters": {"executionName.$": "$$.Execution.Name", "executionArn.$": "$$.Execution.Id"},
             "ResultPath": "$.execution",
-            "Next": preprocess.NAME,
-        },
-        **preprocess.states(refs, train.NAME),
-        **train.states(refs, settings, create_model.NAME),
-        **create_model.states(refs, batch_predict.NAME),
-        **batch_predict.states(refs, settings, SUMMARIZE),
-        SUMMARIZE: {
-            "Type": "Pass",
-            "Comment": "The run's result, small enough to read in the console.",
-            "Parameters": {
-                "runName.$": "$.run.runName",
-                "trainingJobName.$": "$.training.jobName",
-                "modelName.$": "$.model.name",
-                "transformJobName.$": "$.prediction.jobName",
-                "objective.$": "$.run.objective",
-                "metrics.$": "$.training.finalMetrics",
-                "rows.$": "$.run.rows",
-                "predictionsUri.$": "$.run.predictionsUri",
-                "testLabelsUri.$": "$.run.testLabelsUri",
-                "schemaUri.$": "$.run.schemaUri",
-                "modelArtifacts.$": "$.training.modelArtifacts",
-            },
-            "End": True,
+            "Next": steps[0].name,
         },
     }
-    for step in TASK_STEPS:
-        states[errors.fail_state_name(step)] = errors.fail_state(step)
+    followers = [step.name for step in steps[1:]] + [SUMMARIZE]
+    for step, next_state in zip(steps, followers):
+        rendered = step.states(refs, settings, next_state)
+        clash = set(rendered) & set(states)
+        if clash:
+            raise ValueError(f"step {step.name} renders states that already exist: {sorted(clash)}")
+        states.update(rendered)
+    states[SUMMARIZE] = {
+        "Type": "Pass",
+        "Comment": "The run's result, small enough to read in the console.",
+        "Parameters": {field: path for step in steps for field, path in step.outputs.items()},
+        "End": True,
+    }
     return {
-        "Comment": f"sagestep pipeline for stack {refs.stack}: preprocess, train, create model, batch predict.",
+        "Comment": f"sagestep pipeline for stack {refs.stack}: {', '.join(step.name for step in steps)}.",
         "StartAt": START,
         "States": states,
     }
@@ -66,6 +63,16 @@ def state_order(definition: dict) -> list[str]:
     return order
 
 
+def job_roles(steps: tuple[Step, ...] | None = None) -> list[JobRole]:
+    return [step.role for step in _or_pipeline(steps) if step.role]
+
+
+def summary(definition: dict, steps: tuple[Step, ...] | None = None) -> list[str]:
+    """What `sagestep synth --summary` says of the steps of a built definition (instances, why a volume
+    key is left out)."""
+    return [line for step in _or_pipeline(steps) for line in step.summary(definition["States"])]
+
+
 def observability_statements() -> list[dict]:
     """Log delivery and X-Ray APIs have no resource types; they can only be granted on "*"."""
     return [
@@ -78,15 +85,9 @@ def observability_statements() -> list[dict]:
     ]
 
 
-def role_statements(refs: Refs) -> list[dict]:
-    return merge_statements([
-        preprocess.statements(refs),
-        train.statements(refs),
-        create_model.statements(refs),
-        batch_predict.statements(refs),
-        observability_statements(),
-    ])
+def role_statements(refs: Refs, steps: tuple[Step, ...] | None = None) -> list[dict]:
+    return merge_statements([step.statements(refs) for step in _or_pipeline(steps)] + [observability_statements()])
 
 
-def role_policy(refs: Refs) -> dict:
-    return {"Version": "2012-10-17", "Statement": role_statements(refs)}
+def role_policy(refs: Refs, steps: tuple[Step, ...] | None = None) -> dict:
+    return document(role_statements(refs, steps))

@@ -1,14 +1,15 @@
 """Retry, Catch and Fail plumbing shared by the Task states."""
 from __future__ import annotations
 
+# Step Functions reports every SageMaker API error (throttling, account limits) under this name.
+SAGEMAKER_API_ERROR = "SageMaker.AmazonSageMakerException"
+
 
 def sagemaker_api_retry() -> list[dict]:
-    """For request-response SageMaker calls only (CreateModel): Step Functions reports every SageMaker
-    API error (throttling, account limits) as SageMaker.AmazonSageMakerException, and names carry
-    $$.State.RetryCount, so a retry never reuses a name. A .sync job step must not use it: the same
-    error also comes from the Describe* polls after the job was created (see README, "Retries")."""
-    return [{"ErrorEquals": ["SageMaker.AmazonSageMakerException"],
-             "IntervalSeconds": 5, "MaxAttempts": 2, "BackoffRate": 2.0}]
+    """For request-response SageMaker calls only (CreateModel): names carry $$.State.RetryCount, so a
+    retry never reuses a name. A .sync job step must not use it: the same error also comes from the
+    Describe* polls after the job was created (README, "Retries")."""
+    return [{"ErrorEquals": [SAGEMAKER_API_ERROR], "IntervalSeconds": 5, "MaxAttempts": 2, "BackoffRate": 2.0}]
 
 
 def fail_state_name(step: str) -> str:
@@ -26,28 +27,32 @@ def catch_all(step: str, via_job_cause: bool = False) -> list[dict]:
     return [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": target}]
 
 
-def job_failure_cause(step: str, job_name: str, log_group: str) -> dict:
-    """Adds the job's name and log group to the caught error: under the real image the script cannot
-    set FailureReason, so its reason is in the job's log, and this says where to read it."""
-    return {
-        "Type": "Pass",
-        "Comment": f"Names the job and its CloudWatch log group in the cause of {fail_state_name(step)}.",
-        "Parameters": {"Error.$": "$.error.Error", "Cause.$": "$.error.Cause",
-                       "job.$": job_name, "logGroup": log_group},
-        "ResultPath": "$.error",
-        "Next": fail_state_name(step),
-    }
-
-
-def fail_state(step: str) -> dict:
+def fail_state(step: str) -> dict[str, dict]:
     """A Fail state naming the stage; the cause carries the caught {Error, Cause} as JSON.
 
     A static Error plus CausePath: re-raising a caught States.* name through ErrorPath is not
     allowed (custom error names must not start with "States.").
     """
-    return {
+    return {fail_state_name(step): {
         "Type": "Fail",
         "Comment": f"The {step} step failed; Cause holds the original error and message.",
         "Error": fail_state_name(step),
         "CausePath": "States.JsonToString($.error)",
+    }}
+
+
+def job_fail_states(step: str, job_name: str, log_group: str) -> dict[str, dict]:
+    """The Fail state of a job step, after a Pass state that adds the job's name and log group to the
+    caught error: under the real image the script cannot set FailureReason, so its reason is in the
+    job's log, and this says where to read it."""
+    return {
+        failure_cause_state_name(step): {
+            "Type": "Pass",
+            "Comment": f"Names the job and its CloudWatch log group in the cause of {fail_state_name(step)}.",
+            "Parameters": {"Error.$": "$.error.Error", "Cause.$": "$.error.Cause",
+                           "job.$": job_name, "logGroup": log_group},
+            "ResultPath": "$.error",
+            "Next": fail_state_name(step),
+        },
+        **fail_state(step),
     }

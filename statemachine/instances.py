@@ -25,3 +25,20 @@ def family(instance_type: str) -> str:
 def has_local_storage(instance_type: str) -> bool:
     name = family(instance_type)
     return bool(_D_SUFFIX.match(name)) or name in _STORAGE_WITHOUT_D
+
+
+def with_volume_key(resources: dict, kms_key_arn: str | None) -> dict:
+    """ResourceConfig / TransformResources, with the stack's key on the volume where SageMaker takes one."""
+    if kms_key_arn and not has_local_storage(resources["InstanceType"]):
+        return {**resources, "VolumeKmsKeyId": kms_key_arn}
+    return resources
+
+
+def summary(kind: str, resources: dict, output_encrypted: bool) -> list[str]:
+    """The synth summary's lines for a job: its instances, and why a volume key is left out."""
+    lines = [f"{kind}: {resources['InstanceCount']} x {resources['InstanceType']}"]
+    if output_encrypted and has_local_storage(resources["InstanceType"]):
+        lines.append(f"  VolumeKmsKeyId omitted: {resources['InstanceType']} has local instance storage, which the "
+                     "hardware encrypts, and SageMaker refuses a volume key for it; outputs are still encrypted "
+                     "with kmsKeyArn")
+    return lines

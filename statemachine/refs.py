@@ -1,12 +1,19 @@
-"""What the definition needs to know about the deployed resources.
+"""The resolved references to the deployed resources: what the definition and every policy need.
 
-Pulumi fills these with resolved Output values; tests and the local engine pass plain strings.
+Pulumi fills them with resolved Output values (in two passes: the roles' policies are written before
+the roles exist, so `role_arns` and `function_arn` come second, through `with_arns`); tests and the
+local engine pass plain strings.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+import re
+from dataclasses import dataclass, field
 
 from preprocess.naming import owned_by
+
+# <registry>.dkr.ecr.<region>.amazonaws.com[.cn]/<repository>:<tag>
+IMAGE_URI = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/([^:@]+)")
 
 
 @dataclass(frozen=True)
@@ -16,14 +23,22 @@ class Refs:
     account_id: str
     name_prefix: str           # lowercase; every SageMaker job and model name starts with "<prefix>--"
     stack: str
-    function_arn: str          # the preprocess Lambda
-    training_role_arn: str
-    model_role_arn: str
     data_bucket: str
     artifacts_bucket: str
-    training_image: str        # the SageMaker XGBoost framework image, for training and serving
+    training_image: str        # the framework image for training ...
+    serving_image: str         # ... and for batch transform (framework.py says which scope each uses)
     training_code_uri: str     # s3://…/code/training-<sha>.tar.gz (script mode sourcedir)
     inference_code_uri: str    # s3://…/code/inference-<sha>.tar.gz
+    function_arn: str = ""     # the preprocess Lambda
+    role_arns: dict[str, str] = field(default_factory=dict)   # job role key (JobRole.key) -> ARN
+
+    def with_arns(self, function_arn: str, role_arns: dict[str, str]) -> "Refs":
+        return dataclasses.replace(self, function_arn=function_arn, role_arns=dict(role_arns))
+
+    def role_arn(self, key: str) -> str:
+        if key not in self.role_arns:
+            raise KeyError(f"no job role {key!r} among {sorted(self.role_arns)}: is its step in the pipeline?")
+        return self.role_arns[key]
 
     def arn(self, service: str, resource: str, region: str | None = None, account: str | None = None) -> str:
         """An ARN in this stack's partition, region and account (override either for global services)."""
@@ -39,6 +54,20 @@ class Refs:
     def sagemaker_arn(self, resource_type: str) -> str:
         """The ARN pattern of every SageMaker resource of this type that this stack may create."""
         return self.arn("sagemaker", f"{resource_type}/{owned_by(self.name_prefix)}")
+
+    def s3(self, bucket: str, key: str | None = None) -> str:
+        return f"arn:{self.partition}:s3:::{bucket}" + ("" if key is None else f"/{key}")
+
+    def log_group(self, name: str) -> list[str]:
+        base = self.arn("logs", f"log-group:{name}")
+        return [base, f"{base}:*"]
+
+    def image_repository_arn(self, image_uri: str) -> str:
+        match = IMAGE_URI.match(image_uri)
+        if not match:
+            raise ValueError(f"not an ECR image URI: {image_uri}")
+        registry, region, repository = match.groups()
+        return self.arn("ecr", f"repository/{repository}", region=region, account=registry)
 
     @property
     def models_s3_uri(self) -> str:

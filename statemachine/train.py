@@ -1,23 +1,28 @@
 """Train: sagemaker:createTrainingJob.sync in script mode on the SageMaker XGBoost framework image.
 
 No MetricDefinitions: the image is a first-party algorithm, CreateTrainingJob refuses custom ones,
-and the console's metrics come from the image's own definitions (statemachine/xgboost_image.py).
+and the console's metrics come from the image's own definitions (statemachine/framework.py).
 No Retry: a SageMaker API error can also come from a poll after the job was created (README, "Retries").
 """
 from __future__ import annotations
 
-from . import errors
-from .iam import allow, list_tags, pass_role, sync_rule
-from .instances import has_local_storage
+from preprocess import layout
+
+from . import errors, instances
+from .iam import (RUN_OBJECTS, allow, document, job_common, list_run_data, list_tags, pass_role, sagemaker_trust,
+                  sync_rule)
 from .naming import job_name, tags
 from .refs import Refs
 from .settings import PipelineSettings
+from .step import JobRole, Step, then
 
 NAME = "Train"
 HAS_METRICS = "HasTrainingMetrics"
 NO_METRICS = "NoTrainingMetrics"
 RESULT = "TrainingResult"
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+ROLE_KEY = "training"
+TRAINING_BUNDLE = "training"
 CHECKPOINT_DIR = "/opt/ml/checkpoints"
 CHANNELS = ("train", "validation")
 
@@ -39,18 +44,16 @@ def _channel(name: str) -> dict:
 def parameters(refs: Refs, settings: PipelineSettings) -> dict:
     stopping = {"MaxRuntimeInSeconds": settings.training_max_runtime_seconds}
     output = {"S3OutputPath": refs.models_s3_uri}
-    resources = {
+    if settings.kms_key_arn:
+        output["KmsKeyId"] = settings.kms_key_arn
+    resources = instances.with_volume_key({
         "InstanceType": settings.training_instance_type,
         "InstanceCount": settings.training_instance_count,
         "VolumeSizeInGB": settings.training_volume_size_gb,
-    }
-    if settings.kms_key_arn:
-        output["KmsKeyId"] = settings.kms_key_arn
-        if not has_local_storage(settings.training_instance_type):
-            resources["VolumeKmsKeyId"] = settings.kms_key_arn
+    }, settings.kms_key_arn)
     result = {
         "TrainingJobName.$": job_name("train"),
-        "RoleArn": refs.training_role_arn,
+        "RoleArn": refs.role_arn(ROLE_KEY),
         "AlgorithmSpecification": {"TrainingImage": refs.training_image, "TrainingInputMode": "File"},
         # Script mode: the code bundle location overrides anything of the same name.
         "HyperParameters.$": "States.JsonMerge($.run.hyperparameters, $.run.trainingCode, false)",
@@ -68,7 +71,7 @@ def parameters(refs: Refs, settings: PipelineSettings) -> dict:
     return result
 
 
-def states(refs: Refs, settings: PipelineSettings, next_state: str) -> dict[str, dict]:
+def states(refs: Refs, settings: PipelineSettings, next_state: str | None) -> dict[str, dict]:
     """The job, then a guard: DescribeTrainingJob leaves FinalMetricDataList out when no metric was
     scraped, and a path to a missing field is an uncatchable States.Runtime error after a paid job."""
     return {
@@ -103,9 +106,10 @@ def states(refs: Refs, settings: PipelineSettings, next_state: str) -> dict[str,
                 "finalMetrics.$": "$.training.FinalMetricDataList",
             },
             "ResultPath": "$.training",
-            "Next": next_state,
+            **then(next_state),
         },
-        errors.failure_cause_state_name(NAME): errors.job_failure_cause(NAME, job_name("train", attempt="0"), LOG_GROUP),
+        # Train never retries (R7): its job is attempt 0.
+        **errors.job_fail_states(NAME, job_name("train", attempt="0"), LOG_GROUP),
     }
 
 
@@ -115,6 +119,42 @@ def statements(refs: Refs) -> list[dict]:
                                "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob"],
               [refs.sagemaker_arn("training-job")]),
         list_tags(),
-        pass_role("PassTrainingRole", refs.training_role_arn),
+        pass_role("PassTrainingRole", refs.role_arn(ROLE_KEY)),
         sync_rule(refs, "TrainingJobEvents", "StepFunctionsGetEventsForSageMakerTrainingJobsRule"),
     ]
+
+
+def role_trust(refs: Refs) -> dict:
+    """Only this stack's training jobs may assume the role."""
+    return sagemaker_trust(refs, refs.sagemaker_arn("training-job"))
+
+
+def role_policy(refs: Refs, settings: PipelineSettings) -> dict:
+    """Read the channels and every training bundle (an execution started before a deploy still names an
+    earlier one), write models; checkpoints only with spot."""
+    statements = [
+        allow("ReadTrainingChannels", ["s3:GetObject"],
+              [refs.s3(refs.data_bucket, f"{RUN_OBJECTS}{layout.TRAIN_DIR}*"),
+               refs.s3(refs.data_bucket, f"{RUN_OBJECTS}{layout.VALIDATION_DIR}*")]),
+        list_run_data(refs),
+        allow("ReadTrainingCode", ["s3:GetObject"],
+              [refs.s3(refs.artifacts_bucket, f"{layout.code_key_prefix(TRAINING_BUNDLE)}*")]),
+        allow("WriteModelArtifacts", ["s3:AbortMultipartUpload", "s3:PutObject"],
+              [refs.s3(refs.artifacts_bucket, "models/*")]),
+    ]
+    if settings.use_spot_training:
+        statements.append(allow("Checkpoints", ["s3:GetObject", "s3:PutObject"],
+                                [refs.s3(refs.data_bucket, f"{RUN_OBJECTS}{layout.CHECKPOINTS_DIR}*")]))
+    return document(statements + job_common(refs, settings.kms_key_arn, LOG_GROUP, refs.training_image))
+
+
+def summary(rendered: dict[str, dict]) -> list[str]:
+    parameters = rendered[NAME]["Parameters"]
+    return instances.summary("training", parameters["ResourceConfig"], "KmsKeyId" in parameters["OutputDataConfig"])
+
+
+ROLE = JobRole(ROLE_KEY, "sagestep training jobs: read train/validation and code, write models",
+               role_trust, role_policy)
+STEP = Step(NAME, states, statements, role=ROLE, summary=summary, outputs={
+    "trainingJobName.$": "$.training.jobName", "metrics.$": "$.training.finalMetrics",
+    "modelArtifacts.$": "$.training.modelArtifacts"})

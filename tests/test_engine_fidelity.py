@@ -11,7 +11,7 @@ from sagestep.local import sagemaker_task
 from sagestep.local.engine import LocalEngine
 from sagestep.runner import attach_job_log, follow, result_of
 from sagestep.synth import synthesize
-from statemachine.xgboost_image import scrape
+from statemachine.framework import scrape
 
 IRIS = ROOT / "examples/iris.csv"
 

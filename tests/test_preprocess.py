@@ -10,6 +10,7 @@ from moto import mock_aws
 
 from preprocess import errors
 from preprocess.handler import handler
+from statemachine import framework
 
 BUCKET = "sagestep-dev-data"
 
@@ -20,6 +21,7 @@ def s3(monkeypatch):
     monkeypatch.setenv("DATA_BUCKET", BUCKET)
     monkeypatch.setenv("JOB_NAME_PREFIX", "sagestep-dev")
     monkeypatch.setenv("HYPERPARAMETERS", json.dumps({"max_depth": "4", "eta": "0.3"}))
+    monkeypatch.setenv("OBJECTIVES", json.dumps(framework.OBJECTIVES))
     with mock_aws():
         client = boto3.client("s3")
         client.create_bucket(Bucket=BUCKET)

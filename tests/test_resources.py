@@ -7,6 +7,7 @@ import pytest
 
 from infra import bundles
 from sagestep.synth import synthesize
+from statemachine import framework
 
 KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
@@ -58,7 +59,9 @@ def test_preprocess_lambda(stack):
     assert (fn["runtime"], fn["architectures"], fn["handler"]) == ("python3.13", ["arm64"], "preprocess.handler.handler")
     assert (fn["memorySize"], fn["timeout"]) == (1769, 900)
     env = fn["environment"]["variables"]
-    assert env == {"DATA_BUCKET": stack.outputs["dataBucket"], "JOB_NAME_PREFIX": "sagestep-dev", "HYPERPARAMETERS": "{}"}
+    # The framework's objectives reach the Lambda through its environment (cloud code imports nothing else).
+    assert env == {"DATA_BUCKET": stack.outputs["dataBucket"], "JOB_NAME_PREFIX": "sagestep-dev", "HYPERPARAMETERS": "{}",
+                   "OBJECTIVES": json.dumps(framework.OBJECTIVES, sort_keys=True)}
     assert set(fn["code"]["archive"]) >= {"preprocess/handler.py", "preprocess/plan.py", "preprocess/layout.py",
                                           "preprocess/naming.py", "preprocess/errors.py", "preprocess/__init__.py"}
     assert fn["loggingConfig"] == {"logFormat": "JSON", "logGroup": "/aws/lambda/sagestep-dev-preprocess"}

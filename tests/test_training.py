@@ -12,7 +12,7 @@ from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 
 from infra.settings import SUPPORTED_XGBOOST, project_defaults
 from sagestep import ROOT
-from statemachine import xgboost_image
+from statemachine import framework
 
 sys.path.insert(0, str(ROOT / "inference"))
 sys.path.insert(0, str(ROOT / "training"))
@@ -84,7 +84,7 @@ IMAGE_REGEX = r".*\[[0-9]+\].*#011validation-{}:(\S+)"
 
 
 def test_our_copy_of_the_image_metric_definitions_is_the_image_s():
-    definitions = xgboost_image.metric_definitions()
+    definitions = framework.metric_definitions()
     assert len(definitions) == 33 and len({d.name for d in definitions}) == 33
     for d in definitions:
         metric = d.name.split(":", 1)[1]
@@ -110,7 +110,7 @@ def test_the_image_regexes_capture_every_round_from_the_log_as_cloudwatch_stores
     final = json.loads((tmp_path / "model/metrics.json").read_text())["metrics"][f"validation:{metric}"]
     assert float(captured[-1]) == pytest.approx(final, abs=1e-6)
     # What SageMaker would store as FinalMetricDataList: that one metric, its last value.
-    assert xgboost_image.scrape(stored) == {f"validation:{metric}": float(captured[-1])}
+    assert framework.scrape(stored) == {f"validation:{metric}": float(captured[-1])}
 
 
 def test_with_two_metrics_each_validation_value_ends_its_line(tmp_path):
@@ -120,7 +120,7 @@ def test_with_two_metrics_each_validation_value_ends_its_line(tmp_path):
                                           "validation": {"auc": [0.8], "logloss": [0.4]}})
     assert lines == ["[3]\ttrain-auc:0.900000\tvalidation-auc:0.800000",
                      "[3]\ttrain-logloss:0.300000\tvalidation-logloss:0.400000"]
-    assert xgboost_image.scrape([xgboost_image.as_cloudwatch_stores_it(line) for line in lines]) == {
+    assert framework.scrape([framework.as_cloudwatch_stores_it(line) for line in lines]) == {
         "validation:auc": 0.8, "validation:logloss": 0.4}
 
 
@@ -213,3 +213,16 @@ def test_missing_feature_values_train(tmp_path):
     result, _, _ = run_training(tmp_path, "binary", channels=False)
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "model/metrics.json").read_text())["metrics"]["validation:logloss"] < 0.3
+
+
+def test_the_prediction_format_inference_writes_is_the_one_sagestep_reads():
+    values = {"binary": np.array([0.2, 0.9], dtype=np.float32),
+              "multiclass": np.array([[0.1, 0.7, 0.2], [0.8, 0.1, 0.1]], dtype=np.float32),
+              "regression": np.array([3.5, -1.25], dtype=np.float32)}
+    expected = {"binary": [("0", 0.2), ("1", 0.9)], "multiclass": [("versicolor", 0.7), ("setosa", 0.8)],
+                "regression": [(None, 3.5), (None, -1.25)]}
+    for problem, prediction in values.items():
+        body, _ = inference.output_fn({"values": prediction, "classes": ["setosa", "versicolor", "virginica"]},
+                                      "text/csv")
+        decoded = [framework.decode_prediction(problem, line) for line in body.splitlines()]
+        assert [(label, round(number, 6)) for label, number in decoded] == expected[problem]

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from statemachine import batch_predict, train
-from statemachine.xgboost_image import (REPOSITORY, MetricDefinition, as_cloudwatch_stores_it,
+from statemachine.framework import (REPOSITORY, MetricDefinition, as_cloudwatch_stores_it,
                                         metric_definitions, scrape)
 
 

@@ -1,9 +1,9 @@
 """Hook C: the sagemaker service of moto's ASL interpreter, run locally.
 
-Every request is checked against botocore's service model (and SageMaker's name rules) first; an
-invalid one fails the task as SageMaker would. A valid one is recorded in moto's SageMaker
-backend; with .sync, the job runs as a subprocess (containers.py) and the task ends with the
-job's final Describe* document, or States.TaskFailed whose cause is that document.
+Every request is checked against botocore's service model first, and against AWS's server-side rules
+by the emulator (aws_rules.py); an invalid one fails the task as SageMaker would. A valid one is
+recorded in moto's SageMaker backend; with .sync, the job runs as a subprocess (containers.py) and
+the task ends with the job's final Describe* document, or States.TaskFailed whose cause is that document.
 """
 from __future__ import annotations
 
@@ -34,25 +34,16 @@ from statemachine.check import sagemaker_model
 from .containers import Outcome, TrainingRun, TransformRun
 from .job_logs import JobLog, final_metrics
 
-NAME_PATTERNS = {
-    "TrainingJobName": re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"),
-    "TransformJobName": re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"),
-    "ModelName": re.compile(r"^[a-zA-Z0-9]([\-a-zA-Z0-9]*[a-zA-Z0-9])?$"),
-}
 ACCOUNT_ID = "123456789012"
 
 
 def validate_request(operation: str, params: dict) -> list[str]:
-    """What SageMaker would reject: botocore's checks (required, unknown, types, lengths, ranges)
-    plus the name patterns botocore does not check."""
+    """What botocore's client would refuse before sending (required, unknown, types, min): the
+    task fails as Step Functions reports it. AWS's server-side rules answer on the request itself
+    (aws_rules.py)."""
     model = sagemaker_model().operation_model(operation)
     report = ParamValidator().validate(params, model.input_shape)
-    problems = report.generate_report().splitlines() if report.has_errors() else []
-    for field, pattern in NAME_PATTERNS.items():
-        value = params.get(field)
-        if isinstance(value, str) and (len(value) > 63 or not pattern.match(value)):
-            problems.append(f"{field} {value!r} must match {pattern.pattern} and be at most 63 characters")
-    return [p.strip() for p in problems]
+    return [p.strip() for p in report.generate_report().splitlines()] if report.has_errors() else []
 
 
 def to_sfn_json(value: Any) -> Any:
