@@ -91,7 +91,7 @@ def _start(args: argparse.Namespace, console: Console) -> int:
 def main(argv: list[str] | None = None) -> int:
     from infra.settings import ConfigError
 
-    from .local.run import UsageError
+    from .errors import UsageError
     from .synth import StackFileError
 
     args = build_parser().parse_args(argv)

@@ -12,7 +12,8 @@ from rich.console import Console
 
 from statemachine.console import console_url
 
-from .local.run import Reporter, UsageError, execution_name, report
+from .errors import UsageError
+from .report import Reporter, execution_name, report
 from .runner import attach_job_log, follow, result_of
 
 ARN_VARIABLE = "SAGESTEP_STATE_MACHINE_ARN"

@@ -2,17 +2,15 @@
 from __future__ import annotations
 
 import json
-import re
 import signal
 import socket
 import threading
-import time
-import uuid
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
 
+from sagestep.errors import UsageError
+from sagestep.report import Reporter, execution_name, report
 from sagestep.runner import attach_job_log, evaluate, follow, result_of
 from sagestep.synth import synthesize
 
@@ -20,41 +18,6 @@ from .containers import download_prefix, split_s3_uri
 from .engine import LocalEngine
 
 DATASET_SUFFIXES = (".csv", ".gz", ".txt")
-ROUND = re.compile(r"^\[(\d+)\]\s")
-
-
-class UsageError(Exception):
-    """A mistake in the command line: one line, exit 2."""
-
-
-def execution_name(kind: str = "local") -> str:
-    return f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-
-
-class Reporter:
-    """Live progress in the terminal: each state as it starts and ends, the training metrics."""
-
-    def __init__(self, console: Console, quiet: bool):
-        self.console, self.quiet = console, quiet
-
-    def state(self, run) -> None:
-        if self.quiet:
-            return
-        if run.ended is None:
-            self.console.print(f"[bold]▶ {run.name}[/]")
-        else:
-            mark = "[green]✓[/]" if run.status == "SUCCEEDED" else "[red]✗[/]"
-            self.console.print(f"{mark} {run.name} [dim]{run.seconds:.2f} s[/]")
-
-    def line(self, job: str, line: str) -> None:
-        """Every tenth round of the training log (and anything else the job prints)."""
-        if self.quiet:
-            return
-        match = ROUND.match(line)
-        if match and int(match.group(1)) % 10:
-            return
-        self.console.print(f"  [dim]{job.rsplit('-', 2)[-2]}[/] {escape(line.expandtabs(2))}",
-                           highlight=False, soft_wrap=True)
 
 
 def run_local(args, console: Console) -> int:
@@ -95,34 +58,6 @@ def run_local(args, console: Console) -> int:
                                  "testLabels": str(labels[0]) if labels else None, "schema": str(out_dir / "schema.json"),
                                  "trainingJob": output["trainingJobName"], "model": output["modelName"]}
     return report(result, args.json, console)
-
-
-def report(result: dict, as_json: bool, console: Console) -> int:
-    """The --json object, or the summary; the exit code."""
-    if as_json:
-        print(json.dumps(result, default=str))
-    else:
-        print_summary(result, console)
-    return 0 if result["status"] == "SUCCEEDED" else 1
-
-
-def print_summary(result: dict, console: Console) -> None:
-    if result["status"] == "SUCCEEDED":
-        console.print(f"[green bold]SUCCEEDED[/] rows {result.get('rows')}")
-        for name, value in sorted(result["metrics"].items()):
-            console.print(f"  {name:22} {value:.4f}")
-        console.print(f"predictions: {result['outputs']['predictions']}", highlight=False)
-        if result["outputs"].get("trainingJobConsole"):
-            console.print(f"training job: {result['outputs']['trainingJobConsole']}", highlight=False)
-    else:
-        console.print(f"[red bold]{result['status']}[/] at {result.get('failedState')}: "
-                      f"[bold]{escape(str(result['error']))}[/]: {escape(str(result['cause']))}", highlight=False)
-        job = result.get("failedJob")
-        if job:
-            console.print(f"last lines of {job['name']} in {job['logGroup']}:", highlight=False)
-            for line in job.get("logTail", []):
-                console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
-            console.print(f"log: {job['console']}", highlight=False, soft_wrap=True)
 
 
 def serve(args, console: Console) -> int:

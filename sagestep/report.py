@@ -1,0 +1,70 @@
+"""What the CLI prints of a run, on AWS or on the embedded engine alike: live progress, the summary."""
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+
+from rich.console import Console
+from rich.markup import escape
+
+ROUND = re.compile(r"^\[(\d+)\]\s")
+
+
+def execution_name(kind: str = "local") -> str:
+    return f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+
+
+class Reporter:
+    """Live progress in the terminal: each state as it starts and ends, the training metrics."""
+
+    def __init__(self, console: Console, quiet: bool):
+        self.console, self.quiet = console, quiet
+
+    def state(self, run) -> None:
+        if self.quiet:
+            return
+        if run.ended is None:
+            self.console.print(f"[bold]▶ {run.name}[/]")
+        else:
+            mark = "[green]✓[/]" if run.status == "SUCCEEDED" else "[red]✗[/]"
+            self.console.print(f"{mark} {run.name} [dim]{run.seconds:.2f} s[/]")
+
+    def line(self, job: str, line: str) -> None:
+        """Every tenth round of the training log (and anything else the job prints)."""
+        if self.quiet:
+            return
+        match = ROUND.match(line)
+        if match and int(match.group(1)) % 10:
+            return
+        self.console.print(f"  [dim]{job.rsplit('-', 2)[-2]}[/] {escape(line.expandtabs(2))}",
+                           highlight=False, soft_wrap=True)
+
+
+def report(result: dict, as_json: bool, console: Console) -> int:
+    """The --json object, or the summary; the exit code."""
+    if as_json:
+        print(json.dumps(result, default=str))
+    else:
+        print_summary(result, console)
+    return 0 if result["status"] == "SUCCEEDED" else 1
+
+
+def print_summary(result: dict, console: Console) -> None:
+    if result["status"] == "SUCCEEDED":
+        console.print(f"[green bold]SUCCEEDED[/] rows {result.get('rows')}")
+        for name, value in sorted(result["metrics"].items()):
+            console.print(f"  {name:22} {value:.4f}")
+        console.print(f"predictions: {result['outputs']['predictions']}", highlight=False)
+        if result["outputs"].get("trainingJobConsole"):
+            console.print(f"training job: {result['outputs']['trainingJobConsole']}", highlight=False)
+    else:
+        console.print(f"[red bold]{result['status']}[/] at {result.get('failedState')}: "
+                      f"[bold]{escape(str(result['error']))}[/]: {escape(str(result['cause']))}", highlight=False)
+        job = result.get("failedJob")
+        if job:
+            console.print(f"last lines of {job['name']} in {job['logGroup']}:", highlight=False)
+            for line in job.get("logTail", []):
+                console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
+            console.print(f"log: {job['console']}", highlight=False, soft_wrap=True)
