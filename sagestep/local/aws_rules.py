@@ -16,20 +16,17 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import distribution
 from typing import Any, Callable, Iterator
-from unittest import mock
 
 import botocore.session
 import regex
 from botocore.model import Shape
-from moto.core.responses import BaseResponse
-from moto.sagemaker.responses import SageMakerResponse
-from moto.stepfunctions.responses import StepFunctionResponse
 
 from statemachine.check import sagemaker_model
 from statemachine.instances import has_local_storage
 
+from . import moto_adapter
+
 VALIDATION = "ValidationException"
-_RESPONSES = {"sagemaker": SageMakerResponse, "stepfunctions": StepFunctionResponse}
 _CONTAINERS = ("structure", "list", "map")
 _NUMBERS = ("integer", "long", "float", "double")
 
@@ -401,34 +398,25 @@ def refusal(service: str, operation: str, params: dict) -> tuple[str, str] | Non
 
 # ---------------------------------------------------------------- enforcement on moto's dispatch
 
-def _body(text: Any) -> dict | None:
-    try:
-        params = json.loads(text or "{}")
-    except (TypeError, ValueError):
+def answer(service: str, operation: str, params: dict) -> tuple[int, dict, str] | None:
+    """AWS's JSON-protocol answer to a request the catalogue refuses (HTTP 400, __type and message)."""
+    refused = refusal(service, operation, params)
+    if refused is None:
         return None
-    return params if isinstance(params, dict) else None
-
-
-def _checked(service: str, call_action: Callable) -> Callable:
-    """moto's call_action, after the catalogue: a breach is answered as AWS's JSON protocol does."""
+    code, message = refused
     content_type = f"application/x-amz-json-{service_model(service).metadata['jsonVersion']}"
+    return 400, {"Content-Type": content_type}, json.dumps({"__type": code, "message": message})
 
-    def call_action_checked(self: BaseResponse) -> Any:
-        params = _body(self.body)
-        refused = None if params is None else refusal(service, self._get_action(), params)
-        if refused is None:
-            return call_action(self)
-        code, message = refused
-        return 400, {"Content-Type": content_type}, json.dumps({"__type": code, "message": message})
-    return call_action_checked
+
+def enforce(stack: ExitStack) -> None:
+    """Until stack closes, every SageMaker and Step Functions request moto dispatches is checked first.
+    The models and the image catalogue load here, so that a request costs only its own check."""
+    algorithm_repositories()
+    moto_adapter.intercept_requests(stack, answer)
 
 
 @contextmanager
 def enforced() -> Iterator[None]:
-    """While open, every SageMaker and Step Functions request moto dispatches is checked first. The
-    models and the image catalogue load here, so that a request costs only its own check."""
-    algorithm_repositories()
     with ExitStack() as stack:
-        for service, response in _RESPONSES.items():
-            stack.enter_context(mock.patch.object(response, "call_action", _checked(service, response.call_action)))
+        enforce(stack)
         yield

@@ -15,6 +15,7 @@ from sagestep.runner import attach_job_log, evaluate, follow, result_of
 from sagestep.synth import synthesize
 
 from .containers import download_prefix, split_s3_uri
+from . import moto_adapter
 from .engine import LocalEngine
 
 DATASET_SUFFIXES = (".csv", ".gz", ".txt")
@@ -61,8 +62,6 @@ def run_local(args, console: Console) -> int:
 
 
 def serve(args, console: Console) -> int:
-    from moto.server import ThreadedMotoServer
-
     with socket.socket() as probe:
         try:
             probe.bind((args.host, args.port))
@@ -71,7 +70,7 @@ def serve(args, console: Console) -> int:
         port = probe.getsockname()[1]                  # --port 0: a free one
     synthesis = synthesize(args.stack)
     with LocalEngine(synthesis) as engine:
-        server = ThreadedMotoServer(ip_address=args.host, port=port, verbose=False)
+        server = moto_adapter.server(args.host, port)
         server.start()
         endpoint = f"http://{args.host}:{port}"
         print(json.dumps({"endpoint": endpoint, "stateMachineArn": engine.state_machine_arn,

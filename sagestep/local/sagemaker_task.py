@@ -16,25 +16,13 @@ from typing import Any, Callable
 import boto3
 from botocore.exceptions import ClientError
 from botocore.validate import ParamValidator
-from moto.sagemaker.models import sagemaker_backends
-from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
-from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
-from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
-    FailureEvent, FailureEventException)
-from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
-from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
-    StatesErrorNameType)
-from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
-from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
-    StateTaskServiceCallback)
-from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 
 from statemachine.check import sagemaker_model
+from statemachine.errors import SAGEMAKER_API_ERROR
 
 from .containers import Outcome, TrainingRun, TransformRun
 from .job_logs import JobLog, final_metrics
-
-ACCOUNT_ID = "123456789012"
+from .moto_adapter import ServiceTask, sagemaker_jobs
 
 
 def validate_request(operation: str, params: dict) -> list[str]:
@@ -72,17 +60,13 @@ class LocalJobs:
         return boto3.client(service, region_name=self.region)
 
     def backend(self):
-        return sagemaker_backends[ACCOUNT_ID][self.region]
+        return sagemaker_jobs(self.region)
 
 
 JOBS: LocalJobs | None = None
 
 
-class SageMakerLocal(StateTaskServiceCallback):
-    def __init__(self):
-        # WaitForTaskToken is listed only because moto's callback machinery expects an endpoint.
-        super().__init__(supported_integration_patterns={ResourceCondition.Sync, ResourceCondition.WaitForTaskToken})
-
+class SageMakerLocal(ServiceTask):
     def _operation(self) -> str:
         action = self.resource.api_action
         return action[0].upper() + action[1:]
@@ -102,28 +86,21 @@ class SageMakerLocal(StateTaskServiceCallback):
         self.parargs.eval(env=env)
         return env.stack.pop()
 
-    def _fail(self, env, error: str, cause: str) -> FailureEventException:
-        return FailureEventException(FailureEvent(
-            env=env, error_name=CustomErrorName(error), event_type=HistoryEventType.TaskFailed,
-            event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
-                error=error, cause=cause, resource=self._get_sfn_resource(),
-                resourceType=self._get_sfn_resource_type()))))
-
-    def _from_error(self, env, ex: Exception) -> FailureEvent:
+    def _from_error(self, env, ex: Exception):
         if isinstance(ex, ClientError):
             # Step Functions names every SageMaker API error so; the code is in the cause.
             code = ex.response["Error"]["Code"]
-            return self._fail(env, "SageMaker.AmazonSageMakerException",
-                              f"{ex.response['Error']['Message']} (Service: SageMaker, Status Code: 400, "
-                              f"Error Code: {code})").failure_event
+            return self.failure(env, SAGEMAKER_API_ERROR,
+                                f"{ex.response['Error']['Message']} (Service: SageMaker, Status Code: 400, "
+                                f"Error Code: {code})").failure_event
         return super()._from_error(env=env, ex=ex)
 
     def _eval_service_task(self, env, resource_runtime_part, normalised_parameters, *args, **kwargs):
         operation = self._operation()
         problems = validate_request(operation, normalised_parameters)
         if problems:
-            raise self._fail(env, "SageMaker.AmazonSageMakerException",
-                             "; ".join(problems) + " (Service: SageMaker, Status Code: 400, Error Code: ValidationException)")
+            raise self.failure(env, SAGEMAKER_API_ERROR, "; ".join(problems)
+                               + " (Service: SageMaker, Status Code: 400, Error Code: ValidationException)")
         client = JOBS.client("sagemaker")
         snake = re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower()
         env.stack.append(to_sfn_json(getattr(client, snake)(**normalised_parameters)))
@@ -152,7 +129,7 @@ class SageMakerLocal(StateTaskServiceCallback):
             run = _started(lambda: TransformRun(s3, normalised_parameters, model, log.add))
             describe = lambda: client.describe_transform_job(TransformJobName=name)  # noqa: E731
         else:
-            raise self._fail(env, "States.Runtime", f"{operation} has no .sync integration")
+            raise self.failure(env, "States.Runtime", f"{operation} has no .sync integration")
 
         def watch_abort() -> None:
             while env.is_running() and run.poll_running():
@@ -170,12 +147,7 @@ class SageMakerLocal(StateTaskServiceCallback):
             _record(job, operation, outcome, final_metrics(normalised_parameters, log.stored) if training else None)
             described = to_sfn_json(describe())
             if outcome.status != "Completed":
-                raise FailureEventException(FailureEvent(
-                    env=env, error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
-                    event_type=HistoryEventType.TaskFailed,
-                    event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
-                        error=StatesErrorNameType.StatesTaskFailed.to_name(), cause=json.dumps(described),
-                        resource=self._get_sfn_resource(), resourceType=self._get_sfn_resource_type()))))
+                raise self.task_failed(env, json.dumps(described))
             return described
         return resolver
 

@@ -1,0 +1,176 @@
+"""Every use of moto beyond its public API, in one place (moto is pinned; tests/test_moto_adapter.py has
+one focused test per hook, so an upgrade shows exactly which one broke).
+
+The hooks, each installed on an ExitStack and undone when it closes:
+- run_lambdas: Lambda invokes run a Python handler in-process (moto's Docker-free backend echoes);
+- name_executions: StartExecution without a name gets a UUID, as on AWS (moto leaves it empty);
+- register_services: the ASL interpreter's optimized integrations, by service name (moto has no
+  SageMaker .sync), with ServiceTask and the failure helpers for writing one;
+- poll_sync_jobs_every / scale_retry_waits: the interpreter's waits, shortened for a local run or a test;
+- let_through_catch: error names a States.ALL Retry or Catch must not match (moto matches everything);
+- intercept_requests: a check before moto handles a request of a JSON-protocol service;
+- sagemaker_jobs: moto's SageMaker backend, to put a local job's real lifecycle back.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from contextlib import ExitStack
+from typing import Any, Callable
+from unittest import mock
+
+from moto import mock_aws
+from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.core.responses import BaseResponse
+from moto.sagemaker.models import sagemaker_backends
+from moto.sagemaker.responses import SageMakerResponse
+from moto.server import ThreadedMotoServer
+from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import ErrorEqualsDecl
+from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+    FailureEvent, FailureEventException)
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import StatesErrorNameType
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_factory
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
+    StateTaskServiceCallback)
+from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+from moto.stepfunctions.responses import StepFunctionResponse
+
+ACCOUNT_ID = "123456789012"     # moto's default account, which the synthesized ARNs use
+CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+RESPONSES = {"sagemaker": SageMakerResponse, "stepfunctions": StepFunctionResponse}
+
+# (function configuration, event) -> the handler's result; raise to fail the invocation.
+Invoke = Callable[[dict, Any], Any]
+# (service, operation, parsed JSON body) -> None to go on, or (HTTP status, headers, body) to answer.
+Check = Callable[[str, str, dict], "tuple[int, dict, str] | None"]
+
+
+def emulator(stack: ExitStack) -> None:
+    """moto in-process, with its ASL interpreter on and Lambda without Docker (public config)."""
+    stack.enter_context(mock_aws(config=CONFIG))
+    interpreter_log = logging.getLogger("moto.stepfunctions.parser")
+    stack.callback(interpreter_log.setLevel, interpreter_log.level)
+    # It logs every caught task error with its parse tree; the execution history already says what failed.
+    interpreter_log.setLevel(logging.CRITICAL)
+
+
+def server(host: str, port: int) -> ThreadedMotoServer:
+    return ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+
+
+def run_lambdas(stack: ExitStack, invoke: Invoke) -> None:
+    """Every Lambda invoke calls invoke(configuration, event); an exception becomes Lambda's function
+    error ("Unhandled", with errorType and errorMessage), which the interpreter maps, retries and catches."""
+    def backend_invoke(backend, function_name, qualifier, body, headers, response_headers):
+        configuration = backend.get_function(function_name, qualifier).get_configuration()
+        try:
+            result = invoke(configuration, json.loads(body) if body else {})
+        except Exception as error:  # noqa: BLE001 - becomes the function error, as on Lambda
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps({"errorType": type(error).__name__, "errorMessage": str(error),
+                               "stackTrace": []}).encode()
+        return json.dumps(result).encode()
+    stack.enter_context(mock.patch.object(LambdaSimpleBackend, "invoke", backend_invoke))
+
+
+def name_executions(stack: ExitStack) -> None:
+    original = StepFunctionsParserBackend.start_execution
+
+    def start_execution(self, state_machine_arn, name=None, *args, **kwargs):
+        return original(self, state_machine_arn, name or str(uuid.uuid4()), *args, **kwargs)
+    stack.enter_context(mock.patch.object(StepFunctionsParserBackend, "start_execution", start_execution))
+
+
+def register_services(stack: ExitStack, services: dict[str, Callable[[], StateTaskServiceCallback]]) -> None:
+    """Optimized integrations by service name ("sagemaker"); the others stay moto's."""
+    original = state_task_factory.state_task_service_for
+
+    def service_for(service_name: str):
+        factory = services.get(service_name)
+        return factory() if factory else original(service_name)
+    stack.enter_context(mock.patch.object(state_task_factory, "state_task_service_for", service_for))
+
+
+def poll_sync_jobs_every(stack: ExitStack, seconds: float) -> None:
+    stack.enter_context(mock.patch.object(state_task_service_callback, "_DELAY_SECONDS_SYNC_CONDITION_CHECK", seconds))
+
+
+def scale_retry_waits(stack: ExitStack, factor: float) -> None:
+    """A Retry waits IntervalSeconds × BackoffRate^n; times factor here (a test need not wait them out)."""
+    class ScaledTime:
+        def __getattr__(self, name: str):
+            return getattr(time, name)
+
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            time.sleep(seconds * factor)
+    stack.enter_context(mock.patch.object(retrier_decl, "time", ScaledTime()))
+
+
+def let_through_catch(stack: ExitStack, error_names: tuple[str, ...]) -> None:
+    """A States.ALL Retry or Catch does not match these errors (AWS: "States.ALL … can't catch the
+    States.DataLimitExceeded terminal error and runtime error types"); moto's matches everything."""
+    original = ErrorEqualsDecl._eval_body
+
+    def eval_body(self, env) -> None:
+        error = env.stack[-1]
+        if getattr(error, "error_name", None) in error_names and all(
+                getattr(name, "error_name", None) == "States.ALL" for name in self.error_names):
+            env.stack.pop()
+            env.stack.append(False)
+            return
+        original(self, env)
+    stack.enter_context(mock.patch.object(ErrorEqualsDecl, "_eval_body", eval_body))
+
+
+def intercept_requests(stack: ExitStack, check: Check) -> None:
+    """check sees every SageMaker and Step Functions request (in-process and through server()) before
+    moto handles it, and may answer it instead."""
+    for service, response in RESPONSES.items():
+        def call_action(self: BaseResponse, service=service, original=response.call_action) -> Any:
+            try:
+                params = json.loads(self.body or "{}")
+            except (TypeError, ValueError):
+                params = None
+            answer = check(service, self._get_action(), params) if isinstance(params, dict) else None
+            return original(self) if answer is None else answer
+        stack.enter_context(mock.patch.object(response, "call_action", call_action))
+
+
+def sagemaker_jobs(region: str):
+    """moto's SageMaker backend: .training_jobs and .transform_jobs by name, their attributes as
+    Describe* renders them (an attribute set to None is left out)."""
+    return sagemaker_backends[ACCOUNT_ID][region]
+
+
+class ServiceTask(StateTaskServiceCallback):
+    """The base of an optimized integration with .sync (and request-response) support."""
+
+    def __init__(self):
+        # WaitForTaskToken is listed only because moto's callback machinery expects an endpoint.
+        super().__init__(supported_integration_patterns={ResourceCondition.Sync, ResourceCondition.WaitForTaskToken})
+
+    def failure(self, env, error: str, cause: str) -> FailureEventException:
+        """The task fails with this error name and cause (a custom name such as "SageMaker.…")."""
+        return self._failure_event(env, CustomErrorName(error), error, cause)
+
+    def task_failed(self, env, cause: str) -> FailureEventException:
+        """States.TaskFailed, as a .sync task whose job ended Failed or Stopped."""
+        name = StatesErrorNameType.StatesTaskFailed
+        return self._failure_event(env, StatesErrorName(typ=name), name.to_name(), cause)
+
+    def _failure_event(self, env, error_name, error: str, cause: str) -> FailureEventException:
+        return FailureEventException(FailureEvent(
+            env=env, error_name=error_name, event_type=HistoryEventType.TaskFailed,
+            event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
+                error=error, cause=cause, resource=self._get_sfn_resource(),
+                resourceType=self._get_sfn_resource_type()))))

@@ -1,0 +1,159 @@
+"""One focused test per hook of sagestep/local/moto_adapter.py: after a moto upgrade, the failing test
+names the hook that broke."""
+import json
+from contextlib import ExitStack
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from sagestep.local import moto_adapter
+from sagestep.runner import follow
+
+REGION = "us-east-1"
+ROLE = "arn:aws:iam::123456789012:role/test"
+
+
+@pytest.fixture
+def stack(monkeypatch):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    with ExitStack() as hooks:
+        moto_adapter.emulator(hooks)
+        yield hooks
+
+
+def client(service):
+    return boto3.client(service, region_name=REGION)
+
+
+def run(definition: dict, name: str = "run") -> dict:
+    sfn = client("stepfunctions")
+    arn = sfn.create_state_machine(name=f"m-{name}", definition=json.dumps(definition), roleArn=ROLE)["stateMachineArn"]
+    execution = sfn.start_execution(stateMachineArn=arn, name=name, input="{}")["executionArn"]
+    description, _ = follow(sfn, execution, poll_seconds=0.02, timeout_seconds=30)
+    return description
+
+
+def lambda_function(handler_name="h"):
+    client("iam").create_role(RoleName="test", AssumeRolePolicyDocument=json.dumps(
+        {"Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))
+    client("lambda").create_function(FunctionName="f", Runtime="python3.13", Role=ROLE, Handler=handler_name,
+                                     Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18})
+    return f"arn:aws:lambda:{REGION}:123456789012:function:f"
+
+
+def invoke_task(function_arn, **extra):
+    return {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+            "Parameters": {"FunctionName": function_arn, "Payload.$": "$"}, **extra}
+
+
+def test_emulator_runs_state_machines(stack):
+    description = run({"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": {"ok": 1}, "End": True}}})
+    assert description["status"] == "SUCCEEDED" and json.loads(description["output"]) == {"ok": 1}
+
+
+def test_run_lambdas_calls_the_handler_and_reports_its_errors_as_lambda_does(stack):
+    def invoke(configuration, event):
+        if event.get("fail"):
+            raise LookupError("no such thing")
+        return {"handler": configuration["Handler"], "got": event}
+    moto_adapter.run_lambdas(stack, invoke)
+    arn = lambda_function("pkg.handler")
+    answer = client("lambda").invoke(FunctionName=arn, Payload=json.dumps({"x": 1}))
+    assert json.loads(answer["Payload"].read()) == {"handler": "pkg.handler", "got": {"x": 1}}
+    failed = client("lambda").invoke(FunctionName=arn, Payload=json.dumps({"fail": True}))
+    assert failed["FunctionError"] == "Unhandled"
+    assert json.loads(failed["Payload"].read())["errorType"] == "LookupError"
+
+
+def test_name_executions_gives_an_unnamed_execution_a_uuid(stack):
+    moto_adapter.name_executions(stack)
+    sfn = client("stepfunctions")
+    arn = sfn.create_state_machine(name="m", definition=json.dumps(
+        {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}), roleArn=ROLE)["stateMachineArn"]
+    name = sfn.start_execution(stateMachineArn=arn)["executionArn"].rsplit(":", 1)[1]
+    assert len(name) == 36 and name.count("-") == 4
+
+
+class Echo(moto_adapter.ServiceTask):
+    """A request-response sagemaker integration that answers from its parameters."""
+
+    def _get_supported_parameters(self):
+        return {"ModelName"}
+
+    def _eval_service_task(self, env, resource_runtime_part, normalised_parameters, *args, **kwargs):
+        parameters = normalised_parameters
+        if parameters["ModelName"] == "bad":
+            raise self.failure(env, "SageMaker.AmazonSageMakerException", "refused")
+        env.stack.append({"ModelArn": f"arn:model/{parameters['ModelName']}"})
+
+
+@pytest.mark.parametrize("model, status, error", [("good", "SUCCEEDED", None),
+                                                  ("bad", "FAILED", "SageMaker.AmazonSageMakerException")])
+def test_register_services_routes_a_service_to_our_integration(stack, model, status, error):
+    moto_adapter.register_services(stack, {"sagemaker": Echo})
+    description = run({"StartAt": "T", "States": {"T": {
+        "Type": "Task", "Resource": "arn:aws:states:::sagemaker:createModel",
+        "Parameters": {"ModelName": model}, "End": True}}}, name=model)
+    assert description["status"] == status and description.get("error") == error
+    if status == "SUCCEEDED":
+        assert json.loads(description["output"]) == {"ModelArn": "arn:model/good"}
+
+
+def test_poll_sync_jobs_every_sets_the_interpreter_s_poll_delay(stack):
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
+    moto_adapter.poll_sync_jobs_every(stack, 0.05)
+    assert state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK == 0.05
+
+
+def test_scale_retry_waits_scales_the_retrier_s_sleep(stack, monkeypatch):
+    import time
+    slept = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    moto_adapter.scale_retry_waits(stack, 0.01)
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+    retrier_decl.time.sleep(5)
+    assert slept == [0.05]
+
+
+def test_let_through_catch_keeps_states_all_from_catching_runtime_errors(stack):
+    moto_adapter.run_lambdas(stack, lambda configuration, event: {"a": 1})
+    moto_adapter.let_through_catch(stack, ("States.Runtime",))
+    arn = lambda_function()
+    description = run({"StartAt": "T", "States": {
+        "T": invoke_task(arn, ResultSelector={"missing.$": "$.Payload.nothing"},
+                         Catch=[{"ErrorEquals": ["States.ALL"], "Next": "Caught"}], End=True),
+        "Caught": {"Type": "Fail", "Error": "Caught"}}})
+    assert description["status"] == "FAILED" and description["error"] == "States.Runtime"
+
+
+def test_intercept_requests_answers_before_moto(stack):
+    seen = []
+
+    def check(service, operation, params):
+        seen.append((service, operation))
+        if params.get("ModelName") == "refused":
+            return 400, {"Content-Type": "application/x-amz-json-1.1"}, json.dumps(
+                {"__type": "ValidationException", "message": "no"})
+        return None
+    moto_adapter.intercept_requests(stack, check)
+    with pytest.raises(ClientError) as refused:
+        client("sagemaker").describe_model(ModelName="refused")
+    assert refused.value.response["Error"] == {"Code": "ValidationException", "Message": "no"}
+    client("stepfunctions").list_state_machines()
+    assert seen == [("sagemaker", "DescribeModel"), ("stepfunctions", "ListStateMachines")]
+
+
+def test_sagemaker_jobs_is_the_backend_describe_renders(stack):
+    """The engine puts a job's real lifecycle back on moto's record: status, reason, metrics left out."""
+    sagemaker = client("sagemaker")
+    sagemaker.create_training_job(
+        TrainingJobName="t", RoleArn=ROLE, AlgorithmSpecification={"TrainingImage": "i", "TrainingInputMode": "File"},
+        OutputDataConfig={"S3OutputPath": "s3://b/"}, StoppingCondition={"MaxRuntimeInSeconds": 60},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1})
+    job = moto_adapter.sagemaker_jobs(REGION).training_jobs["t"]
+    job.training_job_status, job.failure_reason, job.final_metric_data_list = "Failed", "AlgorithmError: x", None
+    described = sagemaker.describe_training_job(TrainingJobName="t")
+    assert (described["TrainingJobStatus"], described["FailureReason"]) == ("Failed", "AlgorithmError: x")
+    assert "FinalMetricDataList" not in described
