@@ -16,10 +16,11 @@ from typing import Callable
 import pulumi
 import yaml
 
+from preprocess.naming import slug
 from statemachine import PipelineSettings
 from statemachine.check import sagemaker_model
+from statemachine.naming import PROJECT
 
-PROJECT = "sagestep"
 PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
 
 # training/train.py trains on a single instance (no distributed XGBoost).
@@ -72,8 +73,7 @@ def sagemaker_instance_types(shape: str) -> frozenset[str]:
 def name_prefix(stack: str) -> str:
     """Lowercase `sagestep-<stack>`, at most 24 characters of [a-z0-9-] and never "--", for every
     SageMaker name; a long stack name is cut and keeps 4 hex of its hash, so prefixes stay distinct."""
-    slug = re.sub(r"[^a-z0-9]+", "-", stack.lower()).strip("-") or "stack"
-    prefix = f"{PROJECT}-{slug}"
+    prefix = f"{PROJECT}-{slug(stack) or 'stack'}"
     if len(prefix) > 24:
         prefix = f"{prefix[:19].rstrip('-')}-{hashlib.sha256(stack.encode()).hexdigest()[:4]}"
     return prefix

@@ -14,7 +14,6 @@ from .rowsplit import RowSplitter, SPLITS
 from .sink import Outputs
 
 MIN_ROWS = 10
-OUTPUTS = ("train", "validation", "test", "labels", "schema")
 
 
 def _label(header: list[str], request: Request, where: str) -> int:

@@ -15,18 +15,15 @@ import csv
 import io
 from dataclasses import dataclass, replace
 from itertools import islice, repeat
-from operator import itemgetter
 from typing import Callable, Iterable, Iterator
 
 from .errors import InvalidEncoding, InvalidLabel, MalformedRow, TooManyCategories
-from .plan import classification, numbers_only, problem_type
+from .plan import FEATURES_PART, LABEL_PART, classification, numbers_only, problem_type
 from .rowsplit import RowSplitter
 
 MAX_CATEGORIES = 50_000    # distinct values a text column may have (more looks like an identifier)
 BATCH = 2048               # rows per batch: small enough that a batch stays in the CPU caches
 NUMBER_CHARACTERS = b"0123456789.-+eE"
-FIRST = itemgetter(0)
-THIRD = itemgetter(2)
 OUTPUT_CHARACTERS = b"0123456789.-+eE,\n"
 
 
@@ -82,10 +79,14 @@ def read_header(open_chunks: Callable[[], Iterable[bytes]], where: str) -> list[
     return []
 
 
-def _is_numeric(values) -> bool:
-    """Only number characters (empty fields are missing values); bytes.translate runs in C."""
-    text = "".join(values)
-    return text.isascii() and not text.encode("ascii").translate(None, NUMBER_CHARACTERS)
+def _only(text: str, characters: bytes) -> bool:
+    """text holds nothing but these ASCII characters (bytes.translate runs in C)."""
+    return text.isascii() and not text.encode("ascii").translate(None, characters)
+
+
+def _column_is_numeric(values) -> bool:
+    """Only number characters (empty fields are missing values)."""
+    return _only("".join(values), NUMBER_CHARACTERS)
 
 
 @dataclass
@@ -118,10 +119,10 @@ def _in_code_order(codes: dict[str, str]) -> list[str]:
     return sorted((value for value in codes if value), key=lambda value: int(codes[value]))
 
 
-def _numbers_only(text: str) -> bool:
+def _output_is_numeric(text: str) -> bool:
     """Only number characters, commas and newlines: what the outputs hold when every numeric
     column stayed numeric (codes are digits too)."""
-    return text.isascii() and not text.encode("ascii").translate(None, OUTPUT_CHARACTERS)
+    return _only(text, OUTPUT_CHARACTERS)
 
 
 def _retype(plan: _Plan, columns: list[tuple[str, ...]], label_index: int) -> _Plan:
@@ -129,7 +130,7 @@ def _retype(plan: _Plan, columns: list[tuple[str, ...]], label_index: int) -> _P
     if plan.label == "numeric" and not numbers_only(set(columns[label_index])):
         return replace(plan, label="text")
     flipped = {i for i, values in enumerate(columns)
-               if i != label_index and i not in plan.text_columns and not _is_numeric(values)}
+               if i != label_index and i not in plan.text_columns and not _column_is_numeric(values)}
     return replace(plan, text_columns=plan.text_columns | flipped)
 
 
@@ -154,7 +155,7 @@ def _pass(open_chunks, header, label_index, splitter: RowSplitter, outputs, wher
         if "" in label:
             raise InvalidLabel(f"row {row + label.index('')}: the label column {label_name!r} is empty")
         if plan.text_columns is None:
-            plan.text_columns = {i for i, values in enumerate(columns) if i != label_index and not _is_numeric(values)}
+            plan.text_columns = {i for i, values in enumerate(columns) if i != label_index and not _column_is_numeric(values)}
         if plan.label is None:
             plan.label = "numeric" if numbers_only(set(label)) else "text"
         if plan.label == "numeric":
@@ -170,8 +171,8 @@ def _pass(open_chunks, header, label_index, splitter: RowSplitter, outputs, wher
         groups = splitter.split(list(map(",".join, zip(label_values, *features))))
         test = list(map(str.partition, groups["test"], repeat(",")))
         texts = {"train": "\n".join(groups["train"]), "validation": "\n".join(groups["validation"]),
-                 "test": "\n".join(map(THIRD, test)), "labels": "\n".join(map(FIRST, test))}
-        if not all(map(_numbers_only, texts.values())):
+                 "test": "\n".join(map(FEATURES_PART, test)), "labels": "\n".join(map(LABEL_PART, test))}
+        if not all(map(_output_is_numeric, texts.values())):
             raise _Restart(_retype(plan, columns, label_index))
         if plan.label == "numeric" and numeric_labels is not None:
             numeric_labels.update(label)

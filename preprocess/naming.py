@@ -16,6 +16,12 @@ RUN_NAME_MAX = 52
 SEPARATOR = "--"
 
 
+def slug(text: str) -> str:
+    """Lowercase runs of [a-z0-9], joined by single "-" (SageMaker names allow [a-zA-Z0-9-]; IAM
+    patterns are case-sensitive, so every name is lowercase)."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
 def owned_by(prefix: str) -> str:
     """The name pattern of everything this stack creates in SageMaker (for IAM)."""
     return f"{prefix}{SEPARATOR}*"
@@ -28,8 +34,8 @@ def run_name(prefix: str, execution_name: str, execution_arn: str) -> str:
     """
     digest = hashlib.sha256(execution_arn.encode()).hexdigest()[:8]
     room = RUN_NAME_MAX - len(prefix) - len(SEPARATOR) - len(digest) - 1
-    slug = re.sub(r"[^a-z0-9]+", "-", execution_name.lower())[:max(room, 0)].strip("-")
-    return prefix + SEPARATOR + "-".join(part for part in (slug, digest) if part)
+    readable = slug(execution_name)[:max(room, 0)].strip("-")
+    return prefix + SEPARATOR + "-".join(part for part in (readable, digest) if part)
 
 
 # SageMaker's TagValue: ^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$, at most 256 characters.

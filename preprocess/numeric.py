@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import csv
 from itertools import repeat
-from operator import itemgetter
 from typing import Iterable, Iterator
 
 from .errors import EmptyDataset, InvalidEncoding, InvalidLabel, MalformedRow
-from .plan import MAX_CLASSES_FROM_INTEGERS, numbers_only, problem_type
+from .plan import FEATURES_PART, LABEL_PART, MAX_CLASSES_FROM_INTEGERS, numbers_only, problem_type
 from .rowsplit import RowSplitter
 
 NOT_NUMERIC = b"0123456789.,-+eE\n"
-FIRST = itemgetter(0)
-THIRD = itemgetter(2)
 
 
 class NotNumeric(Exception):
@@ -94,7 +91,7 @@ def split_numeric(chunks: Iterable[bytes], header: list[str], label_index: int, 
             raise InvalidLabel(f"row {line_number + _physical_index(block, index)}: the label column "
                                f"{header[label_index]!r} is empty")
         if labels is not None:
-            labels.update(map(FIRST, map(bytes.partition, rows, repeat(b","))))
+            labels.update(map(LABEL_PART, map(bytes.partition, rows, repeat(b","))))
             if len(labels) > MAX_CLASSES_FROM_INTEGERS:
                 labels = None                       # more values than classes: regression
         groups = splitter.split(rows)
@@ -103,8 +100,8 @@ def split_numeric(chunks: Iterable[bytes], header: list[str], label_index: int, 
                 outputs[split].write(b"\n".join(groups[split]) + b"\n")
         if groups["test"]:
             parts = list(map(bytes.partition, groups["test"], repeat(b",")))
-            outputs["test"].write(b"\n".join(map(THIRD, parts)) + b"\n")
-            outputs["labels"].write(b"\n".join(map(FIRST, parts)) + b"\n")
+            outputs["test"].write(b"\n".join(map(FEATURES_PART, parts)) + b"\n")
+            outputs["labels"].write(b"\n".join(map(LABEL_PART, parts)) + b"\n")
         for split, group in groups.items():
             counts[split] += len(group)
         line_number += block.count(b"\n")

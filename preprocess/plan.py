@@ -5,6 +5,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
+from operator import itemgetter
 
 from .errors import InvalidDatasetUri, InvalidExecutionInput, InvalidLabel, MissingLabelColumn
 
@@ -12,6 +13,9 @@ LABEL_NAMES = ("label", "target")
 DEFAULT_RATIOS = {"train": 0.7, "validation": 0.15, "test": 0.15}
 DEFAULT_SEED = 42
 MAX_CLASSES_FROM_INTEGERS = 10     # integer labels with at most this many values are classes
+# A row's partition at its first comma: (label, ",", features).
+LABEL_PART = itemgetter(0)
+FEATURES_PART = itemgetter(2)
 S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(.+)$")
 
 

@@ -38,11 +38,9 @@ class S3Output:
         self.buffer = bytearray()
         self.upload_id: str | None = None
         self.parts: list[Future] = []
-        self.size = 0
 
     def write(self, data: bytes) -> None:
         self.buffer += data
-        self.size += len(data)
         if len(self.buffer) >= PART_SIZE:
             self._upload_part()
 
@@ -125,11 +123,9 @@ class FileOutput:
         self.path, self.partial = path, f"{path}.partial"
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         self.file = open(self.partial, "wb")
-        self.size = 0
 
     def write(self, data: bytes) -> None:
         self.file.write(data)
-        self.size += len(data)
 
     def commit(self) -> None:
         self.file.close()

@@ -32,14 +32,13 @@ class Reporter:
             self.console.print(f"{mark} {run.name} [dim]{run.seconds:.2f} s[/]")
 
     def line(self, job: str, line: str) -> None:
-        """Every tenth round of the training log (and anything else the job prints)."""
-        if self.quiet:
-            return
+        """Every tenth round of the training log. The rest (the image's launcher logs its environment
+        and pip install) is in the job's CloudWatch log, and its last lines show if the job fails."""
         match = ROUND.match(line)
-        if match and int(match.group(1)) % 10:
+        if self.quiet or not match or int(match.group(1)) % 10:
             return
-        self.console.print(f"  [dim]{job.rsplit('-', 2)[-2]}[/] {escape(line.expandtabs(2))}",
-                           highlight=False, soft_wrap=True)
+        shown = escape(line.replace("\t", "  "))
+        self.console.print(f"  [dim]{job.rsplit('-', 2)[-2]}[/] {shown}", highlight=False, soft_wrap=True)
 
 
 def report(result: dict, as_json: bool, console: Console) -> int:
@@ -56,6 +55,12 @@ def print_summary(result: dict, console: Console) -> None:
         console.print(f"[green bold]SUCCEEDED[/] rows {result.get('rows')}")
         for name, value in sorted(result["metrics"].items()):
             console.print(f"  {name:22} {value:.4f}")
+        for name, points in result.get("curves", {}).items():
+            if isinstance(points, list) and points:
+                every = max(1, len(points) // 10)
+                shown = " ".join(f"{value:.4f}" for value in points[::every])
+                console.print(f"{name}: {len(points)} points scraped from the log by the image's definition "
+                              f"(every {every}): {shown}", highlight=False, soft_wrap=True)
         console.print(f"predictions: {result['outputs']['predictions']}", highlight=False)
         if result["outputs"].get("trainingJobConsole"):
             console.print(f"training job: {result['outputs']['trainingJobConsole']}", highlight=False)

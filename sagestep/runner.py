@@ -11,7 +11,8 @@ from typing import Callable
 from botocore.exceptions import BotoCoreError, ClientError
 
 from statemachine.console import log_streams_url
-from statemachine.framework import CLOUDWATCH_TAB, decode_prediction
+from statemachine.framework import CLOUDWATCH_TAB, decode_prediction, scrape_series
+from statemachine.train import LOG_GROUP as TRAINING_LOG_GROUP
 
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
@@ -137,6 +138,26 @@ def failed_job(cause: str | None) -> dict | None:
     return None
 
 
+def job_log(logs, group: str, job: str, last: int | None = None) -> list[str]:
+    """A job's log as CloudWatch stores it (all its streams, in time order; only the last lines of
+    each stream when last is given)."""
+    events = []
+    for stream in logs.describe_log_streams(logGroupName=group, logStreamNamePrefix=f"{job}/")["logStreams"]:
+        request = {"logGroupName": group, "logStreamName": stream["logStreamName"]}
+        if last:
+            events += logs.get_log_events(**request, startFromHead=False, limit=last)["events"]
+            continue
+        token = None
+        while True:   # CloudWatch answers the same forward token at the end of a stream
+            answer = logs.get_log_events(**request, startFromHead=True, **({"nextToken": token} if token else {}))
+            events += answer["events"]
+            if not answer["events"] or answer["nextForwardToken"] == token:
+                break
+            token = answer["nextForwardToken"]
+    events.sort(key=lambda event: event["timestamp"])
+    return [event["message"] for event in (events[-last:] if last else events)]
+
+
 def attach_job_log(result: dict, logs, region: str, lines: int = 10) -> None:
     """Adds the failed job's last log lines (its reason is there: the image's launcher overwrites the
     script's failure file) and the console link to them."""
@@ -145,16 +166,23 @@ def attach_job_log(result: dict, logs, region: str, lines: int = 10) -> None:
         return
     job["console"] = log_streams_url(region, job["logGroup"], job["name"])
     try:
-        streams = logs.describe_log_streams(logGroupName=job["logGroup"], logStreamNamePrefix=f"{job['name']}/")
-        events = []
-        for stream in streams["logStreams"]:
-            events += logs.get_log_events(logGroupName=job["logGroup"], logStreamName=stream["logStreamName"],
-                                          startFromHead=False, limit=lines)["events"]
+        tail = job_log(logs, job["logGroup"], job["name"], last=lines)
     except (ClientError, BotoCoreError) as error:
         job["logTail"] = [f"(cannot read {job['logGroup']}: {error})"]
         return
-    events.sort(key=lambda event: event["timestamp"])
-    job["logTail"] = [event["message"].replace(CLOUDWATCH_TAB, "  ") for event in events[-lines:]]
+    job["logTail"] = [line.replace(CLOUDWATCH_TAB, "  ") for line in tail]
+
+
+def attach_curves(result: dict, logs) -> None:
+    """The validation curve(s) of a finished training job, scraped from its CloudWatch log with the
+    image's own metric definitions: the points the SageMaker console plots."""
+    job = (result.get("output") or {}).get("trainingJobName")
+    if not job:
+        return
+    try:
+        result["curves"] = scrape_series(job_log(logs, TRAINING_LOG_GROUP, job))
+    except (ClientError, BotoCoreError) as error:
+        result["curves"] = {"error": f"cannot read {TRAINING_LOG_GROUP}: {error}"}
 
 
 def evaluate(problem: str | None, classes: list[str] | None, predictions: list[str], labels: list[str]) -> dict:

@@ -14,7 +14,7 @@ from statemachine.console import console_url
 
 from .errors import UsageError
 from .report import Reporter, execution_name, report
-from .runner import attach_job_log, follow, result_of
+from .runner import attach_curves, attach_job_log, follow, result_of
 
 ARN_VARIABLE = "SAGESTEP_STATE_MACHINE_ARN"
 
@@ -56,7 +56,9 @@ def start(args, console: Console) -> int:
         console.print(f"execution {execution}\n{link}", highlight=False)
     description, progress = follow(sfn, execution, reporter.state, poll_seconds=2 if "amazonaws" in link else 0.2)
     result = {**result_of(description, progress), "console": link}
-    attach_job_log(result, boto3.client("logs", region_name=region), region)
+    logs = boto3.client("logs", region_name=region)
+    attach_job_log(result, logs, region)
+    attach_curves(result, logs)
     output = result.pop("output", None)
     if output:
         job = output.get("trainingJobName")

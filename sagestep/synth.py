@@ -14,9 +14,10 @@ from pathlib import Path
 
 import yaml
 
+from statemachine.naming import PROJECT
+
 from . import ROOT
 
-PROJECT = "sagestep"
 ACCOUNT_ID = "123456789012"        # moto's default account
 DEFAULT_REGION = "us-east-1"
 STATE_MACHINE = "aws:sfn/stateMachine:StateMachine"

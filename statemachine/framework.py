@@ -60,20 +60,25 @@ def as_cloudwatch_stores_it(line: str) -> str:
     return line.replace("\t", CLOUDWATCH_TAB)
 
 
-def scrape(lines, definitions=None) -> dict[str, float]:
-    """The last value of each metric whose regex matches, as SageMaker scrapes a job's log; a capture
-    that is not a number is no data point."""
+def scrape_series(lines, definitions=None) -> dict[str, list[float]]:
+    """Every value of each metric whose regex matches, in log order, as SageMaker scrapes a job's log
+    for the console's curves; a capture that is not a number is no data point."""
     compiled = [(d.name, re.compile(d.regex)) for d in (definitions or metric_definitions())]
-    found: dict[str, float] = {}
+    found: dict[str, list[float]] = {}
     for line in lines:
         for name, pattern in compiled:
             match = pattern.search(line)
             if match:
                 try:
-                    found[name] = float(match.group(1))
+                    found.setdefault(name, []).append(float(match.group(1)))
                 except ValueError:
                     continue
     return found
+
+
+def scrape(lines, definitions=None) -> dict[str, float]:
+    """The last value of each metric (what FinalMetricDataList reports)."""
+    return {name: series[-1] for name, series in scrape_series(lines, definitions).items()}
 
 
 def decode_prediction(problem: str, line: str) -> tuple[str | None, float]:

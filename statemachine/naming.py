@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .refs import Refs
 
+PROJECT = "sagestep"          # the Pulumi project: the config namespace and every name's first word
 SAGEMAKER_NAME_MAX = 63
 KINDS = ("train", "model", "predict")
 

@@ -5,7 +5,7 @@ import pytest
 
 from sagestep.synth import Synthesis, synthesize
 
-# Pulumi's runtime wants a current event loop when resources are built (pitfall P2).
+# Pulumi's runtime needs a current asyncio event loop when resources are built; pytest's main thread has none.
 asyncio.set_event_loop(asyncio.new_event_loop())
 
 

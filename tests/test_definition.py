@@ -11,10 +11,11 @@ import pytest
 from preprocess.naming import run_name
 from sagestep.synth import synthesize
 from statemachine import state_order
-from statemachine.check import check_definition
+from statemachine.check import check_definition, sagemaker_model
 from statemachine.naming import SAGEMAKER_NAME_MAX, longest_suffix
 
-SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+# SageMaker's own pattern for job names, from botocore's model (AWS anchors it).
+SAGEMAKER_NAME = re.compile(sagemaker_model().shape_for("TrainingJobName").metadata["pattern"])
 TASKS = ("Preprocess", "Train", "CreateModel", "BatchPredict")
 JOB_TASKS = ("Train", "BatchPredict")
 
@@ -149,7 +150,7 @@ def test_job_names_fit_sagemaker_for_any_execution_name(execution):
     for kind in ("train", "model", "predict"):
         for retry in range(10):
             name = f"{base}-{kind}-{retry}"
-            assert len(name) <= SAGEMAKER_NAME_MAX and SAGEMAKER_NAME.match(name), name
+            assert len(name) <= SAGEMAKER_NAME_MAX and SAGEMAKER_NAME.fullmatch(name), name
             assert name == name.lower() and name.startswith("sagestep-averyverylongstackn--")
     assert len(base) + longest_suffix() <= SAGEMAKER_NAME_MAX
 

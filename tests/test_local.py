@@ -46,12 +46,15 @@ def test_pipeline_succeeds(tmp_path, capsys, kind):
         label = "label"
     code, result = run_cli(capsys, dataset, "--label", label, "--out", tmp_path / "out")
     assert code == 0 and result["status"] == "SUCCEEDED", result
-    assert [s["name"] for s in result["states"]] == ["Start", "Preprocess", "Train", "CreateModel", "BatchPredict",
-                                                     "Summarize"]
+    assert [s["name"] for s in result["states"]] == ["Start", "Preprocess", "Train", "HasTrainingMetrics",
+                                                     "TrainingResult", "CreateModel", "BatchPredict", "Summarize"]
     predictions = open(result["outputs"]["predictions"]).read().splitlines()
     assert len(predictions) == result["rows"]["test"] > 0
     metric = {"multiclass": "validation:mlogloss", "binary": "validation:logloss", "regression": "validation:rmse"}[kind]
     assert metric in result["metrics"]
+    # The curve the console would plot: scraped from the job's CloudWatch log by the image's definition.
+    assert set(result["curves"]) == {metric} and len(result["curves"][metric]) > 10
+    assert result["curves"][metric][-1] == result["metrics"][metric]
     if kind == "regression":
         assert result["metrics"]["test:rmse"] < 80
     else:
@@ -90,7 +93,11 @@ def test_failing_training_fails_at_train_with_the_reason(engine):
     assert caught["Error"] == "States.TaskFailed"
     job = json.loads(caught["Cause"])
     assert job["TrainingJobStatus"] == "Failed"
-    assert job["FailureReason"].startswith("AlgorithmError: TrainingError: XGBoost rejected the training")
+    # As on AWS: the launcher overwrites the failure file with the command; the script's reason is in the log.
+    assert job["FailureReason"].startswith('AlgorithmError: ExecuteUserScriptError:\nCommand "')
+    assert " -m train " in job["FailureReason"] and job["FailureReason"].endswith(", exit code: 1")
+    log = engine.client("logs").filter_log_events(logGroupName="/aws/sagemaker/TrainingJobs")["events"]
+    assert any(e["message"].startswith("TrainingError: XGBoost rejected the training") for e in log)
     jobs = engine.client("sagemaker").list_training_jobs()["TrainingJobSummaries"]
     assert [j["TrainingJobStatus"] for j in jobs] == ["Failed"]
 
@@ -111,22 +118,23 @@ def test_invalid_sagemaker_request_fails_like_sagemaker(engine, monkeypatch):
     assert "Invalid type for parameter ResourceConfig.VolumeSizeInGB" in caught["Cause"]
     history = engine.client("stepfunctions").get_execution_history(executionArn=description["executionArn"])
     failed = [e for e in history["events"] if e["type"] == "TaskFailed"]
-    assert len(failed) == 3, "retried twice as an API error, then caught"
+    assert len(failed) == 1, "a .sync job step retries nothing (R7): caught at once"
     assert engine.client("sagemaker").list_training_jobs()["TrainingJobSummaries"] == []
 
 
 def test_transient_lambda_error_is_retried(monkeypatch):
-    from moto.awslambda.exceptions import LambdaClientError
+    from sagestep.local import moto_adapter
     calls = []
-    original = engine_module._invoke
+    original = engine_module.invoke_handler
 
-    def flaky(*args, **kwargs):
+    def flaky(configuration, event):
         calls.append(1)
         if len(calls) == 1:
-            raise LambdaClientError("ServiceException", "Lambda was unable to run the function this time")
-        return original(*args, **kwargs)
-    monkeypatch.setattr(engine_module, "_invoke", flaky)
-    with LocalEngine(synthesize("dev", {})) as engine:
+            raise moto_adapter.lambda_service_error("ServiceException", "Lambda was unable to run the function this time")
+        return original(configuration, event)
+    monkeypatch.setattr(engine_module, "invoke_handler", flaky)
+    # The Retry waits up to 2 s (IntervalSeconds, full jitter); the engine shortens it a hundredfold.
+    with LocalEngine(synthesize("dev", {}), retry_wait_factor=0.01) as engine:
         description, progress = execute(engine, {"datasetUri": engine.upload_dataset(IRIS), "labelColumn": "species"})
         history = engine.client("stepfunctions").get_execution_history(executionArn=description["executionArn"])
     assert description["status"] == "SUCCEEDED" and len(calls) == 2
@@ -206,7 +214,8 @@ def test_real_aws_cli_and_sagestep_start_against_the_served_stack(served):
     assert job in [j["TrainingJobName"] for j in jobs]
     detail = json.loads(run("sagemaker", "describe-training-job", "--training-job-name", job).stdout)
     assert detail["TrainingJobStatus"] == "Completed"
-    assert {m["MetricName"] for m in detail["FinalMetricDataList"]} == {"train:mlogloss", "validation:mlogloss"}
+    # Scraped with the image's own definitions: validation:<metric> only.
+    assert {m["MetricName"] for m in detail["FinalMetricDataList"]} == {"validation:mlogloss"}
 
     result = subprocess.run([sys.executable, "-m", "sagestep", "start", f"s3://{ready['dataBucket']}/datasets/cli.csv",
                              "--label", "species", "--wait", "--json", "--state-machine-arn", ready["stateMachineArn"]],

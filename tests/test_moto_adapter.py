@@ -57,6 +57,8 @@ def test_run_lambdas_calls_the_handler_and_reports_its_errors_as_lambda_does(sta
     def invoke(configuration, event):
         if event.get("fail"):
             raise LookupError("no such thing")
+        if event.get("service"):
+            raise moto_adapter.lambda_service_error("ServiceException", "not now")
         return {"handler": configuration["Handler"], "got": event}
     moto_adapter.run_lambdas(stack, invoke)
     arn = lambda_function("pkg.handler")
@@ -65,6 +67,9 @@ def test_run_lambdas_calls_the_handler_and_reports_its_errors_as_lambda_does(sta
     failed = client("lambda").invoke(FunctionName=arn, Payload=json.dumps({"fail": True}))
     assert failed["FunctionError"] == "Unhandled"
     assert json.loads(failed["Payload"].read())["errorType"] == "LookupError"
+    with pytest.raises(ClientError) as service:
+        client("lambda").invoke(FunctionName=arn, Payload=json.dumps({"service": True}))
+    assert service.value.response["Error"]["Code"] == "ServiceException"
 
 
 def test_name_executions_gives_an_unnamed_execution_a_uuid(stack):

@@ -1,8 +1,10 @@
-"""SageMaker jobs as local subprocesses under the container contract.
+"""SageMaker jobs as local subprocesses, run by the SageMaker XGBoost image's own launcher.
 
-A temp folder stands in for /opt/ml: channels are downloaded from the (emulated) S3, the code
-bundle named by the request is extracted, the entry point runs with the SM_* environment, and
-what the container would upload is uploaded: the model as <S3OutputPath>/<job>/output/model.tar.gz,
+A job folder stands in for /opt/ml (SAGEMAKER_BASE_DIR): the input config files SageMaker writes,
+channels downloaded from the (emulated) S3, the code bundle pre-extracted into code/ so the launcher
+downloads nothing. Training runs the image's `train` (sagemaker-containers) in the image environment
+(sagestep.local.image); a transform runs batch_serve.py there, which calls the image's serving app.
+What SageMaker would upload is uploaded: the model as <S3OutputPath>/<job>/output/model.tar.gz,
 predictions as <S3OutputPath>/<input key>.out.
 """
 from __future__ import annotations
@@ -10,29 +12,29 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 import shutil
+import signal
 import subprocess
-import sys
 import tarfile
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from sagestep import ROOT
+from .image import SERVING_MODULE, SHIM, TRAINING_MODULE, image_env
 
-SCRIPT_MODE_KEYS = ("sagemaker_program", "sagemaker_submit_directory")
+BATCH_SERVE = Path(__file__).resolve().parent / "batch_serve.py"
+# Not in a container: the engine's credentials and endpoint, its Python, its pip settings, SM_*.
+HOST_ONLY = ("AWS_", "SM_", "SAGEMAKER_", "PYTHON", "PIP_", "VIRTUAL_ENV", "OMP_NUM_THREADS")
+FAILURE_MAX_CHARS = 1024          # DescribeTrainingJob shows the first 1024 characters of the failure file
 
 
 @dataclass
 class Outcome:
     status: str                         # Completed | Failed | Stopped
     failure_reason: str | None = None
-    metrics: list[dict] = field(default_factory=list)
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -71,13 +73,42 @@ def tar_directory(directory: Path) -> bytes:
     return buffer.getvalue()
 
 
+def image_environment(env_dir: Path, root: Path, ml: Path) -> dict[str, str]:
+    """What the job's container sees before SageMaker adds its part: the host's HOME and such, the
+    image's ENV (docker/3.0-5 Dockerfiles) with its Python first on PATH and /opt/ml at `ml`, and pip
+    offline, without the host's pip configuration, pointed at the job.
+
+    The launcher `pip install`s the code bundle; PIP_TARGET puts it in the job's own folder, so that
+    concurrent jobs do not install into, or uninstall from, the shared environment."""
+    site = root / "site"
+    site.mkdir(exist_ok=True)
+    host = {k: v for k, v in os.environ.items() if not k.startswith(HOST_ONLY)}
+    return {
+        **host,
+        "PATH": f"{env_dir / 'bin'}{os.pathsep}{host.get('PATH', os.defpath)}",
+        "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8",
+        "SAGEMAKER_BASE_DIR": str(ml),
+        "SM_INPUT": str(ml / "input"),
+        "SM_INPUT_TRAINING_CONFIG_FILE": str(ml / "input/config/hyperparameters.json"),
+        "SM_INPUT_DATA_CONFIG_FILE": str(ml / "input/config/inputdataconfig.json"),
+        "SM_CHECKPOINT_CONFIG_FILE": str(ml / "input/config/checkpointconfig.json"),
+        "SM_MODEL_DIR": str(ml / "model"),
+        "SAGEMAKER_TRAINING_MODULE": TRAINING_MODULE,
+        "SAGEMAKER_SERVING_MODULE": SERVING_MODULE,
+        "PYTHONPATH": f"{SHIM}{os.pathsep}{site}",
+        "PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1", "PIP_NO_BUILD_ISOLATION": "0", "PIP_TARGET": str(site),
+    }
+
+
 class _Process:
-    """A job's subprocess with its output read line by line in a thread."""
+    """A job's subprocess (in its own process group: the launcher starts the script as a child), its
+    stdout and stderr read together line by line in a thread."""
 
     def __init__(self, command: list[str], env: dict, cwd: Path, on_line: Callable[[str], None]):
         self.lines: list[str] = []
-        self.proc = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, bufsize=1)
+        self.proc = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, encoding="utf-8", errors="replace", bufsize=1,
+                                     start_new_session=True)
         self._reader = threading.Thread(target=self._read, args=(on_line,), daemon=True)
         self._reader.start()
 
@@ -95,7 +126,7 @@ class _Process:
 
     def kill(self) -> None:
         if self.proc.poll() is None:
-            self.proc.kill()
+            os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
         self._reader.join()
 
@@ -123,59 +154,81 @@ class _Job:
     def stop(self) -> None:
         self.process.kill()
 
+    def _start(self, prepare: Callable[[], _Process]) -> _Process:
+        """The job folder goes when the job cannot start (a missing bundle, say)."""
+        try:
+            return prepare()
+        except BaseException:
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise
+
+
+def input_data_config(request: dict) -> dict[str, dict]:
+    """inputdataconfig.json as SageMaker writes it: an object keyed by channel name."""
+    default_mode = request["AlgorithmSpecification"].get("TrainingInputMode", "File")
+    config = {}
+    for channel in request.get("InputDataConfig", []):
+        source = channel["DataSource"]["S3DataSource"]
+        entry = {"ContentType": channel["ContentType"]} if "ContentType" in channel else {}
+        config[channel["ChannelName"]] = {
+            **entry,
+            "TrainingInputMode": channel.get("InputMode", default_mode),
+            "S3DistributionType": source.get("S3DataDistributionType", "FullyReplicated"),
+            "RecordWrapperType": channel.get("RecordWrapperType", "None"),
+        }
+    return config
+
+
+def resource_config(request: dict) -> dict:
+    """resourceconfig.json of a one-instance job."""
+    instance_type = request["ResourceConfig"]["InstanceType"]
+    return {"current_host": "algo-1", "current_instance_type": instance_type,
+            "current_group_name": "homogeneousCluster", "hosts": ["algo-1"],
+            "instance_groups": [{"instance_group_name": "homogeneousCluster", "instance_type": instance_type,
+                                 "hosts": ["algo-1"]}],
+            "network_interface_name": "eth0"}
+
 
 class TrainingRun(_Job):
     def __init__(self, s3, request: dict, on_line: Callable[[str], None] = lambda line: None):
         self.s3, self.request, self.name = s3, request, request["TrainingJobName"]
+        env_dir = image_env()
         self.root = Path(tempfile.mkdtemp(prefix=f"{self.name}-"))
-        self.metric_patterns = [(d["Name"], re.compile(d["Regex"]))
-                                for d in request["AlgorithmSpecification"].get("MetricDefinitions", [])]
-        self.metrics: dict[str, float] = {}
+        self.ml = self.root / "ml"
         self.deadline = time.monotonic() + request["StoppingCondition"]["MaxRuntimeInSeconds"]
-        self._on_line = on_line
-        self.process = self._start()
+        self.process = self._start(lambda: self._launch(env_dir, on_line))
 
-    def _line(self, line: str) -> None:
-        for name, pattern in self.metric_patterns:
-            match = pattern.search(line)
-            if match:
-                self.metrics[name] = float(match.group(1))
-        self._on_line(line)
+    def _launch(self, env_dir: Path, on_line: Callable[[str], None]) -> _Process:
+        for folder in ("model", "output/data", "code", "input/config"):
+            (self.ml / folder).mkdir(parents=True, exist_ok=True)
+        self._write_config()
+        self._download()
+        env = {**image_environment(env_dir, self.root, self.ml), "TRAINING_JOB_NAME": self.name,
+               "SAGESTEP_CHECKPOINT_DIR": str(self.ml / "checkpoints"), **self.request.get("Environment", {})}
+        return _Process([str(env_dir / "bin/train")], env, self.root, on_line)
 
-    def _start(self) -> _Process:
-        ml = self.root
-        hyperparameters = dict(self.request.get("HyperParameters", {}))
-        program, submit = (hyperparameters.pop(key, None) for key in SCRIPT_MODE_KEYS)
-        channels = {}
+    def _write_config(self) -> None:
+        """/opt/ml/input/config as SageMaker writes it (hyperparameter values stay strings)."""
+        config, request = self.ml / "input/config", self.request
+        (config / "hyperparameters.json").write_text(json.dumps(request.get("HyperParameters", {})))
+        (config / "inputdataconfig.json").write_text(json.dumps(input_data_config(request)))
+        (config / "resourceconfig.json").write_text(json.dumps(resource_config(request)))
+        if "CheckpointConfig" in request:
+            local = {**request["CheckpointConfig"], "LocalPath": str(self.ml / "checkpoints")}
+            (config / "checkpointconfig.json").write_text(json.dumps(local))
+
+    def _download(self) -> None:
+        """Channels, checkpoints, and the code bundle pre-extracted: the launcher then downloads nothing."""
         for channel in self.request.get("InputDataConfig", []):
-            target = ml / "input/data" / channel["ChannelName"]
+            target = self.ml / "input/data" / channel["ChannelName"]
             target.mkdir(parents=True)
             download_prefix(self.s3, channel["DataSource"]["S3DataSource"]["S3Uri"], target)
-            channels[channel["ChannelName"]] = str(target)
-        extract_tar(self.s3, submit, ml / "code")
-        checkpoints = self.request.get("CheckpointConfig")
-        if checkpoints:
-            (ml / "checkpoints").mkdir()
-            download_prefix(self.s3, checkpoints["S3Uri"], ml / "checkpoints")
-        for folder in ("model", "output/data", "input/config"):
-            (ml / folder).mkdir(parents=True, exist_ok=True)
-        (ml / "input/config/hyperparameters.json").write_text(json.dumps(self.request.get("HyperParameters", {})))
-        (ml / "input/config/inputdataconfig.json").write_text(json.dumps(self.request.get("InputDataConfig", [])))
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("SM_", "AWS_"))},
-            "SM_MODEL_DIR": str(ml / "model"), "SM_OUTPUT_DIR": str(ml / "output"),
-            "SM_OUTPUT_DATA_DIR": str(ml / "output/data"), "SM_INPUT_DIR": str(ml / "input"),
-            "SM_INPUT_CONFIG_DIR": str(ml / "input/config"), "SM_CHANNELS": json.dumps(sorted(channels)),
-            "SM_HPS": json.dumps(hyperparameters), "SM_CURRENT_HOST": "algo-1", "SM_HOSTS": json.dumps(["algo-1"]),
-            "SM_NUM_CPUS": str(os.cpu_count() or 1), "SM_NUM_GPUS": "0", "SM_MODULE_DIR": submit,
-            "SM_USER_ENTRY_POINT": program, "TRAINING_JOB_NAME": self.name,
-            "SAGESTEP_CHECKPOINT_DIR": str(ml / "checkpoints"),
-            **{f"SM_CHANNEL_{name.upper()}": path for name, path in channels.items()},
-            **{f"SM_HP_{key.upper()}": value for key, value in hyperparameters.items()},
-        }
-        arguments = [part for key, value in hyperparameters.items() for part in (f"--{key}", value)]
-        env["SM_USER_ARGS"] = json.dumps(arguments)
-        return _Process([sys.executable, str(ml / "code" / program), *arguments], env, ml / "code", self._line)
+        if "CheckpointConfig" in self.request:
+            (self.ml / "checkpoints").mkdir()
+            download_prefix(self.s3, self.request["CheckpointConfig"]["S3Uri"], self.ml / "checkpoints")
+        submit = self.request.get("HyperParameters", {}).get("sagemaker_submit_directory")
+        if submit:
+            extract_tar(self.s3, submit, self.ml / "code")
 
     def _timed_out(self) -> Outcome | None:
         if time.monotonic() < self.deadline:
@@ -187,53 +240,72 @@ class TrainingRun(_Job):
     def _finish(self, code: int) -> Outcome:
         self._upload_checkpoints()
         if code != 0:
-            failure = self.root / "output/failure"
-            reason = failure.read_text().strip() if failure.exists() else "\n".join(self.process.lines[-5:])
-            return Outcome("Failed", f"AlgorithmError: {reason}, exit code: {code}", self._final_metrics())
+            failure = self.ml / "output/failure"
+            reason = failure.read_text()[:FAILURE_MAX_CHARS].strip() if failure.exists() else "\n".join(
+                self.process.lines[-5:])
+            return Outcome("Failed", f"AlgorithmError: {reason}, exit code: {code}")
         bucket, prefix = split_s3_uri(self.request["OutputDataConfig"]["S3OutputPath"])
         key = f"{prefix.rstrip('/')}/{self.name}/output/model.tar.gz".lstrip("/")
-        self.s3.put_object(Bucket=bucket, Key=key, Body=tar_directory(self.root / "model"))
-        return Outcome("Completed", None, self._final_metrics())
-
-    def _final_metrics(self) -> list[dict]:
-        now = datetime.now(timezone.utc)
-        return [{"MetricName": name, "Value": value, "Timestamp": now} for name, value in self.metrics.items()]
+        self.s3.put_object(Bucket=bucket, Key=key, Body=tar_directory(self.ml / "model"))
+        return Outcome("Completed")
 
     def _upload_checkpoints(self) -> None:
         checkpoints = self.request.get("CheckpointConfig")
         if not checkpoints:
             return
         bucket, prefix = split_s3_uri(checkpoints["S3Uri"])
-        for path in (self.root / "checkpoints").rglob("*"):
+        local = self.ml / "checkpoints"
+        for path in local.rglob("*"):
             if path.is_file():
-                self.s3.upload_file(str(path), bucket, f"{prefix.rstrip('/')}/{path.relative_to(self.root / 'checkpoints')}")
+                self.s3.upload_file(str(path), bucket, f"{prefix.rstrip('/')}/{path.relative_to(local)}")
 
 
 class TransformRun(_Job):
     def __init__(self, s3, request: dict, model: dict, on_line: Callable[[str], None] = lambda line: None):
         self.s3, self.request, self.name = s3, request, request["TransformJobName"]
+        env_dir = image_env()
         self.root = Path(tempfile.mkdtemp(prefix=f"{self.name}-"))
-        container = model["PrimaryContainer"]
+        self.process = self._start(lambda: self._launch(env_dir, model["PrimaryContainer"], on_line))
+
+    def _launch(self, env_dir: Path, container: dict, on_line: Callable[[str], None]) -> _Process:
+        ml, request = self.root / "ml", self.request
         environment = container.get("Environment", {})
-        extract_tar(self.s3, container["ModelDataUrl"], self.root / "model")
-        extract_tar(self.s3, environment["SAGEMAKER_SUBMIT_DIRECTORY"], self.root / "code")
-        source = request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
-        download_prefix(self.s3, source, self.root / "input")
+        extract_tar(self.s3, container["ModelDataUrl"], ml / "model")
+        if "SAGEMAKER_SUBMIT_DIRECTORY" in environment:
+            extract_tar(self.s3, environment["SAGEMAKER_SUBMIT_DIRECTORY"], ml / "code")
+        download_prefix(self.s3, request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"], self.root / "input")
         (self.root / "output").mkdir()
-        command = [sys.executable, "-m", "sagestep.local.batch_serve", "--code", str(self.root / "code"),
-                   "--program", environment["SAGEMAKER_PROGRAM"], "--model", str(self.root / "model"),
-                   "--input", str(self.root / "input"), "--output", str(self.root / "output"),
-                   "--content-type", request["TransformInput"].get("ContentType", "text/csv"),
-                   "--accept", request["TransformOutput"].get("Accept", "text/csv"),
+        env = {**image_environment(env_dir, self.root, ml), **self._platform_environment(), **environment,
+               **request.get("Environment", {})}
+        env.setdefault("OMP_NUM_THREADS", "1")
+        command = [str(env_dir / "bin/python"), "-P", str(BATCH_SERVE), "--input", str(self.root / "input"),
+                   "--output", str(self.root / "output"), "--failure", str(self.root / "failure"),
                    "--max-payload-mb", str(request.get("MaxPayloadInMB", 6))]
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        self.process = _Process(command, env, self.root, on_line)
+        for option, value in (("--content-type", request["TransformInput"].get("ContentType")),
+                              ("--accept", request["TransformOutput"].get("Accept"))):
+            if value:
+                command += [option, value]
+        return _Process(command, env, self.root, on_line)
+
+    def _platform_environment(self) -> dict[str, str]:
+        """What the batch platform tells the serving container about the job."""
+        return {"SAGEMAKER_BATCH": "true",
+                "SAGEMAKER_MAX_PAYLOAD_IN_MB": str(self.request.get("MaxPayloadInMB", 6)),
+                "SAGEMAKER_BATCH_STRATEGY": self.request.get("BatchStrategy", "MultiRecord"),
+                "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS": str(self.request.get("MaxConcurrentTransforms", 1))}
 
     def _finish(self, code: int) -> Outcome:
         if code != 0:
-            return Outcome("Failed", "\n".join(self.process.lines[-3:]) or f"exit code {code}")
+            return Outcome("Failed", self._failure_reason(code))
         bucket, prefix = split_s3_uri(self.request["TransformOutput"]["S3OutputPath"])
         for path in sorted((self.root / "output").rglob("*.out")):
             key = f"{prefix.rstrip('/')}/{path.relative_to(self.root / 'output')}".lstrip("/")
             self.s3.upload_file(str(path), bucket, key)
         return Outcome("Completed")
+
+    def _failure_reason(self, code: int) -> str:
+        """batch_serve's reason (input file, HTTP status) and the log's last lines (a traceback's end)."""
+        failure = self.root / "failure"
+        reason = failure.read_text().strip() if failure.exists() else f"ClientError: the serving container exited with code {code}"
+        tail = [line.strip() for line in self.process.lines if line.strip() and line.strip() != reason][-3:]
+        return f"{reason}. Last log lines: {' | '.join(tail)}"[:FAILURE_MAX_CHARS]

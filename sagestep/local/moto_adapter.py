@@ -2,7 +2,8 @@
 one focused test per hook, so an upgrade shows exactly which one broke).
 
 The hooks, each installed on an ExitStack and undone when it closes:
-- run_lambdas: Lambda invokes run a Python handler in-process (moto's Docker-free backend echoes);
+- run_lambdas: Lambda invokes run a Python handler in-process (moto's Docker-free backend echoes),
+  and lambda_service_error stands for a failure of the Lambda service itself;
 - name_executions: StartExecution without a name gets a UUID, as on AWS (moto leaves it empty);
 - register_services: the ASL interpreter's optimized integrations, by service name (moto has no
   SageMaker .sync), with ServiceTask and the failure helpers for writing one;
@@ -22,6 +23,7 @@ from typing import Any, Callable
 from unittest import mock
 
 from moto import mock_aws
+from moto.awslambda.exceptions import LambdaClientError
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.responses import BaseResponse
 from moto.sagemaker.models import sagemaker_backends
@@ -44,7 +46,8 @@ from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.responses import StepFunctionResponse
 
-ACCOUNT_ID = "123456789012"     # moto's default account, which the synthesized ARNs use
+from sagestep.synth import ACCOUNT_ID
+
 CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 RESPONSES = {"sagemaker": SageMakerResponse, "stepfunctions": StepFunctionResponse}
 
@@ -74,12 +77,20 @@ def run_lambdas(stack: ExitStack, invoke: Invoke) -> None:
         configuration = backend.get_function(function_name, qualifier).get_configuration()
         try:
             result = invoke(configuration, json.loads(body) if body else {})
+        except LambdaClientError:
+            raise
         except Exception as error:  # noqa: BLE001 - becomes the function error, as on Lambda
             response_headers["x-amz-function-error"] = "Unhandled"
             return json.dumps({"errorType": type(error).__name__, "errorMessage": str(error),
                                "stackTrace": []}).encode()
         return json.dumps(result).encode()
     stack.enter_context(mock.patch.object(LambdaSimpleBackend, "invoke", backend_invoke))
+
+
+def lambda_service_error(code: str, message: str) -> Exception:
+    """An error of the Lambda service itself, not of the function: raised by an invoke, the
+    interpreter reports it as Lambda.<code> (e.g. Lambda.ServiceException, which a Retry may match)."""
+    return LambdaClientError(code, message)
 
 
 def name_executions(stack: ExitStack) -> None:

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from sagestep.errors import UsageError
 from sagestep.report import Reporter, execution_name, report
-from sagestep.runner import attach_job_log, evaluate, follow, result_of
+from sagestep.runner import attach_curves, attach_job_log, evaluate, follow, result_of
 from sagestep.synth import synthesize
 
 from .containers import download_prefix, split_s3_uri
@@ -43,6 +43,7 @@ def run_local(args, console: Console) -> int:
         description, progress = follow(sfn, arn, reporter.state)
         result = result_of(description, progress)
         attach_job_log(result, engine.client("logs"), engine.region)
+        attach_curves(result, engine.client("logs"))
         if description["status"] == "SUCCEEDED":
             output = result.pop("output")
             out_dir = Path(args.out) if args.out else Path("runs") / name
