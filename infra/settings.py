@@ -1,7 +1,8 @@
 """Stack settings: read once from `sagestep:*` config, validated before any resource exists.
 
-Defaults and descriptions live in Pulumi.yaml only; the CLI applies them under `pulumi up`, and
-this module applies the same ones when a key is absent (under mocks, or an older stack file).
+Defaults and descriptions live in Pulumi.yaml only. Under `pulumi up` the CLI passes a key's
+project default when the stack sets none; under the mocks (`sagestep synth`, the tests) no CLI runs,
+so this module reads the same defaults from Pulumi.yaml for a key that is absent.
 """
 from __future__ import annotations
 

@@ -107,3 +107,16 @@ def test_a_failed_job_reports_its_last_log_lines_and_where_to_read_them(engine):
     assert "ExecuteUserScriptError" in result["cause"], "the launcher's text, as FailureReason on AWS"
     assert job["console"].startswith(f"https://{engine.region}.console.aws.amazon.com/cloudwatch/home")
     assert "$252Faws$252Fsagemaker$252FTrainingJobs" in job["console"] and job["name"] in job["console"]
+
+
+def test_a_training_request_without_sagemaker_region_fails_as_the_launcher_may(engine):
+    """R8: the definition always passes sagemaker_region; without it, the job cannot fetch its code."""
+    definition = json.loads(engine.synthesis.definition)
+    del definition["States"]["Preprocess"]["ResultSelector"]["trainingCode"]["sagemaker_region"]
+    machine = engine.synthesis.one("aws:sfn/stateMachine:StateMachine")["inputs"]
+    arn = engine.client("stepfunctions").create_state_machine(
+        name="no-region", definition=json.dumps(definition), roleArn=machine["roleArn"])["stateMachineArn"]
+    description, progress = execute(engine, {"datasetUri": engine.iris, "labelColumn": "species"}, "no-region", arn)
+    result = result_of(description, progress)
+    assert result["failedState"] == "Train" and "MissingRegion" in result["cause"]
+    assert "sagemaker_region" in result["cause"]

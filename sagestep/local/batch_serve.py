@@ -83,7 +83,7 @@ def main() -> int:
         parser.add_argument(f"--{name}", type=Path, required=True)
     parser.add_argument("--content-type")
     parser.add_argument("--accept")
-    parser.add_argument("--max-payload-mb", type=int, default=6)
+    parser.add_argument("--max-payload-mb", type=int, required=True)
     args = parser.parse_args()
     headers = {key: value for key, value in (("Content-Type", args.content_type), ("Accept", args.accept)) if value}
     client = Client(serving_app(), Response)

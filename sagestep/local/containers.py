@@ -163,6 +163,12 @@ class _Job:
             raise
 
 
+class MissingRegion(Exception):
+    """R8: the image's launcher reads the region from AWS_REGION, else the sagemaker_region
+    hyperparameter (sagemaker_containers/_env.py, _files.py); whether a training container has
+    AWS_REGION is disputed, so the engine fails a script-mode job without the hyperparameter."""
+
+
 def input_data_config(request: dict) -> dict[str, dict]:
     """inputdataconfig.json as SageMaker writes it: an object keyed by channel name."""
     default_mode = request["AlgorithmSpecification"].get("TrainingInputMode", "File")
@@ -226,8 +232,14 @@ class TrainingRun(_Job):
         if "CheckpointConfig" in self.request:
             (self.ml / "checkpoints").mkdir()
             download_prefix(self.s3, self.request["CheckpointConfig"]["S3Uri"], self.ml / "checkpoints")
-        submit = self.request.get("HyperParameters", {}).get("sagemaker_submit_directory")
+        hyperparameters = self.request.get("HyperParameters", {})
+        submit = hyperparameters.get("sagemaker_submit_directory")
         if submit:
+            if submit.startswith("s3://") and not hyperparameters.get("sagemaker_region"):
+                raise MissingRegion(
+                    "the launcher cannot download sagemaker_submit_directory: no region (AWS_REGION may not be set "
+                    "in a training container, and the sagemaker_region hyperparameter is absent), so it would ask "
+                    "https://s3..amazonaws.com")
             extract_tar(self.s3, submit, self.ml / "code")
 
     def _timed_out(self) -> Outcome | None:
@@ -280,17 +292,21 @@ class TransformRun(_Job):
         env.setdefault("OMP_NUM_THREADS", "1")
         command = [str(env_dir / "bin/python"), "-P", str(BATCH_SERVE), "--input", str(self.root / "input"),
                    "--output", str(self.root / "output"), "--failure", str(self.root / "failure"),
-                   "--max-payload-mb", str(request.get("MaxPayloadInMB", 6))]
+                   "--max-payload-mb", str(self._max_payload_mb())]
         for option, value in (("--content-type", request["TransformInput"].get("ContentType")),
                               ("--accept", request["TransformOutput"].get("Accept"))):
             if value:
                 command += [option, value]
         return _Process(command, env, self.root, on_line)
 
+    def _max_payload_mb(self) -> int:
+        """SageMaker's default when the request gives none: 6 MB."""
+        return self.request.get("MaxPayloadInMB", 6)
+
     def _platform_environment(self) -> dict[str, str]:
         """What the batch platform tells the serving container about the job."""
         return {"SAGEMAKER_BATCH": "true",
-                "SAGEMAKER_MAX_PAYLOAD_IN_MB": str(self.request.get("MaxPayloadInMB", 6)),
+                "SAGEMAKER_MAX_PAYLOAD_IN_MB": str(self._max_payload_mb()),
                 "SAGEMAKER_BATCH_STRATEGY": self.request.get("BatchStrategy", "MultiRecord"),
                 "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS": str(self.request.get("MaxConcurrentTransforms", 1))}
 
