@@ -216,6 +216,11 @@ def test_real_aws_cli_and_sagestep_start_against_the_served_stack(served):
     assert detail["TrainingJobStatus"] == "Completed"
     # Scraped with the image's own definitions: validation:<metric> only.
     assert {m["MetricName"] for m in detail["FinalMetricDataList"]} == {"validation:mlogloss"}
+    # The job's log, where SageMaker writes it (what `aws logs tail` reads, through FilterLogEvents).
+    log = json.loads(run("logs", "filter-log-events", "--log-group-name", "/aws/sagemaker/TrainingJobs",
+                         "--log-stream-name-prefix", f"{job}/").stdout)
+    assert {e["logStreamName"].rsplit("-", 1)[0] for e in log["events"]} == {f"{job}/algo-1"}
+    assert any(e["message"].startswith("[10]#011train-mlogloss:") for e in log["events"])
 
     result = subprocess.run([sys.executable, "-m", "sagestep", "start", f"s3://{ready['dataBucket']}/datasets/cli.csv",
                              "--label", "species", "--wait", "--json", "--state-machine-arn", ready["stateMachineArn"]],
@@ -224,6 +229,7 @@ def test_real_aws_cli_and_sagestep_start_against_the_served_stack(served):
     summary = json.loads(result.stdout)
     assert summary["status"] == "SUCCEEDED" and summary["outputs"]["trainingJobConsole"].endswith(
         f"#/jobs/{summary['outputs']['trainingJob']}")
+    assert len(summary["curves"]["validation:mlogloss"]) > 10, "read from the served CloudWatch Logs"
 
 
 # ---------------------------------------------------------------- mistakes a user can make
