@@ -120,3 +120,13 @@ def test_a_training_request_without_sagemaker_region_fails_as_the_launcher_may(e
     result = result_of(description, progress)
     assert result["failedState"] == "Train" and "MissingRegion" in result["cause"]
     assert "sagemaker_region" in result["cause"]
+
+
+def test_a_stack_outside_us_east_1_runs():
+    """Buckets outside us-east-1 need their LocationConstraint, as on AWS."""
+    with LocalEngine(synthesize("eu", {"aws:region": "eu-west-1"})) as running:
+        description, _ = execute(running, {"datasetUri": running.upload_dataset(IRIS), "labelColumn": "species"},
+                                 "in-ireland")
+        assert description["status"] == "SUCCEEDED", description.get("cause")
+        assert running.client("s3").get_bucket_location(Bucket=running.data_bucket)["LocationConstraint"] == "eu-west-1"
+        assert description["executionArn"].startswith("arn:aws:states:eu-west-1:")
