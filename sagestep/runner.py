@@ -131,31 +131,42 @@ def failure_message(error: str | None, cause: str | None) -> tuple[str | None, s
 
 
 def failed_job(cause: str | None) -> dict | None:
-    """The SageMaker job a TrainFailed / BatchPredictFailed cause names, with its log group."""
+    """The SageMaker job a TrainFailed / BatchPredictFailed cause names, with its log group; only when
+    the job ran and failed (States.TaskFailed): a refused request created no job and has no log."""
     caught = _caught(cause)
-    if caught.get("job") and caught.get("logGroup"):
-        return {"name": caught["job"], "logGroup": caught["logGroup"]}
+    job = caught.get("failedJob")
+    if caught.get("Error") == "States.TaskFailed" and isinstance(job, dict) and job.get("name"):
+        return {"name": job["name"], "logGroup": job["logGroup"]}
     return None
 
 
+MAX_LOG_PAGES = 1000      # 1 MB a page: far more than a training job writes
+
+
 def job_log(logs, group: str, job: str, last: int | None = None) -> list[str]:
-    """A job's log as CloudWatch stores it (all its streams, in time order; only the last lines of
-    each stream when last is given)."""
+    """A job's log as CloudWatch stores it: all its streams, in time order (only the last lines when
+    last is given)."""
     events = []
-    for stream in logs.describe_log_streams(logGroupName=group, logStreamNamePrefix=f"{job}/")["logStreams"]:
-        request = {"logGroupName": group, "logStreamName": stream["logStreamName"]}
-        if last:
-            events += logs.get_log_events(**request, startFromHead=False, limit=last)["events"]
-            continue
-        token = None
-        while True:   # CloudWatch answers the same forward token at the end of a stream
-            answer = logs.get_log_events(**request, startFromHead=True, **({"nextToken": token} if token else {}))
-            events += answer["events"]
-            if not answer["events"] or answer["nextForwardToken"] == token:
-                break
-            token = answer["nextForwardToken"]
+    for page in logs.get_paginator("describe_log_streams").paginate(logGroupName=group, logStreamNamePrefix=f"{job}/"):
+        for stream in page["logStreams"]:
+            events += _stream_events(logs, group, stream["logStreamName"], last)
     events.sort(key=lambda event: event["timestamp"])
     return [event["message"] for event in (events[-last:] if last else events)]
+
+
+def _stream_events(logs, group: str, stream: str, last: int | None) -> list[dict]:
+    request = {"logGroupName": group, "logStreamName": stream}
+    if last:
+        return logs.get_log_events(**request, startFromHead=False, limit=last)["events"]
+    events, token = [], None
+    for _ in range(MAX_LOG_PAGES):
+        # A page may be empty with more to come; the end is the same forward token answered twice.
+        answer = logs.get_log_events(**request, startFromHead=True, **({"nextToken": token} if token else {}))
+        events += answer["events"]
+        if answer["nextForwardToken"] == token:
+            break
+        token = answer["nextForwardToken"]
+    return events
 
 
 def attach_job_log(result: dict, logs, region: str, lines: int = 10) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 
@@ -17,26 +18,37 @@ from .report import Reporter, execution_name, report
 from .runner import attach_curves, attach_job_log, follow, result_of
 
 ARN_VARIABLE = "SAGESTEP_STATE_MACHINE_ARN"
+STATE_MACHINE_ARN = re.compile(r"^arn:aws[a-z-]*:states:([a-z0-9-]+):\d{12}:stateMachine:[A-Za-z0-9_.-]{1,80}$")
+# Each poll reads the whole history: every 2 s on AWS (Step Functions throttles), faster against an emulator.
+POLL_SECONDS = {"aws": 2.0, "emulator": 0.2}
 
 
 def state_machine_arn(flag: str | None) -> str:
-    if flag:
-        return flag
-    if os.environ.get(ARN_VARIABLE):
-        return os.environ[ARN_VARIABLE]
+    """From the flag, the environment, or `pulumi stack output`; checked, so a typo is one line."""
+    found = flag or os.environ.get(ARN_VARIABLE) or _pulumi_output()
+    if not found:
+        raise UsageError(f"no deployed stack found: pass --state-machine-arn, set {ARN_VARIABLE}, "
+                         "or run from the project folder with the Pulumi CLI and a deployed stack")
+    if not STATE_MACHINE_ARN.match(found):
+        raise UsageError(f"{found!r} is not a state machine ARN "
+                         "(arn:aws:states:<region>:<account>:stateMachine:<name>)")
+    return found
+
+
+def _pulumi_output() -> str | None:
     if shutil.which("pulumi"):
         result = subprocess.run(["pulumi", "stack", "output", "stateMachineArn"], capture_output=True, text=True)
         if result.returncode == 0 and result.stdout.strip():
             return result.stdout.strip()
-    raise UsageError(f"no deployed stack found: pass --state-machine-arn, set {ARN_VARIABLE}, "
-                     "or run from the project folder with the Pulumi CLI and a deployed stack")
+    return None
 
 
 def start(args, console: Console) -> int:
     if not args.dataset_uri.startswith("s3://") or "/" not in args.dataset_uri[5:]:
         raise UsageError(f"{args.dataset_uri}: the dataset must be an s3://bucket/key URI (upload it first)")
     arn = state_machine_arn(args.state_machine_arn)
-    sfn = boto3.client("stepfunctions", region_name=arn.split(":")[3])
+    region = STATE_MACHINE_ARN.match(arn).group(1)
+    sfn = boto3.client("stepfunctions", region_name=region)
     execution_input = {"datasetUri": args.dataset_uri, **({"labelColumn": args.label} if args.label else {})}
     try:
         execution = sfn.start_execution(stateMachineArn=arn, name=execution_name("run"),
@@ -46,7 +58,6 @@ def start(args, console: Console) -> int:
                          f"{error.response['Error']['Message']}") from None
     except BotoCoreError as error:
         raise UsageError(f"cannot reach Step Functions: {error}") from None
-    region = arn.split(":")[3]
     link = console_url(region, "states", f"/v2/executions/details/{execution}")
     if not args.wait:
         print(json.dumps({"executionArn": execution, "console": link}) if args.json else f"{execution}\n{link}")
@@ -54,11 +65,15 @@ def start(args, console: Console) -> int:
     reporter = Reporter(console, args.json)
     if not args.json:
         console.print(f"execution {execution}\n{link}", highlight=False)
-    description, progress = follow(sfn, execution, reporter.state, poll_seconds=2 if "amazonaws" in link else 0.2)
-    result = {**result_of(description, progress), "console": link}
-    logs = boto3.client("logs", region_name=region)
-    attach_job_log(result, logs, region)
-    attach_curves(result, logs)
+    poll = POLL_SECONDS["emulator" if os.environ.get("AWS_ENDPOINT_URL") else "aws"]
+    try:
+        description, progress = follow(sfn, execution, reporter.state, poll_seconds=poll)
+        result = {**result_of(description, progress), "console": link}
+        logs = boto3.client("logs", region_name=region)
+        attach_job_log(result, logs, region)
+        attach_curves(result, logs)
+    except (ClientError, BotoCoreError) as error:
+        raise UsageError(f"lost track of {execution} (it goes on; follow it at {link}): {error}") from None
     output = result.pop("output", None)
     if output:
         job = output.get("trainingJobName")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from statemachine.console import partition_of
 from statemachine.naming import PROJECT
 
 from . import ROOT
@@ -94,13 +95,6 @@ def _plain(value):
     if isinstance(value, (pulumi.FileAsset, pulumi.FileArchive)):
         return {"file": str(Path(value.path).resolve().relative_to(ROOT))}
     return value
-
-
-def partition_of(region: str) -> str:
-    """The AWS partition a region belongs to, as the provider's getPartition answers."""
-    if region.startswith("cn-"):
-        return "aws-cn"
-    return "aws-us-gov" if region.startswith("us-gov-") else "aws"
 
 
 def _make_mocks(stack: str, region: str, synthesis: Synthesis):

@@ -1,16 +1,20 @@
-"""Links into the AWS console, for the stack's outputs and the CLI's reports."""
+"""Partitions and links into the AWS console, for the stack's outputs and the CLI's reports."""
 from __future__ import annotations
 
 from urllib.parse import quote
 
+CONSOLE_HOSTS = {"aws-cn": "console.amazonaws.cn", "aws-us-gov": "console.amazonaws-us-gov.com"}
+
+
+def partition_of(region: str) -> str:
+    """The AWS partition a region belongs to."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    return "aws-us-gov" if region.startswith("us-gov-") else "aws"
+
 
 def console_url(region: str, service: str, fragment: str) -> str:
-    if region.startswith("cn-"):
-        host = "console.amazonaws.cn"
-    elif region.startswith("us-gov-"):
-        host = "console.amazonaws-us-gov.com"
-    else:
-        host = f"{region}.console.aws.amazon.com"
+    host = CONSOLE_HOSTS.get(partition_of(region), f"{region}.console.aws.amazon.com")
     return f"https://{host}/{service}/home?region={region}#{fragment}"
 
 

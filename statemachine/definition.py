@@ -40,10 +40,16 @@ def build_definition(refs: Refs, settings: PipelineSettings, steps: tuple[Step, 
         if clash:
             raise ValueError(f"step {step.name} renders states that already exist: {sorted(clash)}")
         states.update(rendered)
+    outputs: dict[str, str] = {}
+    for step in steps:
+        clash = set(step.outputs) & set(outputs)
+        if clash:
+            raise ValueError(f"step {step.name} writes output fields another step writes: {sorted(clash)}")
+        outputs.update(step.outputs)
     states[SUMMARIZE] = {
         "Type": "Pass",
         "Comment": "The run's result, small enough to read in the console.",
-        "Parameters": {field: path for step in steps for field, path in step.outputs.items()},
+        "Parameters": outputs,
         "End": True,
     }
     return {

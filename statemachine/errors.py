@@ -43,15 +43,14 @@ def fail_state(step: str) -> dict[str, dict]:
 
 def job_fail_states(step: str, job_name: str, log_group: str) -> dict[str, dict]:
     """The Fail state of a job step, after a Pass state that adds the job's name and log group to the
-    caught error: under the real image the script cannot set FailureReason, so its reason is in the
-    job's log, and this says where to read it."""
+    caught error ($.error.failedJob; it reads nothing of the error, which may lack a Cause): under the
+    real image the script cannot set FailureReason, so its reason is in the job's log."""
     return {
         failure_cause_state_name(step): {
             "Type": "Pass",
             "Comment": f"Names the job and its CloudWatch log group in the cause of {fail_state_name(step)}.",
-            "Parameters": {"Error.$": "$.error.Error", "Cause.$": "$.error.Cause",
-                           "job.$": job_name, "logGroup": log_group},
-            "ResultPath": "$.error",
+            "Parameters": {"name.$": job_name, "logGroup": log_group},
+            "ResultPath": "$.error.failedJob",
             "Next": fail_state_name(step),
         },
         **fail_state(step),

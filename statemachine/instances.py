@@ -9,22 +9,31 @@ from __future__ import annotations
 
 import re
 
-# Families whose name says "d" (local disk) after the generation: m5d, c5d, r5d, m5ad, m6id, c6id,
-# r6id, c6gd, m6gd, r6gd, g4dn, p3dn, p4d, p4de, z1d...
+# Every family botocore's SageMaker model lists for training and batch transform, classified (a test fails
+# when a new one appears). With local NVMe instance storage: the "d" variants and these.
+LOCAL_STORAGE = frozenset({
+    "g4dn", "g5", "g6", "g6e", "g7e", "p3dn", "p4d", "p4de", "p5", "p5e", "p5en", "p6-b200", "p6-b300", "p6e-gb200",
+    "r5d", "trn1", "trn1n", "trn2",
+})
+EBS_ONLY = frozenset({
+    "c4", "c5", "c5n", "c6i", "c7i", "c7i-flex", "c8i", "c8i-flex", "g7", "inf2", "m4", "m5", "m6i", "m7i", "m7i-flex",
+    "m8i", "m8i-flex", "p2", "p3", "r5", "r6i", "r7i", "r8i", "r8i-flex", "t3",
+})
+# A family neither list knows yet: its name says "d" (local disk) after the generation (m5d, c6id, g4dn).
 _D_SUFFIX = re.compile(r"^[a-z]+\d+[a-z]*d[a-z]*$")
-# Families with instance storage that do not say so in their name.
-_STORAGE_WITHOUT_D = frozenset({"g5", "g6", "g6e", "gr6", "p5", "p5e", "p5en", "p6", "trn1", "trn1n", "trn2"})
 
 
 def family(instance_type: str) -> str:
-    """ml.g5.xlarge -> g5."""
+    """ml.g5.xlarge -> g5; ml.p6-b200.48xlarge -> p6-b200."""
     parts = instance_type.split(".")
     return parts[1] if len(parts) == 3 and parts[0] == "ml" else ""
 
 
 def has_local_storage(instance_type: str) -> bool:
     name = family(instance_type)
-    return bool(_D_SUFFIX.match(name)) or name in _STORAGE_WITHOUT_D
+    if name in LOCAL_STORAGE or name in EBS_ONLY:
+        return name in LOCAL_STORAGE
+    return bool(_D_SUFFIX.match(name.split("-")[0]))
 
 
 def with_volume_key(resources: dict, kms_key_arn: str | None) -> dict:

@@ -1,6 +1,6 @@
 """Names and tags of what the state machine creates in SageMaker.
 
-The preprocess Lambda derives runName ("<prefix>-<execution slug>-<hash>", at most
+The preprocess Lambda derives runName ("<prefix>--<execution slug>-<hash>", at most
 preprocess.naming.RUN_NAME_MAX characters of [a-z0-9-]) and executionTag (the execution name in
 SageMaker's tag value characters) from the execution; each job appends its kind and the retry count.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 from .refs import Refs
 
 PROJECT = "sagestep"          # the Pulumi project: the config namespace and every name's first word
-SAGEMAKER_NAME_MAX = 63
 KINDS = ("train", "model", "predict")
 
 
@@ -18,10 +17,6 @@ def job_name(kind: str, attempt: str = "$$.State.RetryCount") -> str:
     own passes the attempt as a literal (the context object's RetryCount is the Task's only)."""
     assert kind in KINDS
     return f"States.Format('{{}}-{kind}-{{}}', $.run.runName, {attempt})"
-
-
-def longest_suffix() -> int:
-    return max(len(f"-{kind}-9") for kind in KINDS)
 
 
 def tags(refs: Refs) -> list[dict]:

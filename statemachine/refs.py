@@ -16,6 +16,13 @@ from preprocess.naming import owned_by
 IMAGE_URI = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/([^:@]+)")
 
 
+def image_repository(image_uri: str) -> str:
+    """'683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:3.0-5' -> 'sagemaker-xgboost';
+    '' for an image not in ECR."""
+    match = IMAGE_URI.match(image_uri)
+    return match.group(3) if match else ""
+
+
 @dataclass(frozen=True)
 class Refs:
     partition: str

@@ -12,10 +12,11 @@ from preprocess.naming import run_name
 from sagestep.synth import synthesize
 from statemachine import state_order
 from statemachine.check import check_definition, sagemaker_model
-from statemachine.naming import SAGEMAKER_NAME_MAX, longest_suffix
+from statemachine.naming import KINDS
 
 # SageMaker's own pattern for job names, from botocore's model (AWS anchors it).
 SAGEMAKER_NAME = re.compile(sagemaker_model().shape_for("TrainingJobName").metadata["pattern"])
+SAGEMAKER_NAME_MAX = sagemaker_model().shape_for("TrainingJobName").metadata["max"]
 TASKS = ("Preprocess", "Train", "CreateModel", "BatchPredict")
 JOB_TASKS = ("Train", "BatchPredict")
 
@@ -65,11 +66,11 @@ def test_states_run_in_order_and_every_task_fails_to_its_own_state(definition):
 def test_a_failed_job_step_names_the_job_and_its_log_group(definition, task, field, group):
     """R9: the script cannot set FailureReason under the real image; the cause says where the log is."""
     cause = definition["States"][f"{task}FailureCause"]
-    assert cause["Type"] == "Pass" and cause["Next"] == f"{task}Failed" and cause["ResultPath"] == "$.error"
+    assert cause["Type"] == "Pass" and cause["Next"] == f"{task}Failed"
+    assert cause["ResultPath"] == "$.error.failedJob", "added beside Error and Cause, reading neither"
     job = definition["States"][task]["Parameters"][field]
     # The job step never retries (R7), so its job is always attempt 0.
-    assert cause["Parameters"] == {"Error.$": "$.error.Error", "Cause.$": "$.error.Cause", "logGroup": group,
-                                   "job.$": job.replace("$$.State.RetryCount", "0")}
+    assert cause["Parameters"] == {"logGroup": group, "name.$": job.replace("$$.State.RetryCount", "0")}
 
 
 def test_no_path_points_at_a_field_aws_can_leave_out(definition):
@@ -152,7 +153,7 @@ def test_job_names_fit_sagemaker_for_any_execution_name(execution):
             name = f"{base}-{kind}-{retry}"
             assert len(name) <= SAGEMAKER_NAME_MAX and SAGEMAKER_NAME.fullmatch(name), name
             assert name == name.lower() and name.startswith("sagestep-averyverylongstackn--")
-    assert len(base) + longest_suffix() <= SAGEMAKER_NAME_MAX
+    assert len(base) + max(len(f"-{kind}-9") for kind in KINDS) <= SAGEMAKER_NAME_MAX
 
 
 def test_job_names_differ_between_executions_and_attempts(definition):
@@ -234,3 +235,16 @@ def test_synth_summary_says_why_the_volume_key_is_left_out():
     assert ("training: 1 x ml.g5.xlarge\n  VolumeKmsKeyId omitted: ml.g5.xlarge has local instance storage" in text)
     assert "batch prediction: 1 x ml.m5.large\n" in text and text.count("VolumeKmsKeyId omitted") == 1
     assert "states: Start → Preprocess → Train → HasTrainingMetrics → TrainingResult → CreateModel" in text
+
+
+def test_every_instance_family_sagemaker_offers_is_classified_for_local_storage():
+    """R5 depends on it: a family botocore adds must be classified here before it is used with a KMS key."""
+    from infra.settings import sagemaker_instance_types
+    from statemachine import instances
+    offered = {instances.family(t) for shape in ("TrainingInstanceType", "TransformInstanceType")
+               for t in sagemaker_instance_types(shape)}
+    assert offered <= instances.LOCAL_STORAGE | instances.EBS_ONLY, sorted(
+        offered - instances.LOCAL_STORAGE - instances.EBS_ONLY)
+    assert not instances.LOCAL_STORAGE & instances.EBS_ONLY
+    assert instances.has_local_storage("ml.p6-b200.48xlarge") and not instances.has_local_storage("ml.c7i-flex.large")
+    assert instances.has_local_storage("ml.m6id.large"), "an unlisted family named with d"

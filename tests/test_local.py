@@ -16,7 +16,7 @@ from sagestep import ROOT
 from sagestep.cli import main
 from sagestep.local import engine as engine_module
 from sagestep.local.engine import LocalEngine
-from sagestep.runner import follow
+from sagestep.runner import failed_job, follow
 from sagestep.synth import synthesize
 
 IRIS = ROOT / "examples/iris.csv"
@@ -119,6 +119,7 @@ def test_invalid_sagemaker_request_fails_like_sagemaker(engine, monkeypatch):
     history = engine.client("stepfunctions").get_execution_history(executionArn=description["executionArn"])
     failed = [e for e in history["events"] if e["type"] == "TaskFailed"]
     assert len(failed) == 1, "a .sync job step retries nothing (R7): caught at once"
+    assert failed_job(description["cause"]) is None, "a refused request created no job, so no log to show"
     assert engine.client("sagemaker").list_training_jobs()["TrainingJobSummaries"] == []
 
 
@@ -245,6 +246,7 @@ def sagestep(*args, env=None):
     (("start", "s3://bucket/data.csv", "--state-machine-arn",
       "arn:aws:states:us-east-1:123456789012:stateMachine:nope"), "StateMachineDoesNotExist"),
     (("start", "data.csv"), "must be an s3://bucket/key URI"),
+    (("start", "s3://bucket/data.csv", "--state-machine-arn", "garbage"), "'garbage' is not a state machine ARN"),
 ])
 def test_user_errors_are_one_line_without_traceback(args, fragment, served):
     result = sagestep(*args, env=served[1] if args[0] == "start" else None)

@@ -1,6 +1,7 @@
 """One focused test per hook of sagestep/local/moto_adapter.py: after a moto upgrade, the failing test
 names the hook that broke."""
 import json
+import time
 from contextlib import ExitStack
 
 import boto3
@@ -113,7 +114,6 @@ def test_poll_sync_jobs_every_sets_the_interpreter_s_poll_delay(stack):
 
 
 def test_scale_retry_waits_scales_the_retrier_s_sleep(stack, monkeypatch):
-    import time
     slept = []
     monkeypatch.setattr(time, "sleep", slept.append)
     moto_adapter.scale_retry_waits(stack, 0.01)
@@ -162,3 +162,15 @@ def test_sagemaker_jobs_is_the_backend_describe_renders(stack):
     described = sagemaker.describe_training_job(TrainingJobName="t")
     assert (described["TrainingJobStatus"], described["FailureReason"]) == ("Failed", "AlgorithmError: x")
     assert "FinalMetricDataList" not in described
+
+
+def test_filter_logs_by_stream_prefix_keeps_other_streams_out(stack):
+    moto_adapter.filter_logs_by_stream_prefix(stack)
+    logs = client("logs")
+    logs.create_log_group(logGroupName="g")
+    for stream in ("job-a/algo-1-1", "job-b/algo-1-1"):
+        logs.create_log_stream(logGroupName="g", logStreamName=stream)
+        logs.put_log_events(logGroupName="g", logStreamName=stream, logEvents=[{"timestamp": int(time.time() * 1000), "message": stream}])
+    found = logs.filter_log_events(logGroupName="g", logStreamNamePrefix="job-a/")["events"]
+    assert [e["message"] for e in found] == ["job-a/algo-1-1"]
+    assert logs.filter_log_events(logGroupName="g", logStreamNamePrefix="job-c/")["events"] == []

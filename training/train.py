@@ -29,7 +29,7 @@ DEFAULT_PARAMS = {"max_depth": 6, "eta": 0.1, "subsample": 1.0, "min_child_weigh
 
 
 class TrainingError(Exception):
-    """A problem with the data or the hyperparameters; its message goes to the failure file."""
+    """A problem with the data or the hyperparameters; its message is the line the script ends with."""
 
 
 def _number(text: str) -> object:
@@ -179,7 +179,8 @@ def train(hyperparameters: dict[str, object]) -> dict[str, object]:
         raise TrainingError(f"XGBoost rejected the training: {str(error).splitlines()[0]}") from None
     seconds = time.perf_counter() - started
     scores = booster.eval_set([(dtrain, "train"), (dvalid, "validation")], iteration=booster.num_boosted_rounds() - 1)
-    final = {pair.split(":")[0].replace("-", ":"): float(pair.split(":")[1]) for pair in scores.split()[1:]}
+    # "validation-aft-nloglik:0.1" -> "validation:aft-nloglik": only the first "-" separates the split.
+    final = {pair.split(":")[0].replace("-", ":", 1): float(pair.split(":")[1]) for pair in scores.split()[1:]}
     return {"booster": booster, "metrics": final, "seconds": seconds, "params": params,
             "rounds": booster.num_boosted_rounds(), "best_iteration": getattr(booster, "best_iteration", None)}
 

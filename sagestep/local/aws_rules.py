@@ -23,6 +23,7 @@ from botocore.model import Shape
 
 from statemachine.check import sagemaker_model
 from statemachine.instances import has_local_storage
+from statemachine.refs import image_repository
 
 from . import moto_adapter
 
@@ -207,13 +208,6 @@ def algorithm_repositories() -> frozenset[str]:
     for name in BUILT_IN_ALGORITHMS:
         collect(json.loads((folder / f"{name}.json").read_text()))
     return frozenset(found)
-
-
-def image_repository(image: str) -> str:
-    """'683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:3.0-5' -> 'sagemaker-xgboost';
-    '' for an image not in ECR."""
-    host, _, rest = image.partition("/")
-    return re.split(r"[:@]", rest, maxsplit=1)[0] if ".dkr.ecr." in host else ""
 
 
 def _member(params: dict, name: str) -> dict:

@@ -152,7 +152,9 @@ class _Job:
         return self.process.finished() is None
 
     def stop(self) -> None:
+        """An aborted execution: the job's processes and its folder go."""
         self.process.kill()
+        shutil.rmtree(self.root, ignore_errors=True)
 
     def _start(self, prepare: Callable[[], _Process]) -> _Process:
         """The job folder goes when the job cannot start (a missing bundle, say)."""

@@ -90,6 +90,7 @@ class LocalEngine:
         moto_adapter.register_services(stack, {"sagemaker": sagemaker_task.SageMakerLocal})
         moto_adapter.poll_sync_jobs_every(stack, SYNC_POLL_SECONDS)
         moto_adapter.let_through_catch(stack, UNCATCHABLE)
+        moto_adapter.filter_logs_by_stream_prefix(stack)
         if self.retry_wait_factor != 1.0:
             moto_adapter.scale_retry_waits(stack, self.retry_wait_factor)
         sagemaker_task.JOBS = sagemaker_task.LocalJobs(self.region, self.on_line)

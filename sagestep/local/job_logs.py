@@ -1,5 +1,6 @@
 """A local job's output where SageMaker puts it: CloudWatch Logs (moto's), under AWS's group and
-stream names, as CloudWatch stores it (a tab reads "#011"); and its metrics scraped from there.
+stream names, as CloudWatch stores it (a tab reads "#011"); and its final metrics, scraped from those
+same stored lines.
 
 Group and stream names: SageMaker developer guide, "Log Amazon SageMaker events with Amazon
 CloudWatch" (/aws/sagemaker/TrainingJobs, [job]/algo-[n]-[epoch]; /aws/sagemaker/TransformJobs,
@@ -8,13 +9,13 @@ CloudWatch" (/aws/sagemaker/TrainingJobs, [job]/algo-[n]-[epoch]; /aws/sagemaker
 from __future__ import annotations
 
 import hashlib
-import re
 import threading
 import time
 from datetime import datetime, timezone
 from typing import Callable
 
 from statemachine import batch_predict, train
+from statemachine.refs import image_repository
 from statemachine.framework import (REPOSITORY, MetricDefinition, as_cloudwatch_stores_it,
                                         metric_definitions, scrape)
 
@@ -61,8 +62,7 @@ def final_metrics(request: dict, stored_lines: list[str]) -> list[dict] | None:
     """DescribeTrainingJob's FinalMetricDataList: the last value of each defined metric found in the
     log, or None (the field is left out) when none was. An algorithm image (sagemaker-xgboost) is
     scraped with its own definitions; any other image with the request's MetricDefinitions."""
-    image = request["AlgorithmSpecification"].get("TrainingImage", "")
-    if re.search(rf"/{REPOSITORY}:", image):
+    if image_repository(request["AlgorithmSpecification"].get("TrainingImage", "")) == REPOSITORY:
         values = scrape(stored_lines)
     else:
         values = scrape(stored_lines, [MetricDefinition(d["Name"], d["Regex"], maximize=False)

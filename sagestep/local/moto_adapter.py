@@ -10,7 +10,9 @@ The hooks, each installed on an ExitStack and undone when it closes:
 - poll_sync_jobs_every / scale_retry_waits: the interpreter's waits, shortened for a local run or a test;
 - let_through_catch: error names a States.ALL Retry or Catch must not match (moto matches everything);
 - intercept_requests: a check before moto handles a request of a JSON-protocol service;
-- sagemaker_jobs: moto's SageMaker backend, to put a local job's real lifecycle back.
+- sagemaker_jobs: moto's SageMaker backend, to put a local job's real lifecycle back;
+- filter_logs_by_stream_prefix: FilterLogEvents honours logStreamNamePrefix (what `aws logs tail
+  --log-stream-name-prefix` sends), which moto ignores.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from moto import mock_aws
 from moto.awslambda.exceptions import LambdaClientError
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.responses import BaseResponse
+from moto.logs.responses import LogsResponse
 from moto.sagemaker.models import sagemaker_backends
 from moto.sagemaker.responses import SageMakerResponse
 from moto.server import ThreadedMotoServer
@@ -155,6 +158,23 @@ def intercept_requests(stack: ExitStack, check: Check) -> None:
             answer = check(service, self._get_action(), params) if isinstance(params, dict) else None
             return original(self) if answer is None else answer
         stack.enter_context(mock.patch.object(response, "call_action", call_action))
+
+
+def filter_logs_by_stream_prefix(stack: ExitStack) -> None:
+    original = LogsResponse.filter_log_events
+
+    def filter_log_events(self: LogsResponse) -> str:
+        request = json.loads(self.body or "{}")
+        prefix = request.get("logStreamNamePrefix")
+        if not prefix or request.get("logStreamNames"):
+            return original(self)
+        group = self.logs_backend.groups.get(request.get("logGroupName"))
+        names = [name for name in (group.streams if group else {}) if name.startswith(prefix)]
+        if group is None or not names:
+            return original(self) if group is None else json.dumps({"events": [], "searchedLogStreams": []})
+        self.body = json.dumps({**request, "logStreamNames": names})
+        return original(self)
+    stack.enter_context(mock.patch.object(LogsResponse, "filter_log_events", filter_log_events))
 
 
 def sagemaker_jobs(region: str):

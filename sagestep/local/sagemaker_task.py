@@ -1,4 +1,4 @@
-"""Hook C: the sagemaker service of moto's ASL interpreter, run locally.
+"""The sagemaker service of moto's ASL interpreter (registered through moto_adapter), run locally.
 
 Every request is checked against botocore's service model first, and against AWS's server-side rules
 by the emulator (aws_rules.py); an invalid one fails the task as SageMaker would. A valid one is
@@ -51,13 +51,20 @@ class LocalJobs:
     def __init__(self, region: str, on_line: Callable[[str, str], None] | None = None):
         self.region = region
         self.on_line = on_line or (lambda job, line: None)
+        self._clients: dict[str, object] = {}
+        self._lock = threading.Lock()
 
     def job_log(self, kind: str, job: str) -> JobLog:
         """The job's CloudWatch log; each line also goes to on_line (live progress)."""
         return JobLog(self.client("logs"), kind, job, lambda line: self.on_line(job, line))
 
     def client(self, service: str):
-        return boto3.client(service, region_name=self.region)
+        """One client per service, made once: creating boto3 clients from several interpreter threads
+        at a time is not thread-safe (using one is)."""
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = boto3.client(service, region_name=self.region)
+            return self._clients[service]
 
     def backend(self):
         return sagemaker_jobs(self.region)
@@ -136,6 +143,7 @@ class SageMakerLocal(ServiceTask):
                 threading.Event().wait(0.1)
             if run.poll_running():
                 run.stop()
+                log.flush()
         threading.Thread(target=watch_abort, daemon=True).start()
 
         def resolver():
