@@ -51,3 +51,7 @@ class TooManyCategories(PreprocessError):
 
 class DatasetTooLarge(PreprocessError):
     pass
+
+
+class FunctionMisconfigured(PreprocessError):
+    """The function's environment lacks what the stack sets (deployed by hand, or by an older stack)."""

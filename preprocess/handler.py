@@ -12,6 +12,7 @@ import boto3
 
 from . import layout
 from .dataset import split_dataset
+from .errors import FunctionMisconfigured
 from .naming import run_name, tag_value
 from .plan import objective_hyperparameters, parse_event
 from .sink import Outputs, S3Output, Uploader
@@ -30,7 +31,14 @@ def _targets(prefix: str) -> dict[str, tuple[str, str]]:
     }
 
 
+REQUIRED_ENVIRONMENT = ("DATA_BUCKET", "JOB_NAME_PREFIX", "OBJECTIVES")
+
+
 def handler(event, context):
+    missing = [name for name in REQUIRED_ENVIRONMENT if not os.environ.get(name)]
+    if missing:
+        raise FunctionMisconfigured(f"the function's environment has no {', '.join(missing)}; "
+                                    "deploy it with the stack (pulumi up)")
     request = parse_event(event)
     data_bucket = os.environ["DATA_BUCKET"]
     s3 = boto3.client("s3")

@@ -278,3 +278,9 @@ def test_truncated_gzip(s3):
     s3.put_object(Bucket=BUCKET, Key="datasets/cut.csv.gz", Body=data)
     with pytest.raises(errors.InvalidEncoding, match="gzip"):
         handler(event(f"s3://{BUCKET}/datasets/cut.csv.gz"), None)
+
+
+def test_a_function_deployed_without_the_stack_s_environment_says_so(s3, monkeypatch):
+    monkeypatch.delenv("OBJECTIVES")
+    with pytest.raises(errors.FunctionMisconfigured, match="the function's environment has no OBJECTIVES"):
+        handler(event("s3://sagestep-dev-data/datasets/x.csv"), None)
