@@ -65,8 +65,8 @@ def main() -> None:
     for operation, (service, params) in requests().items():
         assert aws_rules.refusal(service, operation, params) is None, operation
         shape = aws_rules.service_model(service).operation_model(operation).input_shape
-        ours = per_request(lambda: aws_rules.refusal(service, operation, params))
-        botocore = per_request(lambda: ParamValidator().validate(params, shape))
+        ours = per_request(lambda s=service, o=operation, p=params: aws_rules.refusal(s, o, p))
+        botocore = per_request(lambda p=params, t=shape: ParamValidator().validate(p, t))
         print(f"{operation:20} {ours:12.1f} {botocore:12.1f}")
 
 
