@@ -6,15 +6,17 @@ so this module reads the same defaults from Pulumi.yaml for a key that is absent
 """
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import pulumi
+import pulumi.runtime.config
 import yaml
 
 from preprocess.naming import slug
@@ -40,8 +42,8 @@ HYPERPARAMETER_KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,256}$")
 class ConfigError(pulumi.RunError):
     """One line naming the key, the value and what is allowed (RunError: Pulumi prints no traceback)."""
 
-    def __init__(self, key: str, value: object, allowed: str):
-        self.key, self.value, self.allowed = f"{PROJECT}:{key}", value, allowed
+    def __init__(self, key: str, value: object, allowed: str, namespace: str = PROJECT):
+        self.key, self.value, self.allowed = f"{namespace}:{key}", value, allowed
         shown = value if isinstance(value, str) else json.dumps(value)
         super().__init__(f"invalid config {self.key} = {shown}; allowed: {allowed}")
 
@@ -164,10 +166,23 @@ def _xgboost_version(reader: _Reader) -> str:
     return value
 
 
-def read_settings(lookup: Callable[[str], str | None], stack: str) -> Settings:
-    """Validate every key; the first bad one stops the program with its one-line message."""
+def _known_keys(given: Iterable[str], lookup: Callable[[str], str | None]) -> None:
+    """A key Pulumi.yaml does not declare is a typo (trainingInstanceTyp), not a setting to ignore."""
+    declared = project_defaults()
+    for key in sorted(given):
+        if key not in declared:
+            close = difflib.get_close_matches(key, declared, n=1)
+            hint = f"did you mean {PROJECT}:{close[0]}? " if close else ""
+            raise ConfigError(key, lookup(key), f"{hint}a key Pulumi.yaml declares (Pulumi.example.yaml lists them)")
+
+
+def read_settings(lookup: Callable[[str], str | None], stack: str, given: Iterable[str] = ()) -> Settings:
+    """Validate every key (given: the sagestep: keys the stack sets); the first bad one stops the
+    program with its one-line message."""
+    _known_keys(given, lookup)
     reader = _Reader(lookup)
     max_runtime = reader.integer("trainingMaxRuntimeSeconds", 1, 28 * 24 * 3600)
+    use_spot = reader.boolean("useSpotTraining")
     kms_key_arn = reader.string("kmsKeyArn").strip()
     if kms_key_arn and not KMS_KEY_ARN.match(kms_key_arn):
         raise ConfigError("kmsKeyArn", kms_key_arn, "empty, or a KMS key ARN arn:aws:kms:<region>:<account>:key/<id>")
@@ -177,9 +192,12 @@ def read_settings(lookup: Callable[[str], str | None], stack: str) -> Settings:
             "trainingInstanceCount", 1, MAX_TRAINING_INSTANCES, " (training/train.py trains on one instance)"),
         training_volume_size_gb=reader.integer("trainingVolumeSizeGb", 1, 16384),
         training_max_runtime_seconds=max_runtime,
-        use_spot_training=reader.boolean("useSpotTraining"),
+        use_spot_training=use_spot,
+        # Only spot training waits; without it, the key is not used and a short default must not refuse a
+        # long trainingMaxRuntimeSeconds.
         spot_max_wait_seconds=reader.integer(
-            "spotMaxWaitSeconds", max_runtime, 28 * 24 * 3600, " (at least trainingMaxRuntimeSeconds)"),
+            "spotMaxWaitSeconds", max_runtime if use_spot else 1, 28 * 24 * 3600,
+            " (at least trainingMaxRuntimeSeconds)" if use_spot else ""),
         transform_instance_type=reader.instance_type("transformInstanceType", "TransformInstanceType"),
         transform_instance_count=reader.integer("transformInstanceCount", 1, 100),
         kms_key_arn=kms_key_arn or None,
@@ -208,4 +226,6 @@ def read_settings(lookup: Callable[[str], str | None], stack: str) -> Settings:
 def load() -> Settings:
     """Read the current stack's settings through pulumi.Config."""
     config = pulumi.Config(PROJECT)
-    return read_settings(config.get, pulumi.get_stack())
+    given = {**pulumi.runtime.config.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
+    keys = [key.split(":", 1)[1] for key in given if key.startswith(f"{PROJECT}:")]
+    return read_settings(config.get, pulumi.get_stack(), keys)

@@ -14,15 +14,15 @@ from statemachine import state_order
 from statemachine import summary as steps_summary
 
 from . import ROOT, __version__
+from .synth import DEFAULT_STACK
 
-DEFAULT_STACK = "dev"
 
 
 def _synth(args: argparse.Namespace, console: Console) -> int:
     from .synth import synthesize, write
 
-    synthesis = synthesize(args.stack)
-    out_dir = Path(args.out) if args.out else ROOT / ".sagestep" / "synth" / args.stack
+    synthesis = synthesize(args.stack or DEFAULT_STACK, required=args.stack is not None)
+    out_dir = Path(args.out) if args.out else ROOT / ".sagestep" / "synth" / synthesis.stack
     written = write(synthesis, out_dir)
     if args.summary:
         print_summary(synthesis, console)
@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sagestep {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     synth = commands.add_parser("synth", help="write what `pulumi up` would deploy, with no CLI and no AWS")
-    synth.add_argument("--stack", default=DEFAULT_STACK, help="stack name; reads Pulumi.<stack>.yaml when present")
+    synth.add_argument("--stack", help=f"stack name: reads Pulumi.<stack>.yaml, which must exist (default {DEFAULT_STACK}, "
+                                       "whose file is optional)")
     synth.add_argument("--out", help="output folder (default .sagestep/synth/<stack>)")
     synth.add_argument("--summary", action="store_true", help="also print resources by type and the states")
     synth.set_defaults(run=_synth)
@@ -63,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--label", help="the label column (default: a column named label or target)")
     local.add_argument("--json", action="store_true", help="print one JSON object instead of progress")
     local.add_argument("--out", help="where to copy predictions (default runs/<execution>/)")
-    local.add_argument("--stack", default=DEFAULT_STACK, help="the stack whose settings to use")
+    local.add_argument("--stack", help=f"the stack whose settings to use (Pulumi.<stack>.yaml; default {DEFAULT_STACK})")
     local.add_argument("--host", default="127.0.0.1", help="serve: address to listen on")
     local.add_argument("--port", type=int, default=0, help="serve: port (default: a free one)")
     local.set_defaults(run=_local)

@@ -20,6 +20,7 @@ from statemachine.naming import PROJECT
 from . import ROOT
 
 ACCOUNT_ID = "123456789012"        # moto's default account
+DEFAULT_STACK = "dev"               # the stack of a command that names none (its file is optional)
 DEFAULT_REGION = "us-east-1"
 STATE_MACHINE = "aws:sfn/stateMachine:StateMachine"
 
@@ -51,15 +52,25 @@ class Synthesis:
         return self.one(STATE_MACHINE)["inputs"]["definition"]
 
 
-def read_stack_config(stack: str, root: Path = ROOT) -> dict[str, object]:
-    """The `config:` map of Pulumi.<stack>.yaml, as the CLI reads it; empty when there is no file."""
+def read_stack_config(stack: str, root: Path = ROOT, required: bool = False) -> dict[str, object]:
+    """The `config:` map of Pulumi.<stack>.yaml, as the CLI reads it; empty when there is no file,
+    unless the stack was named on purpose (required)."""
     path = root / f"Pulumi.{stack}.yaml"
     if not path.exists():
+        if required:
+            present = sorted(p.name for p in root.glob("Pulumi.*.yaml"))
+            raise StackFileError(f"{path.name}: no such stack file (here: {', '.join(present) or 'none'}); "
+                                 f"create it with `pulumi stack init {stack}` and `pulumi config set`")
         return {}
     try:
         document = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
         raise StackFileError(f"{path.name}: not valid YAML ({error.__class__.__name__})") from None
+    if not isinstance(document, dict):
+        raise StackFileError(f"{path.name}: expected a map with a 'config:' section")
+    stray = sorted(key for key in document if isinstance(key, str) and ":" in key)
+    if stray:
+        raise StackFileError(f"{path.name}: {stray[0]} must be indented under 'config:' (see Pulumi.example.yaml)")
     config = document.get("config") or {}
     if not isinstance(config, dict):
         raise StackFileError(f"{path.name}: 'config' must be a map of key: value")
@@ -143,12 +154,14 @@ def _make_mocks(stack: str, region: str, synthesis: Synthesis):
     return StackMocks()
 
 
-def synthesize(stack: str = "dev", config: dict[str, object] | None = None, root: Path = ROOT) -> Synthesis:
-    """Run the program once; config is the stack file's `config:` map (read from disk when None)."""
+def synthesize(stack: str = DEFAULT_STACK, config: dict[str, object] | None = None, root: Path = ROOT,
+               required: bool = False) -> Synthesis:
+    """Run the program once; config is the stack file's `config:` map (read from disk when None; the
+    file must exist when required, i.e. the stack was named on the command line)."""
     import pulumi
     from pulumi.runtime import settings as runtime_settings
 
-    config = read_stack_config(stack, root) if config is None else config
+    config = read_stack_config(stack, root, required) if config is None else config
     strings = _config_strings(config)
     region = strings.get("aws:region", DEFAULT_REGION)
     synthesis = Synthesis(stack=stack, region=region)

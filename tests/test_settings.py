@@ -1,4 +1,5 @@
 """Config validation: a bad value stops the program before any resource, with one line."""
+import re
 import subprocess
 import sys
 
@@ -39,7 +40,6 @@ def test_values_arrive_as_strings_like_the_cli_passes_them():
     ("transformInstanceCount", "two", "an integer"),
     ("trainingVolumeSizeGb", "-5", "an integer from 1 to 16384"),
     ("trainingMaxRuntimeSeconds", "0", "an integer from 1"),
-    ("spotMaxWaitSeconds", "60", "at least trainingMaxRuntimeSeconds"),
     ("useSpotTraining", "yes", "true or false"),
     ("xgboostVersion", "1.7-1", "one of 3.0-5"),
     ("xgboostVersion", "9.9", "the SageMaker SDK knows"),
@@ -141,3 +141,55 @@ def test_cli_synth_unreadable_stack_file(stack_file):
     stack = stack_file("cicheck-yaml", "config: [unclosed\n")
     result = cli("synth", "--stack", stack)
     assert result.returncode == 2 and "not valid YAML" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_unknown_key_is_named_with_the_likely_one():
+    with pytest.raises(ConfigError) as caught:
+        synthesize("typo", {"trainingInstanceTyp": "ml.g5.xlarge"})
+    assert str(caught.value) == ("invalid config sagestep:trainingInstanceTyp = ml.g5.xlarge; allowed: did you mean "
+                                 "sagestep:trainingInstanceType? a key Pulumi.yaml declares (Pulumi.example.yaml "
+                                 "lists them)")
+
+
+def test_spot_max_wait_is_checked_only_with_spot():
+    assert settings_from({"trainingMaxRuntimeSeconds": "40000"}).pipeline.training_max_runtime_seconds == 40000
+    with pytest.raises(ConfigError, match="sagestep:spotMaxWaitSeconds = 28800; allowed: an integer from 40000"):
+        settings_from({"trainingMaxRuntimeSeconds": "40000", "useSpotTraining": "true"})
+
+
+def test_a_region_without_the_image_is_the_region_s_error():
+    with pytest.raises(ConfigError) as caught:
+        synthesize("mars", {"aws:region": "mars-east-1"})
+    message = str(caught.value)
+    assert message.startswith("invalid config aws:region = mars-east-1; allowed: an AWS region where SageMaker "
+                              "publishes the xgboost 3.0-5 image")
+    assert len(message) < 200 and "xgboostVersion" not in message
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("sagestep:trainingInstanceType: ml.g5.xlarge\n", "sagestep:trainingInstanceType must be indented under 'config:'"),
+    ("- config\n", "expected a map with a 'config:' section"),
+])
+def test_a_stack_file_in_the_wrong_shape_is_named(stack_file, text, fragment):
+    result = cli("synth", "--stack", stack_file("cicheck-shape", text))
+    assert result.returncode == 2 and fragment in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_named_stack_needs_its_file(tmp_path):
+    result = cli("synth", "--stack", "nosuchstack", "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and "Pulumi.nosuchstack.yaml: no such stack file" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_example_stack_file_lists_every_key_with_its_default():
+    import yaml
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    example = (ROOT / "Pulumi.example.yaml").read_text()
+    assert yaml.safe_load(example) == {"config": None}, "every key commented out"
+    uncommented = yaml.safe_load(re.sub(r"(?m)^  # ([a-z]+:[A-Za-z]+: )", r"  \1", example))["config"]
+    assert set(uncommented) == {"aws:region", *declared}
+    for key, spec in declared.items():
+        assert uncommented[key] == spec["default"], key
+        assert f"  # {spec['description']}\n  # {key}:" in example
+    assert read_settings(lambda key: uncommented.get(f"sagestep:{key}"), "example") == read_settings(lambda key: None,
+                                                                                                     "example")

@@ -12,10 +12,10 @@ from rich.console import Console
 from sagestep.errors import UsageError
 from sagestep.report import Reporter, execution_name, report
 from sagestep.runner import attach_curves, attach_job_log, evaluate, follow, result_of
-from sagestep.synth import synthesize
+from sagestep.synth import DEFAULT_STACK, synthesize
 
-from .containers import download_prefix, split_s3_uri
 from . import moto_adapter
+from .containers import download_prefix, split_s3_uri
 from .engine import LocalEngine
 
 DATASET_SUFFIXES = (".csv", ".gz", ".txt")
@@ -30,7 +30,7 @@ def run_local(args, console: Console) -> int:
         if not path.name.lower().endswith(DATASET_SUFFIXES):
             raise UsageError(f"{dataset}: not a CSV file (expected .csv, .csv.gz or .txt)")
     reporter = Reporter(console, args.json)
-    synthesis = synthesize(args.stack)
+    synthesis = synthesize(args.stack or DEFAULT_STACK, required=args.stack is not None)
     with LocalEngine(synthesis, on_line=reporter.line) as engine:
         uri = dataset if dataset.startswith("s3://") else engine.upload_dataset(Path(dataset))
         sfn, s3 = engine.client("stepfunctions"), engine.client("s3")
@@ -69,7 +69,7 @@ def serve(args, console: Console) -> int:
         except OSError as error:
             raise UsageError(f"cannot listen on {args.host}:{args.port}: {error.strerror}") from None
         port = probe.getsockname()[1]                  # --port 0: a free one
-    synthesis = synthesize(args.stack)
+    synthesis = synthesize(args.stack or DEFAULT_STACK, required=args.stack is not None)
     with LocalEngine(synthesis) as engine:
         server = moto_adapter.server(args.host, port)
         server.start()
