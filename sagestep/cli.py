@@ -51,8 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sagestep {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     synth = commands.add_parser("synth", help="write what `pulumi up` would deploy, with no CLI and no AWS")
-    synth.add_argument("--stack", help=f"stack name: reads Pulumi.<stack>.yaml, which must exist (default {DEFAULT_STACK}, "
-                                       "whose file is optional)")
+    synth.add_argument("--stack", help="stack name: reads Pulumi.<stack>.yaml, which must exist "
+                                       f"(default {DEFAULT_STACK}, whose file is optional)")
     synth.add_argument("--out", help="output folder (default .sagestep/synth/<stack>)")
     synth.add_argument("--summary", action="store_true", help="also print resources by type and the states")
     synth.set_defaults(run=_synth)
@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--label", help="the label column (default: a column named label or target)")
     local.add_argument("--json", action="store_true", help="print one JSON object instead of progress")
     local.add_argument("--out", help="where to copy predictions (default runs/<execution>/)")
-    local.add_argument("--stack", help=f"the stack whose settings to use (Pulumi.<stack>.yaml; default {DEFAULT_STACK})")
+    local.add_argument("--stack",
+                       help=f"the stack whose settings to use (Pulumi.<stack>.yaml; default {DEFAULT_STACK})")
     local.add_argument("--host", default="127.0.0.1", help="serve: address to listen on")
     local.add_argument("--port", type=int, default=0, help="serve: port (default: a free one)")
     local.set_defaults(run=_local)
@@ -97,11 +98,14 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args, Console())
+        # soft_wrap: output piped to a file or a program keeps its lines whole.
+        return args.run(args, Console(soft_wrap=True))
     except (UsageError, ConfigError, StackFileError) as error:
         print(f"sagestep {args.command}: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        print(f"sagestep {args.command}: interrupted; the local engine stopped its jobs and removed their folders"
+              if args.command == "local" else f"sagestep {args.command}: interrupted", file=sys.stderr)
         return 130
 
 

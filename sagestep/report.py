@@ -72,4 +72,5 @@ def print_summary(result: dict, console: Console) -> None:
             console.print(f"last lines of {job['name']} in {job['logGroup']}:", highlight=False)
             for line in job.get("logTail", []):
                 console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
-            console.print(f"log: {job['console']}", highlight=False, soft_wrap=True)
+            if job.get("console"):
+                console.print(f"log: {job['console']}", highlight=False, soft_wrap=True)

@@ -169,13 +169,14 @@ def _stream_events(logs, group: str, stream: str, last: int | None) -> list[dict
     return events
 
 
-def attach_job_log(result: dict, logs, region: str, lines: int = 10) -> None:
+def attach_job_log(result: dict, logs, region: str | None, lines: int = 10) -> None:
     """Adds the failed job's last log lines (its reason is there: the image's launcher overwrites the
-    script's failure file) and the console link to them."""
+    script's failure file) and the console link to them (none without a region: no console)."""
     job = result.get("failedJob")
     if not job:
         return
-    job["console"] = log_streams_url(region, job["logGroup"], job["name"])
+    if region:
+        job["console"] = log_streams_url(region, job["logGroup"], job["name"])
     try:
         tail = job_log(logs, job["logGroup"], job["name"], last=lines)
     except (ClientError, BotoCoreError) as error:

@@ -58,25 +58,30 @@ def start(args, console: Console) -> int:
                          f"{error.response['Error']['Message']}") from None
     except BotoCoreError as error:
         raise UsageError(f"cannot reach Step Functions: {error}") from None
-    link = console_url(region, "states", f"/v2/executions/details/{execution}")
+    # Against an endpoint (sagestep local serve) there is no AWS console to link to.
+    emulated = bool(os.environ.get("AWS_ENDPOINT_URL"))
+    link = None if emulated else console_url(region, "states", f"/v2/executions/details/{execution}")
+    links = {"console": link} if link else {}
     if not args.wait:
-        print(json.dumps({"executionArn": execution, "console": link}) if args.json else f"{execution}\n{link}")
+        text = "\n".join(filter(None, [execution, link]))
+        print(json.dumps({"executionArn": execution, **links}) if args.json else text)
         return 0
     reporter = Reporter(console, args.json)
     if not args.json:
-        console.print(f"execution {execution}\n{link}", highlight=False)
-    poll = POLL_SECONDS["emulator" if os.environ.get("AWS_ENDPOINT_URL") else "aws"]
+        console.print("\n".join(filter(None, [f"execution {execution}", link])), highlight=False)
+    poll = POLL_SECONDS["emulator" if emulated else "aws"]
     try:
         description, progress = follow(sfn, execution, reporter.state, poll_seconds=poll)
-        result = {**result_of(description, progress), "console": link}
+        result = {**result_of(description, progress), **links}
         logs = boto3.client("logs", region_name=region)
-        attach_job_log(result, logs, region)
+        attach_job_log(result, logs, None if emulated else region)
         attach_curves(result, logs)
     except (ClientError, BotoCoreError) as error:
-        raise UsageError(f"lost track of {execution} (it goes on; follow it at {link}): {error}") from None
+        raise UsageError(f"lost track of {execution} (it goes on): {error}") from None
     output = result.pop("output", None)
     if output:
         job = output.get("trainingJobName")
-        result["outputs"] = {"predictions": output.get("predictionsUri"), "trainingJob": job,
-                             "trainingJobConsole": console_url(region, "sagemaker", f"/jobs/{job}")}
+        result["outputs"] = {"predictions": output.get("predictionsUri"), "trainingJob": job}
+        if not emulated:
+            result["outputs"]["trainingJobConsole"] = console_url(region, "sagemaker", f"/jobs/{job}")
     return report(result, args.json, console)

@@ -228,8 +228,9 @@ def test_real_aws_cli_and_sagestep_start_against_the_served_stack(served):
                             env=env, capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert summary["status"] == "SUCCEEDED" and summary["outputs"]["trainingJobConsole"].endswith(
-        f"#/jobs/{summary['outputs']['trainingJob']}")
+    assert summary["status"] == "SUCCEEDED" and summary["outputs"]["trainingJob"]
+    # Against an endpoint there is no AWS console to link to.
+    assert "console" not in summary and "trainingJobConsole" not in summary["outputs"]
     assert len(summary["curves"]["validation:mlogloss"]) > 10, "read from the served CloudWatch Logs"
 
 
@@ -296,3 +297,24 @@ def test_a_job_past_its_max_runtime_is_stopped():
     job = json.loads(json.loads(description["cause"])["Cause"])
     assert description["error"] == "TrainFailed"
     assert job["TrainingJobStatus"] == "Stopped" and job["FailureReason"].startswith("MaxRuntimeExceeded")
+
+
+def test_ctrl_c_ends_a_local_run_cleanly_and_leaves_no_job_folder(tmp_path):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    process = subprocess.Popen([sys.executable, "-m", "sagestep", "local", str(IRIS), "--label", "species",
+                                "--out", str(tmp_path / "out")], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(scratch)})
+    first = process.stdout.readline()
+    assert first.startswith("execution local-") and first.endswith(" (embedded engine)\n"), "piped: not cut at 80"
+    for line in process.stdout:
+        if line.startswith("  train [10]"):
+            break
+    assert any(scratch.iterdir()), "the training job's folder exists while it runs"
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert stderr.strip().splitlines()[-1] == ("sagestep local: interrupted; the local engine stopped its jobs and "
+                                               "removed their folders")
+    assert "Traceback" not in stderr
+    assert list(scratch.iterdir()) == []

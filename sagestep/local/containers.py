@@ -324,6 +324,7 @@ class TransformRun(_Job):
     def _failure_reason(self, code: int) -> str:
         """batch_serve's reason (input file, HTTP status) and the log's last lines (a traceback's end)."""
         failure = self.root / "failure"
-        reason = failure.read_text().strip() if failure.exists() else f"ClientError: the serving container exited with code {code}"
+        reason = (failure.read_text().strip() if failure.exists()
+                  else f"ClientError: the serving container exited with code {code}")
         tail = [line.strip() for line in self.process.lines if line.strip() and line.strip() != reason][-3:]
         return f"{reason}. Last log lines: {' | '.join(tail)}"[:FAILURE_MAX_CHARS]

@@ -93,8 +93,9 @@ class LocalEngine:
         moto_adapter.filter_logs_by_stream_prefix(stack)
         if self.retry_wait_factor != 1.0:
             moto_adapter.scale_retry_waits(stack, self.retry_wait_factor)
-        sagemaker_task.JOBS = sagemaker_task.LocalJobs(self.region, self.on_line)
+        jobs = sagemaker_task.JOBS = sagemaker_task.LocalJobs(self.region, self.on_line)
         stack.callback(setattr, sagemaker_task, "JOBS", None)
+        stack.callback(jobs.stop_all)           # first, while the emulator is still up
         self.apply()
         return self
 
@@ -130,7 +131,8 @@ class LocalEngine:
                 Handler=function["handler"], Timeout=int(function["timeout"]), MemorySize=int(function["memorySize"]),
                 Architectures=function["architectures"],
                 Environment={"Variables": function["environment"]["variables"]},
-                Code={"ZipFile": lambda_zip({name: asset["file"] for name, asset in function["code"]["archive"].items()})})
+                Code={"ZipFile": lambda_zip({name: asset["file"]
+                                             for name, asset in function["code"]["archive"].items()})})
         machine = synthesis.one("aws:sfn/stateMachine:StateMachine")["inputs"]
         problems = check_definition(json.loads(machine["definition"]))
         if problems:

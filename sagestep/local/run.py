@@ -57,7 +57,8 @@ def run_local(args, console: Console) -> int:
             truth = labels[0].read_text().splitlines() if labels else []
             result["metrics"].update(evaluate(schema["problem"], schema["label"]["classes"], predicted, truth))
             result["outputs"] = {"predictions": str(predictions[0]) if predictions else None,
-                                 "testLabels": str(labels[0]) if labels else None, "schema": str(out_dir / "schema.json"),
+                                 "testLabels": str(labels[0]) if labels else None,
+                                 "schema": str(out_dir / "schema.json"),
                                  "trainingJob": output["trainingJobName"], "model": output["modelName"]}
     return report(result, args.json, console)
 
@@ -76,6 +77,10 @@ def serve(args, console: Console) -> int:
         endpoint = f"http://{args.host}:{port}"
         print(json.dumps({"endpoint": endpoint, "stateMachineArn": engine.state_machine_arn,
                           "dataBucket": engine.data_bucket, "region": engine.region}), flush=True)
+        # What a person pastes into another shell so the aws CLI, boto3 and `sagestep start` use it.
+        print(f"export AWS_ENDPOINT_URL={endpoint} AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local "
+              f"AWS_DEFAULT_REGION={engine.region}\nexport SAGESTEP_STATE_MACHINE_ARN={engine.state_machine_arn}",
+              flush=True)
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())

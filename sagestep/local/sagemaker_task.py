@@ -53,6 +53,12 @@ class LocalJobs:
         self.on_line = on_line or (lambda job, line: None)
         self._clients: dict[str, object] = {}
         self._lock = threading.Lock()
+        self.running: set = set()
+
+    def stop_all(self) -> None:
+        """The engine is closing (the run ended or was interrupted): no job outlives it."""
+        for run in list(self.running):
+            run.stop()
 
     def job_log(self, kind: str, job: str) -> JobLog:
         """The job's CloudWatch log; each line also goes to on_line (live progress)."""
@@ -137,6 +143,7 @@ class SageMakerLocal(ServiceTask):
             describe = lambda: client.describe_transform_job(TransformJobName=name)  # noqa: E731
         else:
             raise self.failure(env, "States.Runtime", f"{operation} has no .sync integration")
+        JOBS.running.add(run)
 
         def watch_abort() -> None:
             while env.is_running() and run.poll_running():
@@ -151,6 +158,7 @@ class SageMakerLocal(ServiceTask):
             log.flush()
             if outcome is None:
                 return None
+            JOBS.running.discard(run)
             training = operation == "CreateTrainingJob"
             _record(job, operation, outcome, final_metrics(normalised_parameters, log.stored) if training else None)
             described = to_sfn_json(describe())
