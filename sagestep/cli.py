@@ -46,10 +46,61 @@ def print_summary(synthesis, console: Console) -> None:
     console.print(f"image: {synthesis.outputs['trainingImage']}")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """A command-line mistake is one line and exit code 2 (argparse would print the usage first)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def port(text: str) -> int:
+    value = int(text) if text.isdigit() else -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535; 0 picks a free one)")
+    return value
+
+
+def seed(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+
+
+def hyperparameter(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE (e.g. max_depth=8)")
+    return key.strip(), value.strip()
+
+
+def split(text: str) -> dict[str, float]:
+    """TRAIN,VALIDATION,TEST: three positive fractions that add up to 1."""
+    try:
+        ratios = [float(part) for part in text.split(",")]
+    except ValueError:
+        ratios = []
+    if len(ratios) != 3 or min(ratios) <= 0 or abs(sum(ratios) - 1) > 1e-6:
+        raise argparse.ArgumentTypeError(f"{text!r} is not TRAIN,VALIDATION,TEST fractions above 0 adding up to 1 "
+                                         "(e.g. 0.7,0.15,0.15)")
+    return dict(zip(("train", "validation", "test"), ratios))
+
+
+def add_run_options(command: argparse.ArgumentParser) -> None:
+    """What a run's execution input may carry besides the dataset (local and start alike)."""
+    command.add_argument("--label", help="the label column (default: a column named label or target)")
+    command.add_argument("--hyperparameter", metavar="KEY=VALUE", type=hyperparameter, action="append", default=[],
+                         help="an XGBoost hyperparameter for this run (repeatable); overrides the stack's")
+    command.add_argument("--seed", type=seed, help="the split's seed (default 42)")
+    command.add_argument("--split", type=split, metavar="TRAIN,VALIDATION,TEST",
+                         help="the split's fractions (default 0.7,0.15,0.15)")
+    command.add_argument("--json", action="store_true", help="print one JSON object instead of progress")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sagestep", description="Deploy and run the sagestep ML pipeline.")
+    parser = OneLineParser(prog="sagestep", description="Deploy and run the sagestep ML pipeline.")
     parser.add_argument("--version", action="version", version=f"sagestep {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     synth = commands.add_parser("synth", help="write what `pulumi up` would deploy, with no CLI and no AWS")
     synth.add_argument("--stack", help="stack name: reads Pulumi.<stack>.yaml, which must exist "
                                        f"(default {DEFAULT_STACK}, whose file is optional)")
@@ -61,20 +112,18 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="sagestep local DATASET: run the pipeline on a CSV; "
                                             "sagestep local serve: keep the stack up behind an AWS-compatible endpoint")
     local.add_argument("dataset", metavar="DATASET|serve", help="a CSV file (or s3:// URI), or `serve`")
-    local.add_argument("--label", help="the label column (default: a column named label or target)")
-    local.add_argument("--json", action="store_true", help="print one JSON object instead of progress")
+    add_run_options(local)
     local.add_argument("--out", help="where to copy predictions (default runs/<execution>/)")
     local.add_argument("--stack",
                        help=f"the stack whose settings to use (Pulumi.<stack>.yaml; default {DEFAULT_STACK})")
     local.add_argument("--host", default="127.0.0.1", help="serve: address to listen on")
-    local.add_argument("--port", type=int, default=0, help="serve: port (default: a free one)")
+    local.add_argument("--port", type=port, default=0, help="serve: port (default: a free one)")
     local.set_defaults(run=_local)
 
     start = commands.add_parser("start", help="start a run on the deployed stack")
     start.add_argument("dataset_uri", metavar="DATASET_URI")
-    start.add_argument("--label")
+    add_run_options(start)
     start.add_argument("--wait", action="store_true", help="follow the execution until it ends")
-    start.add_argument("--json", action="store_true")
     start.add_argument("--state-machine-arn", help="default: $SAGESTEP_STATE_MACHINE_ARN or `pulumi stack output`")
     start.set_defaults(run=_start)
     return parser

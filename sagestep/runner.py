@@ -65,6 +65,14 @@ class Progress:
                 on_state(run)
 
 
+def execution_input(dataset_uri: str, args) -> dict:
+    """The execution input a command's run options make (DESIGN: labelColumn, hyperparameters,
+    splitRatios, seed)."""
+    options = {"labelColumn": args.label, "hyperparameters": dict(args.hyperparameter) or None,
+               "splitRatios": args.split, "seed": args.seed}
+    return {"datasetUri": dataset_uri, **{key: value for key, value in options.items() if value is not None}}
+
+
 def follow(sfn, execution_arn: str, on_state: Callable[[StateRun], None] = lambda run: None,
            poll_seconds: float = 0.1, timeout_seconds: float | None = None) -> tuple[dict, Progress]:
     """Poll the history until the execution ends; returns DescribeExecution and the progress."""

@@ -15,7 +15,7 @@ from statemachine.console import console_url
 
 from .errors import UsageError
 from .report import Reporter, execution_name, report
-from .runner import attach_curves, attach_job_log, follow, result_of
+from .runner import attach_curves, attach_job_log, execution_input, follow, result_of
 
 ARN_VARIABLE = "SAGESTEP_STATE_MACHINE_ARN"
 STATE_MACHINE_ARN = re.compile(r"^arn:aws[a-z-]*:states:([a-z0-9-]+):\d{12}:stateMachine:[A-Za-z0-9_.-]{1,80}$")
@@ -49,10 +49,10 @@ def start(args, console: Console) -> int:
     arn = state_machine_arn(args.state_machine_arn)
     region = STATE_MACHINE_ARN.match(arn).group(1)
     sfn = boto3.client("stepfunctions", region_name=region)
-    execution_input = {"datasetUri": args.dataset_uri, **({"labelColumn": args.label} if args.label else {})}
+    run_input = execution_input(args.dataset_uri, args)
     try:
         execution = sfn.start_execution(stateMachineArn=arn, name=execution_name("run"),
-                                        input=json.dumps(execution_input))["executionArn"]
+                                        input=json.dumps(run_input))["executionArn"]
     except ClientError as error:
         raise UsageError(f"cannot start {arn}: {error.response['Error']['Code']}: "
                          f"{error.response['Error']['Message']}") from None

@@ -318,3 +318,40 @@ def test_ctrl_c_ends_a_local_run_cleanly_and_leaves_no_job_folder(tmp_path):
                                                "removed their folders")
     assert "Traceback" not in stderr
     assert list(scratch.iterdir()) == []
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (("local", "x.csv", "--port", "abc"), "argument --port: 'abc' is not a port"),
+    (("local", "serve", "--port", "70000"), "argument --port: '70000' is not a port"),
+    (("local", "x.csv", "--hyperparameter", "max_depth"), "'max_depth' is not KEY=VALUE"),
+    (("local", "x.csv", "--seed", "seven"), "argument --seed: 'seven' is not an integer"),
+    (("local", "x.csv", "--split", "0.7,0.3"), "is not TRAIN,VALIDATION,TEST fractions"),
+    (("start", "s3://b/k", "--split", "1,1,1"), "is not TRAIN,VALIDATION,TEST fractions"),
+    (("start",), "the following arguments are required: DATASET_URI"),
+    (("deploy",), "invalid choice: 'deploy'"),
+    (("synth", "--summary", "extra"), "unrecognized arguments: extra"),
+])
+def test_every_command_line_mistake_is_one_line_and_exit_2(args, fragment):
+    result = sagestep(*args)
+    assert result.returncode == 2 and result.stdout == ""
+    [line] = result.stderr.strip().splitlines()
+    assert fragment in line and line.startswith("sagestep")
+
+
+def test_run_options_make_the_execution_input():
+    from sagestep.cli import build_parser
+    from sagestep.runner import execution_input
+    args = build_parser().parse_args(["start", "s3://b/k.csv", "--label", "species", "--hyperparameter", "max_depth=2",
+                                      "--hyperparameter", "eta=0.3", "--seed", "7", "--split", "0.5,0.25,0.25"])
+    assert execution_input(args.dataset_uri, args) == {
+        "datasetUri": "s3://b/k.csv", "labelColumn": "species", "hyperparameters": {"max_depth": "2", "eta": "0.3"},
+        "splitRatios": {"train": 0.5, "validation": 0.25, "test": 0.25}, "seed": 7}
+    assert execution_input("s3://b/k.csv", build_parser().parse_args(["start", "s3://b/k.csv"])) == {
+        "datasetUri": "s3://b/k.csv"}
+
+
+def test_run_options_reach_the_run(tmp_path, capsys):
+    code, result = run_cli(capsys, IRIS, "--label", "species", "--hyperparameter", "max_depth=2", "--seed", "7",
+                           "--split", "0.5,0.25,0.25", "--out", tmp_path / "out")
+    assert code == 0, result
+    assert 60 <= result["rows"]["train"] <= 90 and result["rows"]["test"] >= 25, result["rows"]

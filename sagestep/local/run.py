@@ -11,7 +11,7 @@ from rich.console import Console
 
 from sagestep.errors import UsageError
 from sagestep.report import Reporter, execution_name, report
-from sagestep.runner import attach_curves, attach_job_log, evaluate, follow, result_of
+from sagestep.runner import attach_curves, attach_job_log, evaluate, execution_input, follow, result_of
 from sagestep.synth import DEFAULT_STACK, synthesize
 
 from . import moto_adapter
@@ -34,10 +34,10 @@ def run_local(args, console: Console) -> int:
     with LocalEngine(synthesis, on_line=reporter.line) as engine:
         uri = dataset if dataset.startswith("s3://") else engine.upload_dataset(Path(dataset))
         sfn, s3 = engine.client("stepfunctions"), engine.client("s3")
-        execution_input = {"datasetUri": uri, **({"labelColumn": args.label} if args.label else {})}
+        run_input = execution_input(uri, args)
         name = execution_name()
         arn = sfn.start_execution(stateMachineArn=engine.state_machine_arn, name=name,
-                                  input=json.dumps(execution_input))["executionArn"]
+                                  input=json.dumps(run_input))["executionArn"]
         if not args.json:
             console.print(f"execution [bold]{name}[/] on {engine.state_machine_arn.split(':')[-1]} (embedded engine)")
         description, progress = follow(sfn, arn, reporter.state)
