@@ -74,16 +74,27 @@ def parse_event(event: dict) -> Request:
                    ratios=dict(ratios), seed=seed)
 
 
+def _delimiter_hint(header: list[str]) -> str:
+    """A one-column header holding ";" or a tab is a file with another delimiter."""
+    if len(header) == 1:
+        for delimiter, name in ((";", "semicolons"), ("\t", "tabs")):
+            if delimiter in header[0]:
+                return f" (the header is one column holding {name}: the dataset must be comma-separated)"
+    return ""
+
+
 def find_label(header: list[str], requested: str | None) -> int:
     if requested is not None:
         if requested not in header:
-            raise MissingLabelColumn(f"labelColumn {requested!r} is not a column; columns: {', '.join(header)}")
+            raise MissingLabelColumn(f"labelColumn {requested!r} is not a column; columns: {', '.join(header)}"
+                                     + _delimiter_hint(header))
         return header.index(requested)
     lowered = [name.strip().lower() for name in header]
     for name in LABEL_NAMES:
         if name in lowered:
             return lowered.index(name)
-    raise MissingLabelColumn(f"no column named label or target; set labelColumn to one of: {', '.join(header)}")
+    raise MissingLabelColumn(f"no column named label or target; set labelColumn to one of: {', '.join(header)}"
+                             + _delimiter_hint(header))
 
 
 def numbers_only(values) -> bool:

@@ -41,6 +41,21 @@ class Reporter:
         self.console.print(f"  [dim]{job.rsplit('-', 2)[-2]}[/] {shown}", highlight=False, soft_wrap=True)
 
 
+# The execution input's fields, as the CLI's flags name them.
+CLI_TERMS = {"labelColumn": "--label", "splitRatios": "--split", "seed must": "--seed must"}
+
+
+def in_cli_terms(result: dict, local_paths: dict[str, str] | None = None) -> dict:
+    """A failed run's message as the person at the command line said it: flags for input fields, the
+    local file for the emulated S3 object it was uploaded to."""
+    cause = result.get("cause")
+    if isinstance(cause, str):
+        for old, new in {**CLI_TERMS, **(local_paths or {})}.items():
+            cause = cause.replace(old, new)
+        result["cause"] = cause
+    return result
+
+
 def report(result: dict, as_json: bool, console: Console) -> int:
     """The --json object, or the summary; the exit code."""
     if as_json:

@@ -14,7 +14,7 @@ from rich.console import Console
 from statemachine.console import console_url
 
 from .errors import UsageError
-from .report import Reporter, execution_name, report
+from .report import Reporter, execution_name, in_cli_terms, report
 from .runner import attach_curves, attach_job_log, execution_input, follow, result_of
 
 ARN_VARIABLE = "SAGESTEP_STATE_MACHINE_ARN"
@@ -84,4 +84,4 @@ def start(args, console: Console) -> int:
         result["outputs"] = {"predictions": output.get("predictionsUri"), "trainingJob": job}
         if not emulated:
             result["outputs"]["trainingJobConsole"] = console_url(region, "sagemaker", f"/jobs/{job}")
-    return report(result, args.json, console)
+    return report(in_cli_terms(result), args.json, console)

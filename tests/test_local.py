@@ -273,8 +273,16 @@ def test_failed_run_exits_1_with_the_error(tmp_path, capsys):
     bad.write_text("a,b\n1,2\n")
     code, result = run_cli(capsys, bad)
     assert code == 1 and result["status"] == "FAILED"
-    assert result["error"] == "MissingLabelColumn" and "set labelColumn" in result["cause"]
+    assert result["error"] == "MissingLabelColumn" and "set --label to one of: a, b" in result["cause"]
     assert result["failedState"] == "Preprocess"
+
+
+def test_a_local_run_s_error_names_the_local_file(tmp_path, capsys):
+    only = tmp_path / "only-label.csv"
+    only.write_text("label\n" + "\n".join(str(i % 2) for i in range(20)) + "\n")
+    code, result = run_cli(capsys, only)
+    assert code == 1 and result["error"] == "MissingLabelColumn"
+    assert result["cause"].startswith(f"{only} has only the label column") and "s3://" not in result["cause"]
 
 
 

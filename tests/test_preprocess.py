@@ -284,3 +284,11 @@ def test_a_function_deployed_without_the_stack_s_environment_says_so(s3, monkeyp
     monkeypatch.delenv("OBJECTIVES")
     with pytest.raises(errors.FunctionMisconfigured, match="the function's environment has no OBJECTIVES"):
         handler(event("s3://sagestep-dev-data/datasets/x.csv"), None)
+
+
+@pytest.mark.parametrize("text, hint", [("a;b;label\n1;2;0\n", "holding semicolons"),
+                                        ("a\tb\tlabel\n1\t2\t0\n", "holding tabs")])
+def test_a_file_with_another_delimiter_is_named(s3, text, hint):
+    put(s3, "datasets/semi.csv", text)
+    with pytest.raises(errors.MissingLabelColumn, match=f"{hint}: the dataset must be comma-separated"):
+        handler(event(f"s3://{BUCKET}/datasets/semi.csv"), None)

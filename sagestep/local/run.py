@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 
 from sagestep.errors import UsageError
-from sagestep.report import Reporter, execution_name, report
+from sagestep.report import Reporter, execution_name, in_cli_terms, report
 from sagestep.runner import attach_curves, attach_job_log, evaluate, execution_input, follow, result_of
 from sagestep.synth import DEFAULT_STACK, synthesize
 
@@ -60,7 +60,8 @@ def run_local(args, console: Console) -> int:
                                  "testLabels": str(labels[0]) if labels else None,
                                  "schema": str(out_dir / "schema.json"),
                                  "trainingJob": output["trainingJobName"], "model": output["modelName"]}
-    return report(result, args.json, console)
+    local_paths = {} if dataset.startswith("s3://") else {uri: dataset}
+    return report(in_cli_terms(result, local_paths), args.json, console)
 
 
 def serve(args, console: Console) -> int:
