@@ -21,6 +21,7 @@ import yaml
 
 from preprocess.naming import slug
 from statemachine import PipelineSettings
+from statemachine import framework
 from statemachine.check import sagemaker_model
 from statemachine.naming import PROJECT
 
@@ -150,6 +151,9 @@ def _hyperparameters(reader: _Reader) -> dict[str, str]:
         if len(text) > 2500:
             raise ConfigError("hyperparameters", raw, allowed)
         result[key] = text
+    refused = framework.refused_hyperparameters(result) if result else None
+    if refused:
+        raise ConfigError("hyperparameters", raw, f"hyperparameters XGBoost takes ({refused})")
     return result
 
 

@@ -190,7 +190,7 @@ def _pass(open_chunks, header, label_index, splitter: RowSplitter, outputs, wher
             raise _Restart(replace(plan, label="mapped", classes=classes))
     else:
         classes = plan.classes if plan.label == "mapped" else _in_code_order(label_codes)
-        kind = classification(label_name, classes)
+        kind = classification(label_name, classes, rows=sum(counts.values()))
     return {"counts": counts, "problem": kind, "classes": classes,
             "features": [{"name": header[i], "type": "categorical", "categories": _in_code_order(codes.get(i, {}))}
                          if i in plan.text_columns else {"name": header[i], "type": "numeric"}

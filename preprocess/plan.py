@@ -105,9 +105,17 @@ def numbers_only(values) -> bool:
         return False
 
 
-def classification(name: str, classes: list[str]) -> str:
+MIN_ROWS_FOR_IDENTIFIER = 20     # below it, many distinct labels may just be a small dataset
+
+
+def classification(name: str, classes: list[str], rows: int = 0) -> str:
+    """A label with 2 or more classes; one whose values are (nearly) all distinct names rows, not classes
+    (an identifier): training on it would "succeed" with as many classes as rows and accuracy 0."""
     if len(classes) < 2:
         raise InvalidLabel(f"label column {name!r} has {len(classes)} distinct value(s); at least 2 are needed")
+    if rows >= MIN_ROWS_FOR_IDENTIFIER and len(classes) > rows / 2:
+        raise InvalidLabel(f"label column {name!r} looks like an identifier: {len(classes)} distinct values in "
+                           f"{rows} rows; set labelColumn to the column to predict")
     return "binary" if len(classes) == 2 else "multiclass"
 
 

@@ -292,3 +292,12 @@ def test_a_file_with_another_delimiter_is_named(s3, text, hint):
     put(s3, "datasets/semi.csv", text)
     with pytest.raises(errors.MissingLabelColumn, match=f"{hint}: the dataset must be comma-separated"):
         handler(event(f"s3://{BUCKET}/datasets/semi.csv"), None)
+
+
+def test_a_label_that_looks_like_an_identifier_is_refused_before_training(s3):
+    rows = "\n".join(f"{i},{i % 3},cust-{i:04d}" for i in range(40))
+    put(s3, "datasets/ids.csv", "a,b,customerID\n" + rows + "\n")
+    with pytest.raises(errors.InvalidLabel, match="label column 'customerID' looks like an identifier: "
+                                                  "40 distinct values in 40 rows"):
+        handler(event(f"s3://{BUCKET}/datasets/ids.csv", labelColumn="customerID"), None)
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix="runs/").get("KeyCount", 0) == 0, "nothing written"

@@ -8,6 +8,7 @@ import pytest
 from infra.settings import ConfigError, name_prefix, read_settings
 from sagestep import ROOT
 from sagestep.synth import synthesize
+from statemachine import framework
 
 
 def settings_from(values: dict):
@@ -193,3 +194,27 @@ def test_the_example_stack_file_lists_every_key_with_its_default():
         assert f"  # {spec['description']}\n  # {key}:" in example
     assert read_settings(lambda key: uncommented.get(f"sagestep:{key}"), "example") == read_settings(lambda key: None,
                                                                                                      "example")
+
+
+@pytest.mark.parametrize("hyperparameters, reason", [
+    ('{"max_depth": -3}', "value -3 for Parameter max_depth should be greater equal to 0"),
+    ('{"max_dept": 8}', 'XGBoost does not know { "max_dept" }'),
+    ('{"eta": "abc"}', "Invalid Parameter format for learning_rate expect float but value='abc'"),
+    ('{"num_round": "ten"}', "num_round must be a whole number, got 'ten'"),
+    ('{"num_class": 3}', "num_class is set from the labels by the preprocess step"),
+])
+def test_hyperparameters_xgboost_refuses_are_refused_at_synth(hyperparameters, reason):
+    with pytest.raises(ConfigError) as caught:
+        settings_from({"hyperparameters": hyperparameters})
+    assert str(caught.value).endswith(f"allowed: hyperparameters XGBoost takes ({reason})")
+
+
+def test_hyperparameters_xgboost_takes_pass():
+    hps = '{"max_depth": 8, "eta": 0.2, "subsample": 0.8, "num_round": 50, "eval_metric": "auc", "scale_pos_weight": 3}'
+    assert settings_from({"hyperparameters": hps}).hyperparameters["num_round"] == "50"
+
+
+def test_the_framework_knows_the_training_script_s_own_hyperparameters():
+    sys.path.insert(0, str(ROOT / "training"))
+    import train
+    assert set(framework.SCRIPT_HYPERPARAMETERS) == set(train.TRAINING_KEYS)
