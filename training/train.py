@@ -107,8 +107,11 @@ class PrintMetrics(xgb.callback.TrainingCallback):
         self.done = done      # rounds finished before a resume, so round numbers continue
 
     def after_iteration(self, model, epoch, evals_log) -> bool:
+        # One write per line: stdout and the launcher's stderr share one pipe, and an unbuffered print()
+        # writes the text and its newline separately, which another writer could split.
         for line in metric_lines(self.done + epoch, evals_log):
-            print(line, flush=True)
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
         return False
 
 
