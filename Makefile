@@ -6,13 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test synth clean
 
-# The project installs editable in setuptools' compat mode (a .pth to the checkout): new modules are seen
-# at once, and setuptools prints no banner.
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt -c constraints.txt
-	$(BIN)/python -m pip install --quiet --no-deps -e . --config-settings editable_mode=compat
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 run: $(STAMP)
