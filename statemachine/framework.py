@@ -94,14 +94,13 @@ def refused_hyperparameters(hyperparameters: dict[str, str]) -> str | None:
     import numpy as np
     import xgboost as xgb
 
-    params = {"objective": "reg:squarederror", "nthread": 1,
-              **{k: v for k, v in hyperparameters.items() if k not in SCRIPT_HYPERPARAMETERS}}
-    derived = [key for key in ("num_class",) if key in hyperparameters]
-    if derived:
-        return f"{derived[0]} is set from the labels by the preprocess step"
+    if "num_class" in hyperparameters:
+        return "num_class is set from the labels by the preprocess step"
     for key in SCRIPT_HYPERPARAMETERS:
         if key in hyperparameters and not hyperparameters[key].isdigit():
             return f"{key} must be a whole number, got {hyperparameters[key]!r}"
+    params = {"objective": "reg:squarederror", "nthread": 1,
+              **{k: v for k, v in hyperparameters.items() if k not in SCRIPT_HYPERPARAMETERS}}
     matrix = xgb.DMatrix(np.array([[0.0], [1.0], [0.0], [1.0]]), label=np.array([0.0, 1.0, 0.0, 1.0]))
     try:
         with warnings.catch_warnings(record=True) as caught:

@@ -247,8 +247,7 @@ class TrainingRun(_Job):
     def _timed_out(self) -> Outcome | None:
         if time.monotonic() < self.deadline:
             return None
-        self.process.kill()
-        shutil.rmtree(self.root, ignore_errors=True)
+        self.stop()
         return Outcome("Stopped", "MaxRuntimeExceeded: the job ran past StoppingCondition.MaxRuntimeInSeconds")
 
     def _finish(self, code: int) -> Outcome:

@@ -32,7 +32,7 @@ class JobLog:
     """Lines arrive from the job's reader thread; flush() writes what came since, in order."""
 
     def __init__(self, logs, kind: str, job: str, on_line: Callable[[str], None] = lambda line: None):
-        self.logs, self.job, self.on_line = logs, job, on_line
+        self.logs, self.on_line = logs, on_line
         self.group = train.LOG_GROUP if kind == "training" else batch_predict.LOG_GROUP
         self.stream = stream_name(kind, job, time.time())
         self.stored: list[str] = []

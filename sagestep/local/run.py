@@ -42,8 +42,9 @@ def run_local(args, console: Console) -> int:
             console.print(f"execution [bold]{name}[/] on {engine.state_machine_arn.split(':')[-1]} (embedded engine)")
         description, progress = follow(sfn, arn, reporter.state)
         result = result_of(description, progress)
-        attach_job_log(result, engine.client("logs"), engine.region)
-        attach_curves(result, engine.client("logs"))
+        logs = engine.client("logs")
+        attach_job_log(result, logs, engine.region)
+        attach_curves(result, logs)
         if description["status"] == "SUCCEEDED":
             output = result.pop("output")
             out_dir = Path(args.out) if args.out else Path("runs") / name
