@@ -97,8 +97,9 @@ def test_our_copy_of_the_image_metric_definitions_is_the_image_s():
 @pytest.mark.parametrize("kind", ["binary", "multiclass", "regression"])
 def test_the_image_regexes_capture_every_round_from_the_log_as_cloudwatch_stores_it(tmp_path, kind):
     """For each objective sagestep chooses: the log rendered the CloudWatch way (tab = #011), the
-    image's exact regex for validation:<metric> captures a plain number every round."""
-    result, _, _ = run_training(tmp_path, kind)
+    image's exact regex for validation:<metric> captures a plain number every round, the round early
+    stopping ends on included."""
+    result, _, _ = run_training(tmp_path, kind, {"num_round": "500", "early_stopping_rounds": "5"})
     assert result.returncode == 0, result.stderr
     stored = [line.replace("\t", "#011") for line in result.stdout.splitlines()]
     rounds = [line for line in stored if line.startswith("[")]
@@ -107,7 +108,11 @@ def test_the_image_regexes_capture_every_round_from_the_log_as_cloudwatch_stores
     captured = [m.group(1) for line in stored if (m := re.search(IMAGE_REGEX.format(metric), line))]
     assert len(captured) == len(rounds)
     assert all(re.fullmatch(r"-?\d+\.\d{6}", value) for value in captured), captured[:3]
-    final = json.loads((tmp_path / "model/metrics.json").read_text())["metrics"][f"validation:{metric}"]
+    trained = json.loads((tmp_path / "model/metrics.json").read_text())
+    assert trained["rounds"] < 500, "early stopping ended the training"
+    assert len(rounds) == trained["rounds"] and rounds[-1].startswith(f"[{trained['rounds'] - 1}]#011"), \
+        "every round trained has its line, the last one included"
+    final = trained["metrics"][f"validation:{metric}"]
     assert float(captured[-1]) == pytest.approx(final, abs=1e-6)
     # What SageMaker would store as FinalMetricDataList: that one metric, its last value.
     assert framework.scrape(stored) == {f"validation:{metric}": float(captured[-1])}
@@ -226,3 +231,21 @@ def test_the_prediction_format_inference_writes_is_the_one_sagestep_reads():
                                       "text/csv")
         decoded = [framework.decode_prediction(problem, line) for line in body.splitlines()]
         assert [(label, round(number, 6)) for label, number in decoded] == expected[problem]
+
+
+def test_every_callback_runs_every_round_in_order_even_when_one_stops():
+    """XGBoost keeps callbacks in a set and stops at the first that returns True; the final round's
+    metric line must not depend on which comes first."""
+    calls = []
+
+    class Recorder(train_script.xgb.callback.TrainingCallback):
+        def __init__(self, name, stop):
+            super().__init__()
+            self.name, self.stop = name, stop
+
+        def after_iteration(self, model, epoch, evals_log):
+            calls.append(self.name)
+            return self.stop
+    in_order = train_script.InOrder([Recorder("stopper", True), Recorder("printer", False), Recorder("last", False)])
+    assert in_order.after_iteration(None, 0, {}) is True
+    assert calls == ["stopper", "printer", "last"]

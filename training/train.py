@@ -144,6 +144,29 @@ class SaveCheckpoints(xgb.callback.TrainingCallback):
         return False
 
 
+class InOrder(xgb.callback.TrainingCallback):
+    """Callbacks called in this order, every one every round. XGBoost keeps its callbacks in a set and
+    stops at the first that asks to stop (any() over it), so the early stopping callback could come
+    first in the final round and the metric line of that round went unprinted, now and then."""
+
+    def __init__(self, callbacks: list[xgb.callback.TrainingCallback]):
+        super().__init__()
+        self.callbacks = callbacks
+
+    def before_training(self, model):
+        for callback in self.callbacks:
+            model = callback.before_training(model)
+        return model
+
+    def after_training(self, model):
+        for callback in self.callbacks:
+            model = callback.after_training(model)
+        return model
+
+    def after_iteration(self, model, epoch, evals_log) -> bool:
+        return any([callback.after_iteration(model, epoch, evals_log) for callback in self.callbacks])
+
+
 def latest_checkpoint(directory: str) -> tuple[str | None, int]:
     """The newest checkpoint and how many rounds it holds (read from the model, not the name)."""
     found = [(int(m.group(1)), name) for name in os.listdir(directory) if (m := CHECKPOINT.match(name))]
@@ -171,13 +194,13 @@ def train(hyperparameters: dict[str, object]) -> dict[str, object]:
         callbacks.append(SaveCheckpoints(checkpoint_dir, settings["checkpoint_interval"], done))
         if resume_from:
             print(f"resuming from {os.path.basename(resume_from)} ({done} rounds done)", flush=True)
-    callbacks.insert(0, PrintMetrics(done))
+    # The round's line and checkpoint first, the decision to stop last.
+    callbacks = [PrintMetrics(done), *callbacks, xgb.callback.EarlyStopping(rounds=settings["early_stopping_rounds"])]
     started = time.perf_counter()
     try:
         booster = xgb.train(params, dtrain, num_boost_round=max(settings["num_round"] - done, 0),
                             evals=[(dtrain, "train"), (dvalid, "validation")],
-                            early_stopping_rounds=settings["early_stopping_rounds"],
-                            callbacks=callbacks, verbose_eval=False, xgb_model=resume_from)
+                            callbacks=[InOrder(callbacks)], verbose_eval=False, xgb_model=resume_from)
     except xgb.core.XGBoostError as error:
         raise TrainingError(f"XGBoost rejected the training: {str(error).splitlines()[0]}") from None
     seconds = time.perf_counter() - started
