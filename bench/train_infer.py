@@ -59,12 +59,14 @@ def train(work: Path, gpus: int, rounds: int) -> dict:
 
 
 def per_row(payload: bytes, booster) -> str:
-    """The straightforward handler: parse, predict and format one record at a time."""
+    """The straightforward handler: parse, predict and format one record at a time (the same
+    "<class>,<p0>,<p1>" lines as inference.output_fn)."""
     import xgboost as xgb
     out = []
     for line in payload.decode().splitlines():
         row = np.array([[float(v) if v else np.nan for v in line.split(",")]], dtype=np.float32)
-        out.append(f"{booster.predict(xgb.DMatrix(row, missing=np.nan))[0]:.6f}")
+        positive = float(booster.predict(xgb.DMatrix(row, missing=np.nan))[0])
+        out.append(f"{int(positive > 0.5)},{1 - positive:.6f},{positive:.6f}")
     return "\n".join(out) + "\n"
 
 
@@ -116,7 +118,8 @@ def main() -> None:
         payload = ("\n".join(lines) + "\n").encode()
         fast_seconds, fast = best_of(5, vectorised, payload, model)
         slow_seconds, slow = best_of(1, per_row, payload, model.booster)
-        same = np.allclose([float(v) for v in fast.split()], [float(v) for v in slow.split()], atol=1e-5)
+        same = np.allclose([float(v) for v in fast.replace(",", " ").split()],
+                       [float(v) for v in slow.replace(",", " ").split()], atol=1e-5)
         figures["inference"] = {"payload_bytes": len(payload), "records": len(lines),
                                 "vectorised_records_per_s": round(len(lines) / fast_seconds),
                                 "per_row_records_per_s": round(len(lines) / slow_seconds),

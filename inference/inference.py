@@ -79,23 +79,36 @@ def input_fn(input_data, content_type: str) -> np.ndarray:
 def predict_fn(data: np.ndarray, model: Model) -> dict:
     """All records in one call; the classes travel along for output_fn (which gets no model)."""
     if data.size == 0:
-        return {"values": np.empty((0,), dtype=np.float32), "classes": model.classes}
+        return {"values": np.empty((0,), dtype=np.float32), "classes": model.classes, "objective": model.objective}
     if data.shape[1] != model.num_features:
         raise InvalidPayload(f"line 1: expected {model.num_features} fields, found {data.shape[1]}")
-    return {"values": model.booster.inplace_predict(data, missing=np.nan), "classes": model.classes}
+    return {"values": model.booster.inplace_predict(data, missing=np.nan), "classes": model.classes,
+            "objective": model.objective}
+
+
+def _field(name: str) -> str:
+    """A class name as one CSV field (RFC 4180 quoting, only when it needs it)."""
+    return '"' + name.replace('"', '""') + '"' if any(c in name for c in ',"\r\n') else name
+
+
+def _numbers(matrix: np.ndarray) -> list[str]:
+    """One line of comma-separated numbers per row, formatted in one C-level call."""
+    out = io.StringIO()
+    np.savetxt(out, matrix, fmt="%.6f", delimiter=",")
+    return out.getvalue().splitlines()
 
 
 def output_fn(prediction: dict, accept: str) -> tuple[str, str]:
-    """Binary: P(positive class). Multiclass: the class (original label) and its probability.
-    Regression: the value."""
+    """Classification: the predicted class (its name, as in the held-out labels) then the probability of
+    every class in class order, "<class>,<p0>,...,<pk-1>". Regression: "<value>". One line per record."""
     if accept.split(";")[0].strip() not in (CSV, "*/*", ""):
         raise InvalidPayload(f"accept type {accept!r} is not supported; ask for {CSV}")
     values, classes = prediction["values"], prediction["classes"]
-    if values.ndim == 2:
-        best = values.argmax(axis=1)
-        probability = values[np.arange(len(best)), best]
-        labels = np.array(classes, dtype=object)[best] if classes else best
-        lines = [f"{label},{p:.6f}" for label, p in zip(labels, probability)]
-    else:
-        lines = [f"{value:.6f}" for value in values]
-    return ("\n".join(lines) + "\n" if lines else ""), CSV
+    if not len(values):
+        return "", CSV
+    if values.ndim == 1 and not prediction.get("objective", "").startswith("binary:"):
+        return "\n".join(_numbers(values.reshape(-1, 1))) + "\n", CSV
+    probabilities = np.column_stack([1 - values, values]) if values.ndim == 1 else values
+    names = np.array([_field(name) for name in classes or map(str, range(probabilities.shape[1]))], dtype=object)
+    best = names[probabilities.argmax(axis=1)]
+    return "".join(f"{name},{numbers}\n" for name, numbers in zip(best, _numbers(probabilities))), CSV

@@ -1,5 +1,5 @@
-"""IAM documents of the roles that belong to no step: the preprocess Lambda's and the state machine's
-trust. (Each job role is its step's: statemachine/train.py, statemachine/create_model.py.)"""
+"""IAM documents of the roles that belong to no step: the preprocess Lambda's (both its actions,
+Preprocess and Evaluate) and the state machine's trust. (Each job role is its step's: statemachine/train.py, statemachine/create_model.py.)"""
 from __future__ import annotations
 
 from preprocess import layout
@@ -28,6 +28,10 @@ def preprocess_policy(refs: Refs, dataset_buckets: tuple[str, ...], log_group_na
               + [refs.s3(bucket, "*") for bucket in dataset_buckets]),
         # Without ListBucket a missing key answers 403, and the Lambda could not say "not found".
         allow("ListDatasetBuckets", ["s3:ListBucket"], [refs.s3(bucket) for bucket in readable]),
+        # The evaluate action reads back what the run wrote: predictions, held-out labels, schema.
+        allow("ReadRunResults", ["s3:GetObject"],
+              [refs.s3(refs.data_bucket, f"{layout.RUNS_PREFIX}*/{path}")
+               for path in (f"{layout.PREDICTIONS_DIR}*", layout.TEST_LABELS, layout.SCHEMA)]),
         allow("WriteRunData", ["s3:AbortMultipartUpload", "s3:PutObject"],
               [refs.s3(refs.data_bucket, f"{layout.RUNS_PREFIX}*")]),
         allow("OwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], refs.log_group(log_group_name)[1:]),

@@ -8,22 +8,15 @@ from itertools import chain
 from typing import Callable, Iterable
 
 from . import general, numeric
-from .errors import EmptyDataset, MissingLabelColumn, TooFewRows
-from .plan import Request, find_label
+from .errors import EmptyDataset, TooFewRows
+from .plan import Columns, Request, find_columns
 from .rowsplit import RowSplitter, SPLITS
 from .sink import Outputs
 
 MIN_ROWS = 10
 
 
-def _label(header: list[str], request: Request, where: str) -> int:
-    index = find_label(header, request.label_column)
-    if len(header) < 2:
-        raise MissingLabelColumn(f"{where} has only the label column {header[index]!r}; there is nothing to learn from")
-    return index
-
-
-def _finish(result: dict, header: list[str], label_index: int, outputs: Outputs, where: str) -> dict:
+def _finish(result: dict, columns: Columns, outputs: Outputs, where: str) -> dict:
     """Check the split, write the schema, and only then commit every output."""
     total = sum(result["counts"].values())
     if total == 0:
@@ -34,11 +27,15 @@ def _finish(result: dict, header: list[str], label_index: int, outputs: Outputs,
     if empty:
         raise TooFewRows(f"{where}: {total} data rows leave the {', '.join(empty)} split empty; "
                          "add rows or change splitRatios")
-    schema = {"dataset": where, "label": {"name": header[label_index], "classes": result["classes"]},
-              "features": result["features"], "problem": result["problem"], "rows": result["counts"]}
+    ignored = columns.left_out() + result.get("ignored", [])
+    schema = {"dataset": where,
+              "label": {"name": columns.label_name, "classes": result["classes"], **result["labelStats"]},
+              "id": None if columns.id is None else columns.header[columns.id],
+              "features": result["features"], "ignored": ignored, "problem": result["problem"],
+              "rows": result["counts"]}
     outputs["schema"].write(json.dumps(schema, indent=2).encode())
     outputs.commit()
-    return {**result, "schema": schema}
+    return {**result, "ignored": ignored, "schema": schema}
 
 
 @contextmanager
@@ -64,11 +61,11 @@ def _split(open_chunks, where, request, make_outputs) -> dict:
     chunks = iter(open_chunks())
     try:
         header, rest = numeric.read_header(chunks, where)
-        label_index = _label(header, request, where)
+        columns = find_columns(header, request, where)
         with make_outputs() as outputs:
-            result = numeric.split_numeric(chain([rest], chunks), header, label_index,
+            result = numeric.split_numeric(chain([rest], chunks), columns,
                                            RowSplitter(request.ratios, request.seed), outputs)
-            return {**_finish(result, header, label_index, outputs, where), "path": "numeric"}
+            return {**_finish(result, columns, outputs, where), "path": "numeric"}
     except numeric.NotNumeric:
         pass
     finally:
@@ -78,8 +75,8 @@ def _split(open_chunks, where, request, make_outputs) -> dict:
     header = general.read_header(open_chunks, where)
     if not header:
         raise EmptyDataset(f"{where} is empty (no header row)")
-    label_index = _label(header, request, where)
+    columns = find_columns(header, request, where)
     result = general.split_general(
-        open_chunks, header, label_index, lambda: RowSplitter(request.ratios, request.seed), make_outputs,
-        lambda result, outputs: _finish(result, header, label_index, outputs, where), where)
+        open_chunks, columns, lambda: RowSplitter(request.ratios, request.seed), make_outputs,
+        lambda result, outputs: _finish(result, columns, outputs, where), where)
     return {**result, "path": "general"}

@@ -33,6 +33,10 @@ class MissingLabelColumn(PreprocessError):
     pass
 
 
+class UnknownColumn(PreprocessError):
+    """idColumn or ignoreColumns names a column the header does not have."""
+
+
 class MalformedRow(PreprocessError):
     pass
 

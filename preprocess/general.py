@@ -14,11 +14,12 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, replace
-from itertools import islice, repeat
+from itertools import compress, islice, repeat
 from typing import Callable, Iterable, Iterator
 
 from .errors import InvalidEncoding, InvalidLabel, MalformedRow, TooManyCategories
-from .plan import FEATURES_PART, LABEL_PART, classification, numbers_only, problem_type
+from .plan import (FEATURES_PART, Columns, LabelStats, NumericLabelWatch, classification, csv_field, identifier_like,
+                   labels_header, numbers_only, problem_type)
 from .rowsplit import RowSplitter
 
 MAX_CATEGORIES = 50_000    # distinct values a text column may have (more looks like an identifier)
@@ -72,6 +73,12 @@ def _batches(chunks: Iterable[bytes], where: str) -> Iterator[tuple[int, list[li
         raise MalformedRow(f"line {reader.line_num}: {error}") from None
 
 
+def read_rows(chunks: Iterable[bytes], where: str) -> Iterator[list[str]]:
+    """Every non-blank row of a CSV stream, fields unquoted."""
+    for _, rows in _batches(chunks, where):
+        yield from rows
+
+
 def read_header(open_chunks: Callable[[], Iterable[bytes]], where: str) -> list[str]:
     for _, rows in _batches(open_chunks(), where):
         if rows:
@@ -102,16 +109,13 @@ class _Restart(Exception):
         self.plan = plan
 
 
-def _encode(codes: dict[str, str], values, name: str) -> list[str]:
+def _encode(codes: dict[str, str], values) -> list[str]:
     """Codes for a text column; new values get the next codes in sorted order. An empty field stays
     empty (a missing value): codes holds "" -> "" for that."""
     codes.setdefault("", "")
     new = set(values) - codes.keys()
     for value in sorted(new):
         codes[value] = str(len(codes) - 1)
-    if len(codes) > MAX_CATEGORIES:
-        raise TooManyCategories(f"column {name!r} has more than {MAX_CATEGORIES} distinct non-numeric values; "
-                                "drop identifier-like columns before training")
     return list(map(codes.__getitem__, values))
 
 
@@ -125,23 +129,45 @@ def _output_is_numeric(text: str) -> bool:
     return _only(text, OUTPUT_CHARACTERS)
 
 
-def _retype(plan: _Plan, columns: list[tuple[str, ...]], label_index: int) -> _Plan:
+@dataclass
+class _Plan:
+    """What a pass must know from its start; a pass that learns otherwise restarts with more."""
+    text_columns: set[int] | None = None          # None: decide from the first batch
+    label: str | None = None                       # "numeric" | "text" | "mapped"; None: first batch
+    classes: list[str] | None = None               # with "mapped": the label values in code order
+    identifiers: set[int] | None = None            # text columns left out as identifiers; None: first batch
+    kept: frozenset[int] = frozenset()             # text columns a pass showed are not identifiers
+
+
+class _Restart(Exception):
+    def __init__(self, plan: _Plan):
+        self.plan = plan
+
+
+def _retype(plan: _Plan, columns: list[tuple[str, ...]], label_index: int, features: list[int]) -> _Plan:
     """Which assumption a batch broke (only after the cheap whole-batch check failed)."""
     if plan.label == "numeric" and not numbers_only(set(columns[label_index])):
         return replace(plan, label="text")
-    flipped = {i for i, values in enumerate(columns)
-               if i != label_index and i not in plan.text_columns and not _column_is_numeric(values)}
+    flipped = {i for i in features if i not in plan.text_columns and not _column_is_numeric(columns[i])}
     return replace(plan, text_columns=plan.text_columns | flipped)
 
 
-def _pass(open_chunks, header, label_index, splitter: RowSplitter, outputs, where: str, plan: _Plan) -> dict:
+def _quoted(values) -> Iterator[str]:
+    return map(csv_field, values)
+
+
+def _pass(open_chunks, columns: Columns, splitter: RowSplitter, outputs, where: str, plan: _Plan) -> dict:
     """One pass: per batch, columns by zip(*rows), codes by map, rows back by map(",".join, zip(...))."""
-    width, label_name = len(header), header[label_index]
+    header, label_index, label_name = columns.header, columns.label, columns.label_name
+    width = len(header)
     codes: dict[int, dict[str, str]] = {}
+    distinct: dict[int, set[str] | None] = {}       # identifier columns: their values, while few enough
     label_codes = {value: str(code) for code, value in enumerate(plan.classes)} if plan.label == "mapped" else {}
     numeric_labels: set[str] | None = set()
+    stats, watch = LabelStats(), NumericLabelWatch(label_name)
     counts = dict.fromkeys(("train", "validation", "test"), 0)
     header_pending = True
+    outputs["labels"].write(labels_header(columns).encode())
     for row, rows in _batches(open_chunks(), where):
         if header_pending:
             rows, row, header_pending = rows[1:], row + 1, False
@@ -150,54 +176,103 @@ def _pass(open_chunks, header, label_index, splitter: RowSplitter, outputs, wher
         if set(map(len, rows)) != {width}:
             index = next(i for i, fields in enumerate(rows) if len(fields) != width)
             raise MalformedRow(f"row {row + index}: expected {width} fields, found {len(rows[index])}")
-        columns = list(zip(*rows))
-        label = columns[label_index]
+        table = list(zip(*rows))
+        label = table[label_index]
         if "" in label:
             raise InvalidLabel(f"row {row + label.index('')}: the label column {label_name!r} is empty")
         if plan.text_columns is None:
-            plan.text_columns = {i for i, values in enumerate(columns) if i != label_index and not _column_is_numeric(values)}
+            plan.text_columns = {i for i in columns.features if not _column_is_numeric(table[i])}
+        if plan.identifiers is None:
+            plan.identifiers = {i for i in plan.text_columns - plan.kept
+                                if identifier_like(len(set(table[i]) - {""}), len(rows))}
         if plan.label is None:
             plan.label = "numeric" if numbers_only(set(label)) else "text"
         if plan.label == "numeric":
             label_values = label
+            watch.add(label)
         elif plan.label == "text":
-            label_values = _encode(label_codes, label, label_name)
+            label_values = _encode(label_codes, label)
+            if len(label_codes) > MAX_CATEGORIES:
+                raise TooManyCategories(f"label column {label_name!r} has more than {MAX_CATEGORIES} distinct "
+                                        "non-numeric values; set labelColumn to the column to predict")
         elif set(label) <= label_codes.keys():
             label_values = list(map(label_codes.__getitem__, label))
         else:
             raise _Restart(replace(plan, label="text", classes=None))
-        features = [_encode(codes.setdefault(i, {}), values, header[i]) if i in plan.text_columns else values
-                    for i, values in enumerate(columns) if i != label_index]
-        groups = splitter.split(list(map(",".join, zip(label_values, *features))))
-        test = list(map(str.partition, groups["test"], repeat(",")))
-        texts = {"train": "\n".join(groups["train"]), "validation": "\n".join(groups["validation"]),
-                 "test": "\n".join(map(FEATURES_PART, test)), "labels": "\n".join(map(LABEL_PART, test))}
+        features = [i for i in columns.features if i not in plan.identifiers]
+        encoded = []
+        for i in features:
+            if i not in plan.text_columns:
+                encoded.append(table[i])
+                continue
+            encoded.append(_encode(codes.setdefault(i, {}), table[i]))
+            if len(codes[i]) - 1 > MAX_CATEGORIES:
+                seen = sum(counts.values()) + len(rows)
+                if i not in plan.kept and identifier_like(len(codes[i]) - 1, seen):
+                    raise _Restart(replace(plan, identifiers=plan.identifiers | {i}))
+                raise TooManyCategories(f"column {header[i]!r} has more than {MAX_CATEGORIES} distinct non-numeric "
+                                        "values; leave it out with ignoreColumns")
+        for i in plan.identifiers:
+            known = distinct.setdefault(i, set())
+            if known is not None:
+                known.update(table[i])
+                distinct[i] = known if len(known) <= MAX_CATEGORIES else None
+        joined = list(map(",".join, zip(label_values, *encoded)))
+        masks = splitter.masks(len(joined))
+        test = list(map(str.partition, compress(joined, masks["test"]), repeat(",")))
+        texts = {"train": "\n".join(compress(joined, masks["train"])),
+                 "validation": "\n".join(compress(joined, masks["validation"])),
+                 "test": "\n".join(map(FEATURES_PART, test))}
         if not all(map(_output_is_numeric, texts.values())):
-            raise _Restart(_retype(plan, columns, label_index))
+            raise _Restart(_retype(plan, table, label_index, columns.features))
+        test_labels = _quoted(compress(label, masks["test"]))
+        if columns.id is not None:
+            test_labels = map(",".join, zip(_quoted(compress(table[columns.id], masks["test"])), test_labels))
+        texts["labels"] = "\n".join(test_labels)
         if plan.label == "numeric" and numeric_labels is not None:
             numeric_labels.update(label)
             if len(numeric_labels) > MAX_CATEGORIES:
                 numeric_labels = None                       # a continuous label
+        stats.add(list(compress(label_values, masks["train"])), counted=plan.label != "numeric" or numeric_labels is not None,
+                  numeric=plan.label == "numeric")
         for name, text in texts.items():
             if text:
-                outputs[name].write((text + "\n").encode("ascii"))
-        for split, group in groups.items():
-            counts[split] += len(group)
+                outputs[name].write((text + "\n").encode())
+        for split, mask in masks.items():
+            counts[split] += mask.count(1)
 
+    rows = sum(counts.values())
+    for i in sorted(plan.identifiers or ()):
+        known = distinct.get(i, set())
+        if known is not None and not identifier_like(len(known - {""}), rows):
+            raise _Restart(replace(plan, identifiers=plan.identifiers - {i}, kept=plan.kept | {i}))
+    for i in sorted(set(codes) - (plan.identifiers or set()) - plan.kept):
+        if identifier_like(len(codes[i]) - 1, rows):
+            raise _Restart(replace(plan, identifiers=plan.identifiers | {i}))
     if plan.label == "numeric":
+        watch.check()
         kind, classes = problem_type(label_name, numeric_labels)
         if classes is not None and classes != [str(code) for code in range(len(classes))]:
             raise _Restart(replace(plan, label="mapped", classes=classes))
+        keys = classes or []
     else:
         classes = plan.classes if plan.label == "mapped" else _in_code_order(label_codes)
-        kind = classification(label_name, classes, rows=sum(counts.values()))
-    return {"counts": counts, "problem": kind, "classes": classes,
+        kind = classification(label_name, classes, rows=rows)
+        keys = [str(code) for code in range(len(classes))]
+    identifiers = sorted(plan.identifiers or ())
+    return {"counts": counts, "problem": kind, "classes": classes, "labelStats": stats.summary(kind, keys),
             "features": [{"name": header[i], "type": "categorical", "categories": _in_code_order(codes.get(i, {}))}
                          if i in plan.text_columns else {"name": header[i], "type": "numeric"}
-                         for i in range(width) if i != label_index]}
+                         for i in columns.features if i not in identifiers],
+            "ignored": [{"name": header[i], "reason": _identifier_reason(distinct.get(i), rows)} for i in identifiers]}
 
 
-def split_general(open_chunks: Callable[[], Iterable[bytes]], header: list[str], label_index: int,
+def _identifier_reason(known: set[str] | None, rows: int) -> str:
+    many = f"more than {MAX_CATEGORIES}" if known is None else str(len(known - {""}))
+    return f"identifier: {many} distinct values in {rows} rows"
+
+
+def split_general(open_chunks: Callable[[], Iterable[bytes]], columns: Columns,
                   make_splitter: Callable[[], RowSplitter], make_outputs, finish: Callable[[dict, object], dict],
                   where: str) -> dict:
     """Passes until one needs no restart, each into fresh outputs (a restarted one is aborted)."""
@@ -205,7 +280,7 @@ def split_general(open_chunks: Callable[[], Iterable[bytes]], header: list[str],
     while True:
         with make_outputs() as outputs:
             try:
-                result = _pass(open_chunks, header, label_index, make_splitter(), outputs, where, plan)
+                result = _pass(open_chunks, columns, make_splitter(), outputs, where, plan)
             except _Restart as restart:
                 plan = restart.plan
                 outputs.abort()

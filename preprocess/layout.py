@@ -11,6 +11,8 @@ TEST_FEATURES_DIR = "test-features/"   # the batch transform input
 TEST_LABELS = "test-labels.csv"
 SCHEMA = f"{TRAIN_DIR}schema.json"     # in the train channel, so the model carries it
 PREDICTIONS_DIR = "predictions/"        # the batch transform output
+JOINED_PREDICTIONS = "predictions.csv"  # the Evaluate step's: held-out rows and predictions, with a header
+EVALUATION = "evaluation.json"          # the Evaluate step's metrics
 CHECKPOINTS_DIR = "checkpoints/"        # managed spot training
 
 

@@ -8,11 +8,13 @@ NotNumeric before an output is committed, and the general path takes over.
 from __future__ import annotations
 
 import csv
-from itertools import repeat
+from itertools import compress, repeat
+from operator import itemgetter
 from typing import Iterable, Iterator
 
 from .errors import EmptyDataset, InvalidEncoding, InvalidLabel, MalformedRow
-from .plan import FEATURES_PART, LABEL_PART, MAX_CLASSES_FROM_INTEGERS, numbers_only, problem_type
+from .plan import (FEATURES_PART, LABEL_PART, MAX_CLASSES_FROM_INTEGERS, Columns, LabelStats, NumericLabelWatch,
+                   csv_field, labels_header, numbers_only, problem_type)
 from .rowsplit import RowSplitter
 
 NOT_NUMERIC = b"0123456789.,-+eE\n"
@@ -71,39 +73,62 @@ def _label_first(lines: list[bytes], label_index: int, commas: int) -> list[byte
     return moved
 
 
-def split_numeric(chunks: Iterable[bytes], header: list[str], label_index: int, splitter: RowSplitter,
-                  outputs, first_line: int = 2) -> dict:
+def _arrange(lines: list[bytes], columns: Columns) -> tuple[list[bytes], list[bytes] | None]:
+    """Label-first rows of the feature columns, and the ids when there is an id column."""
+    commas = len(columns.header) - 1
+    if columns.id is None and not columns.ignored:
+        return _label_first(lines, columns.label, commas), None
+    fields = list(map(bytes.split, lines, repeat(b",")))
+    rows = list(map(b",".join, map(itemgetter(columns.label, *columns.features), fields)))
+    return rows, (None if columns.id is None else list(map(itemgetter(columns.id), fields)))
+
+
+def split_numeric(chunks: Iterable[bytes], columns: Columns, splitter: RowSplitter, outputs,
+                  first_line: int = 2) -> dict:
     """Write label-first train/validation rows, test features and test labels; return the profile."""
+    header, label_name = columns.header, columns.label_name
     commas = len(header) - 1
     counts = dict.fromkeys(("train", "validation", "test"), 0)
     labels: set[bytes] | None = set()
+    stats = LabelStats()
+    watch = NumericLabelWatch(label_name)
     line_number = first_line
     tail = b""
+    outputs["labels"].write(labels_header(columns).encode())
 
     def process(block: bytes) -> None:
         nonlocal labels, line_number
         if b"\r" in block:
             block = block.replace(b"\r\n", b"\n")
         lines = _lines_of(block, line_number, commas)
-        rows = _label_first(lines, label_index, commas)
+        rows, ids = _arrange(lines, columns)
         if any(map(bytes.startswith, rows, repeat(b","))):
             index = next(i for i, row in enumerate(rows) if row.startswith(b","))
             raise InvalidLabel(f"row {line_number + _physical_index(block, index)}: the label column "
-                               f"{header[label_index]!r} is empty")
+                               f"{label_name!r} is empty")
+        parts = list(map(bytes.partition, rows, repeat(b",")))
+        block_labels = list(map(LABEL_PART, parts))
         if labels is not None:
-            labels.update(map(LABEL_PART, map(bytes.partition, rows, repeat(b","))))
+            labels.update(block_labels)
             if len(labels) > MAX_CLASSES_FROM_INTEGERS:
                 labels = None                       # more values than classes: regression
-        groups = splitter.split(rows)
+        watch.add(block_labels)
+        masks = splitter.masks(len(rows))
+        stats.add(list(compress(block_labels, masks["train"])), counted=labels is not None)
         for split in ("train", "validation"):
-            if groups[split]:
-                outputs[split].write(b"\n".join(groups[split]) + b"\n")
-        if groups["test"]:
-            parts = list(map(bytes.partition, groups["test"], repeat(b",")))
-            outputs["test"].write(b"\n".join(map(FEATURES_PART, parts)) + b"\n")
-            outputs["labels"].write(b"\n".join(map(LABEL_PART, parts)) + b"\n")
-        for split, group in groups.items():
-            counts[split] += len(group)
+            group = list(compress(rows, masks[split]))
+            if group:
+                outputs[split].write(b"\n".join(group) + b"\n")
+        test = list(compress(parts, masks["test"]))
+        if test:
+            outputs["test"].write(b"\n".join(map(FEATURES_PART, test)) + b"\n")
+            test_labels = map(LABEL_PART, test)
+            if ids is not None:
+                test_labels = map(b",".join, zip(map(str.encode, map(csv_field, map(bytes.decode, compress(ids, masks["test"])))),
+                                                 test_labels))
+            outputs["labels"].write(b"\n".join(test_labels) + b"\n")
+        for split, mask in masks.items():
+            counts[split] += mask.count(1)
         line_number += block.count(b"\n")
 
     for chunk in chunks:
@@ -118,11 +143,13 @@ def split_numeric(chunks: Iterable[bytes], header: list[str], label_index: int, 
     values = None if labels is None else {value.decode() for value in labels}
     if values is not None and not numbers_only(values):
         raise NotNumeric("labels that are not numbers")
-    kind, classes = problem_type(header[label_index], values) if sum(counts.values()) else ("regression", None)
+    watch.check()
+    kind, classes = problem_type(label_name, values) if sum(counts.values()) else ("regression", None)
     if classes is not None and classes != [str(code) for code in range(len(classes))]:
         raise NotNumeric("labels need a mapping to 0..k-1")
     return {"counts": counts, "problem": kind, "classes": classes,
-            "features": [{"name": name, "type": "numeric"} for i, name in enumerate(header) if i != label_index]}
+            "labelStats": stats.summary(kind, [code.encode() for code in classes or []]),
+            "features": [{"name": header[i], "type": "numeric"} for i in columns.features]}
 
 
 def _physical_index(block: bytes, row_index: int) -> int:

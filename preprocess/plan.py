@@ -4,10 +4,11 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass
 from operator import itemgetter
 
-from .errors import InvalidDatasetUri, InvalidExecutionInput, InvalidLabel, MissingLabelColumn
+from .errors import InvalidDatasetUri, InvalidExecutionInput, InvalidLabel, MissingLabelColumn, UnknownColumn
 
 LABEL_NAMES = ("label", "target")
 DEFAULT_RATIOS = {"train": 0.7, "validation": 0.15, "test": 0.15}
@@ -29,6 +30,8 @@ class Request:
     hyperparameters: dict[str, str]
     ratios: dict[str, float]
     seed: int
+    ignore_columns: tuple[str, ...] = ()
+    id_column: str | None = None
 
 
 def _string_map(value: object, what: str) -> dict[str, str]:
@@ -54,9 +57,14 @@ def parse_event(event: dict) -> Request:
     match = S3_URI.match(uri)
     if not match:
         raise InvalidDatasetUri(f"datasetUri {uri!r} is not s3://<bucket>/<key>")
-    label = event.get("labelColumn")
-    if label is not None and (not isinstance(label, str) or not label):
-        raise InvalidExecutionInput(f"labelColumn must be a column name, got {json.dumps(label)}")
+    label = _column_name(event, "labelColumn")
+    id_column = _column_name(event, "idColumn")
+    ignore = event.get("ignoreColumns", [])
+    if not isinstance(ignore, list) or not all(isinstance(name, str) and name for name in ignore):
+        raise InvalidExecutionInput(f"ignoreColumns must be a list of column names, got {json.dumps(ignore)[:80]}")
+    if label is not None and label in (id_column, *ignore):
+        raise InvalidExecutionInput(f"labelColumn {label!r} is the column to predict; it cannot also be "
+                                    f"{'idColumn' if label == id_column else 'in ignoreColumns'}")
     ratios = event.get("splitRatios", DEFAULT_RATIOS)
     if (not isinstance(ratios, dict) or set(ratios) != set(DEFAULT_RATIOS)
             or not all(isinstance(v, (int, float)) and v > 0 for v in ratios.values())
@@ -71,7 +79,15 @@ def parse_event(event: dict) -> Request:
     return Request(bucket=match.group(1), key=match.group(2), label_column=label,
                    execution_name=event["executionName"], execution_arn=event["executionArn"],
                    hyperparameters=_string_map(event.get("hyperparameters", {}), "hyperparameters"),
-                   ratios=dict(ratios), seed=seed)
+                   ratios=dict(ratios), seed=seed, ignore_columns=tuple(dict.fromkeys(ignore)),
+                   id_column=id_column)
+
+
+def _column_name(event: dict, field: str) -> str | None:
+    name = event.get(field)
+    if name is not None and (not isinstance(name, str) or not name):
+        raise InvalidExecutionInput(f"{field} must be a column name, got {json.dumps(name)}")
+    return name
 
 
 def _delimiter_hint(header: list[str]) -> str:
@@ -81,6 +97,92 @@ def _delimiter_hint(header: list[str]) -> str:
             if delimiter in header[0]:
                 return f" (the header is one column holding {name}: the dataset must be comma-separated)"
     return ""
+
+
+CSV_SPECIAL = re.compile(r'[,"\r\n]')
+
+
+def csv_field(value: str) -> str:
+    """value as one RFC 4180 field: quoted (quotes doubled) only when it holds a comma, quote or newline."""
+    return '"' + value.replace('"', '""') + '"' if CSV_SPECIAL.search(value) else value
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Which column is the label, which carries the row's id, which are left out by name; the rest are
+    features, in file order."""
+    header: tuple[str, ...]
+    label: int
+    id: int | None = None
+    ignored: tuple[int, ...] = ()
+
+    @property
+    def features(self) -> list[int]:
+        return [i for i in range(len(self.header)) if i != self.label and i != self.id and i not in self.ignored]
+
+    @property
+    def label_name(self) -> str:
+        return self.header[self.label]
+
+    def left_out(self) -> list[dict]:
+        """The columns the request leaves out, for the schema."""
+        named = [] if self.id is None else [{"name": self.header[self.id], "reason": "idColumn"}]
+        return named + [{"name": self.header[i], "reason": "ignoreColumns"} for i in self.ignored if i != self.id]
+
+
+def labels_header(columns: Columns) -> str:
+    """The held-out labels file's header: the id column first when there is one, then the label."""
+    names = ([] if columns.id is None else [columns.header[columns.id]]) + [columns.label_name]
+    return ",".join(map(csv_field, names)) + "\n"
+
+
+class LabelStats:
+    """The train split's labels, for the baselines the Evaluate step measures the model against: counts
+    per value while the label may be classes (majority class), the sum while it is numeric (mean)."""
+
+    def __init__(self):
+        self.counts: Counter | None = Counter()
+        self.sums: list[float] | None = []
+        self.rows = 0
+
+    def add(self, values: list, counted: bool, numeric: bool = True) -> None:
+        self.rows += len(values)
+        if counted and self.counts is not None:
+            self.counts.update(values)
+        else:
+            self.counts = None
+        if numeric and self.sums is not None:
+            self.sums.append(math.fsum(map(float, values)))
+        else:
+            self.sums = None
+
+    def summary(self, kind: str, keys: list) -> dict:
+        """{"trainCounts": [per class, in class order]} or {"trainMean": x}."""
+        if kind == "regression":
+            return {"trainMean": math.fsum(self.sums) / max(self.rows, 1)}
+        return {"trainCounts": [self.counts[key] for key in keys]}
+
+
+def find_columns(header: list[str], request: Request, where: str) -> Columns:
+    label = find_label(header, request.label_column)
+
+    def index(name: str, field: str) -> int:
+        if name not in header:
+            raise UnknownColumn(f"{field} {name!r} is not a column; columns: {', '.join(header)}")
+        return header.index(name)
+
+    id_index = None if request.id_column is None else index(request.id_column, "idColumn")
+    ignored = tuple(index(name, "ignoreColumns") for name in request.ignore_columns)
+    for field, indices in (("idColumn", [id_index]), ("ignoreColumns", ignored)):
+        if label in indices:
+            raise InvalidExecutionInput(f"{field} names {header[label]!r}, the label column")
+    columns = Columns(tuple(header), label, id_index, ignored)
+    if len(header) < 2:
+        raise MissingLabelColumn(f"{where} has only the label column {header[label]!r}; there is nothing to learn from")
+    if not columns.features:
+        raise MissingLabelColumn(f"{where} has no feature column once idColumn and ignoreColumns are left out; "
+                                 "there is nothing to learn from")
+    return columns
 
 
 def find_label(header: list[str], requested: str | None) -> int:
@@ -106,6 +208,47 @@ def numbers_only(values) -> bool:
 
 
 MIN_ROWS_FOR_IDENTIFIER = 20     # below it, many distinct labels may just be a small dataset
+IDENTIFIER_SHARE = 0.9           # a text feature with distinct values in this share of rows names rows
+ID_DENSITY = 4                   # an id's range spans at most this many times its count
+IDENTIFIER_EVIDENCE = 50_000     # rows of all-distinct whole numbers that settle a label is an identifier
+
+
+def identifier_like(distinct: int, rows: int) -> bool:
+    """A text feature whose values are (nearly) all distinct: it names rows, it does not describe them."""
+    return rows >= MIN_ROWS_FOR_IDENTIFIER and distinct >= IDENTIFIER_SHARE * rows
+
+
+class NumericLabelWatch:
+    """Whether a numeric label is a row number or an id: whole numbers, every one distinct, dense (the range
+    at most ID_DENSITY times the count, as ids left after a filter are; prices spread far wider). Watches
+    the first IDENTIFIER_EVIDENCE rows at most, and stops at the first repeat or fraction."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.seen: set | None = set()
+        self.rows = 0
+
+    def add(self, values) -> None:
+        if self.seen is None:
+            return
+        values = list(values)[:IDENTIFIER_EVIDENCE - self.rows]
+        self.seen.update(values)
+        self.rows += len(values)
+        if len(self.seen) < self.rows or not all(float(v).is_integer() for v in values):
+            self.seen = None
+        elif self.rows >= IDENTIFIER_EVIDENCE:
+            self.check()
+
+    def check(self) -> None:
+        """Raises InvalidLabel when what was seen is an identifier."""
+        if self.seen is None or self.rows < MIN_ROWS_FOR_IDENTIFIER:
+            return
+        numbers = [float(v) for v in self.seen]
+        if max(numbers) - min(numbers) + 1 <= ID_DENSITY * self.rows:
+            raise InvalidLabel(f"label column {self.name!r} looks like an identifier: {self.rows} distinct whole "
+                               f"numbers in {self.rows} rows, from {min(numbers):.0f} to {max(numbers):.0f}; "
+                               "set labelColumn to the column to predict")
+        self.seen = None
 
 
 def classification(name: str, classes: list[str], rows: int = 0) -> str:

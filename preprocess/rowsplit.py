@@ -42,7 +42,12 @@ class RowSplitter:
         self.row = end
         return b"".join(parts)
 
+    def masks(self, count: int) -> dict[str, bytes]:
+        """For the next count rows, one selector per split (a byte per row, 1 where the row belongs),
+        so several aligned lists (rows, ids, labels) can be split alike."""
+        draws = self._draws(count)
+        return {split: draws.translate(table) for split, table in self.tables.items()}
+
     def split(self, rows: list) -> dict[str, list]:
         """The next len(rows) rows, grouped by split, each group in file order."""
-        draws = self._draws(len(rows))
-        return {split: list(itertools.compress(rows, draws.translate(table))) for split, table in self.tables.items()}
+        return {split: list(itertools.compress(rows, mask)) for split, mask in self.masks(len(rows)).items()}

@@ -91,6 +91,10 @@ def add_run_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--label", help="the label column (default: a column named label or target)")
     command.add_argument("--hyperparameter", metavar="KEY=VALUE", type=hyperparameter, action="append", default=[],
                          help="an XGBoost hyperparameter for this run (repeatable); overrides the stack's")
+    command.add_argument("--id", metavar="COLUMN", help="a column that names each row: not a feature, and the first "
+                                                        "field of every prediction, so results join back to the input")
+    command.add_argument("--ignore", metavar="COLUMN", action="append", default=[],
+                         help="a column to leave out of the features (repeatable)")
     command.add_argument("--seed", type=seed, help="the split's seed (default 42)")
     command.add_argument("--split", type=split, metavar="TRAIN,VALIDATION,TEST",
                          help="the split's fractions (default 0.7,0.15,0.15)")

@@ -42,7 +42,8 @@ class Reporter:
 
 
 # The execution input's fields, as the CLI's flags name them.
-CLI_TERMS = {"labelColumn": "--label", "splitRatios": "--split", "seed must": "--seed must"}
+CLI_TERMS = {"labelColumn": "--label", "splitRatios": "--split", "seed must": "--seed must", "idColumn": "--id",
+             "ignoreColumns": "--ignore"}
 
 
 def in_cli_terms(result: dict, local_paths: dict[str, str] | None = None) -> dict:
@@ -65,18 +66,57 @@ def report(result: dict, as_json: bool, console: Console) -> int:
     return 0 if result["status"] == "SUCCEEDED" else 1
 
 
+def _number(value) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+MAX_CONFUSION_CLASSES = 10       # a larger confusion matrix is in the metrics file only
+
+
+def print_evaluation(evaluation: dict, console: Console) -> None:
+    """The test split's metrics beside the baseline's, the confusion matrix, and a warning when the model
+    does not beat the baseline."""
+    baseline = evaluation["baseline"]
+    console.print(f"test split, {evaluation['rows']} rows: model vs baseline ({escape(baseline['name'])})",
+                  highlight=False, soft_wrap=True)
+    for name, value in evaluation["metrics"].items():
+        mark = "  [yellow]not better[/]" if name in evaluation["behindBaseline"] else ""
+        console.print(f"  {name:18} {_number(value):>8}   {_number(baseline['metrics'].get(name)):>8}{mark}",
+                      highlight=False)
+    matrix = evaluation.get("confusionMatrix")
+    if matrix and len(matrix["classes"]) <= MAX_CONFUSION_CLASSES:
+        names = [escape(str(name))[:12] for name in matrix["classes"]]
+        console.print("  confusion matrix (rows: actual, columns: predicted)", highlight=False)
+        console.print("  " + " " * 13 + "".join(f"{name:>13}" for name in names), highlight=False, soft_wrap=True)
+        for name, row in zip(names, matrix["actualByPredicted"]):
+            console.print(f"  {name:13}" + "".join(f"{count:>13}" for count in row), highlight=False, soft_wrap=True)
+    if not evaluation["beatsBaseline"]:
+        console.print(f"[yellow bold]⚠ the model does not beat the baseline on {', '.join(evaluation['behindBaseline'])}"
+                      "[/][yellow]: it has learnt no more than the label's distribution; check the features, "
+                      "the label and the hyperparameters before using it[/]", highlight=False, soft_wrap=True)
+
+
 def print_summary(result: dict, console: Console) -> None:
     if result["status"] == "SUCCEEDED":
         console.print(f"[green bold]SUCCEEDED[/] rows {result.get('rows')}")
+        left_out = [f"{column['name']} ({in_cli_terms({'cause': column['reason']})['cause']})"
+                    for column in result.get("ignoredColumns", [])]
+        if left_out:
+            console.print(f"left out of the features: {escape(', '.join(left_out))}", highlight=False, soft_wrap=True)
         for name, value in sorted(result["metrics"].items()):
-            console.print(f"  {name:22} {value:.4f}")
+            if not name.startswith("test:"):
+                console.print(f"  {name:22} {value:.4f}")
+        if result.get("evaluation"):
+            print_evaluation(result["evaluation"], console)
         for name, points in result.get("curves", {}).items():
             if isinstance(points, list) and points:
                 every = max(1, len(points) // 10)
                 shown = " ".join(f"{value:.4f}" for value in points[::every])
                 console.print(f"{name}: {len(points)} points scraped from the log by the image's definition "
                               f"(every {every}): {shown}", highlight=False, soft_wrap=True)
-        console.print(f"predictions: {result['outputs']['predictions']}", highlight=False)
+        for name, label in (("predictions", "predictions"), ("metrics", "metrics"), ("modelArtifact", "model")):
+            if result["outputs"].get(name):
+                console.print(f"{label}: {result['outputs'][name]}", highlight=False, soft_wrap=True)
         if result["outputs"].get("trainingJobConsole"):
             console.print(f"training job: {result['outputs']['trainingJobConsole']}", highlight=False)
     else:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,7 +10,7 @@ from typing import Callable
 from botocore.exceptions import BotoCoreError, ClientError
 
 from statemachine.console import log_streams_url
-from statemachine.framework import CLOUDWATCH_TAB, decode_prediction, scrape_series
+from statemachine.framework import CLOUDWATCH_TAB, scrape_series
 from statemachine.train import LOG_GROUP as TRAINING_LOG_GROUP
 
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
@@ -67,9 +66,9 @@ class Progress:
 
 def execution_input(dataset_uri: str, args) -> dict:
     """The execution input a command's run options make (DESIGN: labelColumn, hyperparameters,
-    splitRatios, seed)."""
+    splitRatios, seed, idColumn, ignoreColumns)."""
     options = {"labelColumn": args.label, "hyperparameters": dict(args.hyperparameter) or None,
-               "splitRatios": args.split, "seed": args.seed}
+               "splitRatios": args.split, "seed": args.seed, "idColumn": args.id, "ignoreColumns": args.ignore or None}
     return {"datasetUri": dataset_uri, **{key: value for key, value in options.items() if value is not None}}
 
 
@@ -101,8 +100,14 @@ def result_of(description: dict, progress: Progress) -> dict:
               "error": None, "cause": None, "metrics": {}, "outputs": {}}
     if description["status"] == "SUCCEEDED":
         output = json.loads(description["output"])
+        evaluation = output.get("evaluation") or {}
+        # The training job's final metrics (validation:…), then the Evaluate step's on the test split.
         result["metrics"] = {m["MetricName"]: m["Value"] for m in output.get("metrics", [])}
+        result["metrics"].update({f"test:{name}": value for name, value in evaluation.get("metrics", {}).items()
+                                  if value is not None})
+        result["evaluation"] = evaluation
         result["rows"] = output.get("rows")
+        result["ignoredColumns"] = output.get("ignoredColumns", [])
         result["output"] = output
     else:
         result["error"], result["cause"] = failure_message(progress.error, progress.cause)
@@ -193,6 +198,19 @@ def attach_job_log(result: dict, logs, region: str | None, lines: int = 10) -> N
     job["logTail"] = [line.replace(CLOUDWATCH_TAB, "  ") for line in tail]
 
 
+def attach_evaluation(result: dict, s3) -> None:
+    """The Evaluate step's whole file (with the confusion matrix, too large for the run's output) in
+    place of its summary; the summary stays if the file cannot be read."""
+    uri = (result.get("evaluation") or {}).get("evaluationFile")
+    if not uri:
+        return
+    bucket, _, key = uri[len("s3://"):].partition("/")
+    try:
+        result["evaluation"] = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except (ClientError, BotoCoreError) as error:
+        result["evaluation"]["unreadable"] = f"cannot read {uri}: {error}"
+
+
 def attach_curves(result: dict, logs) -> None:
     """The validation curve(s) of a finished training job, scraped from its CloudWatch log with the
     image's own metric definitions: the points the SageMaker console plots."""
@@ -203,23 +221,3 @@ def attach_curves(result: dict, logs) -> None:
         result["curves"] = scrape_series(job_log(logs, TRAINING_LOG_GROUP, job))
     except (ClientError, BotoCoreError) as error:
         result["curves"] = {"error": f"cannot read {TRAINING_LOG_GROUP}: {error}"}
-
-
-def evaluate(problem: str | None, classes: list[str] | None, predictions: list[str], labels: list[str]) -> dict:
-    """Test-set metrics from the batch predictions (framework.decode_prediction reads their format) and
-    the held-out labels (class indices)."""
-    if not predictions or len(predictions) != len(labels):
-        return {}
-    truth = [float(v) for v in labels]
-    decoded = [decode_prediction(problem, line) for line in predictions]
-    if problem == "regression":
-        return {"test:rmse": math.sqrt(sum((value - t) ** 2 for (_, value), t in zip(decoded, truth)) / len(truth))}
-    if problem == "multiclass":
-        index = {name: code for code, name in enumerate(classes or [])}
-        predicted = [index.get(label, -1) for label, _ in decoded]
-        return {"test:accuracy": sum(p == t for p, t in zip(predicted, truth)) / len(truth)}
-    eps = 1e-15
-    logloss = -sum(t * math.log(max(p, eps)) + (1 - t) * math.log(max(1 - p, eps))
-                   for (_, p), t in zip(decoded, truth)) / len(truth)
-    return {"test:accuracy": sum(int(label) == t for (label, _), t in zip(decoded, truth)) / len(truth),
-            "test:logloss": logloss}

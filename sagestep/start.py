@@ -15,7 +15,7 @@ from statemachine.console import console_url
 
 from .errors import UsageError
 from .report import Reporter, execution_name, in_cli_terms, report
-from .runner import attach_curves, attach_job_log, execution_input, follow, result_of
+from .runner import attach_curves, attach_evaluation, attach_job_log, execution_input, follow, result_of
 
 ARN_VARIABLE = "SAGESTEP_STATE_MACHINE_ARN"
 STATE_MACHINE_ARN = re.compile(r"^arn:aws[a-z-]*:states:([a-z0-9-]+):\d{12}:stateMachine:[A-Za-z0-9_.-]{1,80}$")
@@ -76,12 +76,15 @@ def start(args, console: Console) -> int:
         logs = boto3.client("logs", region_name=region)
         attach_job_log(result, logs, None if emulated else region)
         attach_curves(result, logs)
+        attach_evaluation(result, boto3.client("s3", region_name=region))
     except (ClientError, BotoCoreError) as error:
         raise UsageError(f"lost track of {execution} (it goes on): {error}") from None
     output = result.pop("output", None)
     if output:
         job = output.get("trainingJobName")
-        result["outputs"] = {"predictions": output.get("predictionsUri"), "trainingJob": job}
+        evaluation = output.get("evaluation") or {}
+        result["outputs"] = {"predictions": evaluation.get("predictionsFile"), "metrics": evaluation.get("evaluationFile"),
+                             "modelArtifact": output.get("modelArtifacts"), "trainingJob": job}
         if not emulated:
             result["outputs"]["trainingJobConsole"] = console_url(region, "sagemaker", f"/jobs/{job}")
     return report(in_cli_terms(result), args.json, console)

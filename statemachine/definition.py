@@ -6,7 +6,7 @@ output, so the definition and the permissions cannot drift apart.
 """
 from __future__ import annotations
 
-from . import batch_predict, create_model, preprocess, train
+from . import batch_predict, create_model, evaluate, preprocess, train
 from .iam import allow, document, merge_statements
 from .refs import Refs
 from .settings import PipelineSettings
@@ -14,7 +14,7 @@ from .step import JobRole, Step
 
 START = "Start"
 SUMMARIZE = "Summarize"
-STEPS: tuple[Step, ...] = (preprocess.STEP, train.STEP, create_model.STEP, batch_predict.STEP)
+STEPS: tuple[Step, ...] = (preprocess.STEP, train.STEP, create_model.STEP, batch_predict.STEP, evaluate.STEP)
 
 
 def _or_pipeline(steps: tuple[Step, ...] | None) -> tuple[Step, ...]:
@@ -27,8 +27,9 @@ def build_definition(refs: Refs, settings: PipelineSettings, steps: tuple[Step, 
     states = {
         START: {
             "Type": "Pass",
-            "Comment": "Adds the execution's name and ARN, which the preprocess event carries.",
-            "Parameters": {"executionName.$": "$$.Execution.Name", "executionArn.$": "$$.Execution.Id"},
+            "Comment": "Adds the execution's name and ARN and the Lambda's action, which the preprocess event carries.",
+            "Parameters": {"executionName.$": "$$.Execution.Name", "executionArn.$": "$$.Execution.Id",
+                           "action": "preprocess"},
             "ResultPath": "$.execution",
             "Next": steps[0].name,
         },

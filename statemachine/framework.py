@@ -113,13 +113,3 @@ def refused_hyperparameters(hyperparameters: dict[str, str]) -> str | None:
     if unused:
         return "XGBoost does not know " + unused[0].split("Parameters:", 1)[-1].split("are not used")[0].strip()
     return None
-
-
-def decode_prediction(problem: str, line: str) -> tuple[str | None, float]:
-    """One line of inference.output_fn's text/csv: binary "<P(positive)>", multiclass "<class>,<P(class)>",
-    regression "<value>" -> (the predicted class or None, the number)."""
-    if problem == "multiclass":
-        label, _, probability = line.partition(",")
-        return label, float(probability)
-    value = float(line)
-    return (None, value) if problem == "regression" else ("1" if value > 0.5 else "0", value)

@@ -15,7 +15,7 @@ TRAINING_PROGRAM = "train.py"
 
 # What the state machine keeps of the Lambda's answer ($.run); the rest stays in the Lambda's logs.
 PLAN_FIELDS = ("runName", "executionTag", "channels", "transformInput", "predictionsUri", "checkpointsUri",
-               "testLabelsUri", "schemaUri", "hyperparameters", "objective", "rows")
+               "testLabelsUri", "schemaUri", "hyperparameters", "objective", "rows", "ignoredColumns")
 # AWS's recommended Retry for Lambda tasks, plus throttling.
 LAMBDA_RETRY = {
     "ErrorEquals": ["Lambda.ClientExecutionTimeoutException", "Lambda.ServiceException",
@@ -40,7 +40,7 @@ def states(refs: Refs, settings: PipelineSettings, next_state: str | None) -> di
             "Resource": refs.integration("lambda:invoke"),
             "Parameters": {
                 "FunctionName": refs.function_arn,
-                # The Lambda event: the execution input plus executionName / executionArn (from Start).
+                # The Lambda event: the execution input plus executionName, executionArn and action (from Start).
                 "Payload.$": "States.JsonMerge($, $.execution, false)",
             },
             "Retry": [LAMBDA_RETRY],
@@ -60,4 +60,5 @@ def statements(refs: Refs) -> list[dict]:
 
 STEP = Step(NAME, states, statements, outputs={
     "runName.$": "$.run.runName", "objective.$": "$.run.objective", "rows.$": "$.run.rows",
-    "testLabelsUri.$": "$.run.testLabelsUri", "schemaUri.$": "$.run.schemaUri"})
+    "testLabelsUri.$": "$.run.testLabelsUri", "schemaUri.$": "$.run.schemaUri",
+    "ignoredColumns.$": "$.run.ignoredColumns"})

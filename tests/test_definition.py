@@ -17,7 +17,7 @@ from statemachine.naming import KINDS
 # SageMaker's own pattern for job names, from botocore's model (AWS anchors it).
 SAGEMAKER_NAME = re.compile(sagemaker_model().shape_for("TrainingJobName").metadata["pattern"])
 SAGEMAKER_NAME_MAX = sagemaker_model().shape_for("TrainingJobName").metadata["max"]
-TASKS = ("Preprocess", "Train", "CreateModel", "BatchPredict")
+TASKS = ("Preprocess", "Train", "CreateModel", "BatchPredict", "Evaluate")
 JOB_TASKS = ("Train", "BatchPredict")
 
 
@@ -51,7 +51,7 @@ def test_static_check_catches_broken_definitions(definition, mutate, problem):
 
 def test_states_run_in_order_and_every_task_fails_to_its_own_state(definition):
     assert state_order(definition) == ["Start", "Preprocess", "Train", "HasTrainingMetrics", "TrainingResult",
-                                       "CreateModel", "BatchPredict", "Summarize"]
+                                       "CreateModel", "BatchPredict", "Evaluate", "Summarize"]
     for task in TASKS:
         state = definition["States"][task]
         via = f"{task}FailureCause" if task in JOB_TASKS else f"{task}Failed"
@@ -91,8 +91,9 @@ def test_preprocess_invokes_the_function_with_the_execution(definition, stack):
     assert state["Resource"] == "arn:aws:states:::lambda:invoke"
     assert state["Parameters"]["FunctionName"].endswith(":function:sagestep-dev-preprocess")
     assert state["Parameters"]["Payload.$"] == "States.JsonMerge($, $.execution, false)"
+    # The action is merged last, so an execution input holding "action" cannot turn Preprocess into Evaluate.
     assert definition["States"]["Start"]["Parameters"] == {
-        "executionName.$": "$$.Execution.Name", "executionArn.$": "$$.Execution.Id"}
+        "executionName.$": "$$.Execution.Name", "executionArn.$": "$$.Execution.Id", "action": "preprocess"}
     [retry] = state["Retry"]
     assert retry["ErrorEquals"] == ["Lambda.ClientExecutionTimeoutException", "Lambda.ServiceException",
                                     "Lambda.AWSLambdaException", "Lambda.SdkClientException",
@@ -137,7 +138,16 @@ def test_success_output_is_small_and_complete(definition):
     summary = definition["States"]["Summarize"]["Parameters"]
     assert set(summary) == {"runName.$", "trainingJobName.$", "modelName.$", "transformJobName.$", "objective.$",
                             "metrics.$", "rows.$", "predictionsUri.$", "testLabelsUri.$", "schemaUri.$",
-                            "modelArtifacts.$"}
+                            "modelArtifacts.$", "evaluation.$", "ignoredColumns.$"}
+
+
+def test_evaluate_invokes_the_same_function_with_its_action(definition):
+    state, preprocess = definition["States"]["Evaluate"], definition["States"]["Preprocess"]
+    assert (state["Resource"], state["Parameters"]["FunctionName"], state["Retry"]) == \
+        (preprocess["Resource"], preprocess["Parameters"]["FunctionName"], preprocess["Retry"])
+    assert state["Parameters"]["Payload"] == {"action": "evaluate", "executionName.$": "$$.Execution.Name"}
+    assert state["ResultPath"] == "$.evaluation" and "confusionMatrix.$" not in state["ResultSelector"]
+    assert definition["States"]["BatchPredict"]["Next"] == "Evaluate"
 
 
 HOSTILE = ["a", "A" * 80, "My_Run_2026-11-26T10:00", "__--__", "x" * 79 + "_",
@@ -187,7 +197,8 @@ def test_task_resources_use_the_stack_partition():
     assert resources == {"Preprocess": "arn:aws-cn:states:::lambda:invoke",
                          "Train": "arn:aws-cn:states:::sagemaker:createTrainingJob.sync",
                          "CreateModel": "arn:aws-cn:states:::sagemaker:createModel",
-                         "BatchPredict": "arn:aws-cn:states:::sagemaker:createTransformJob.sync"}
+                         "BatchPredict": "arn:aws-cn:states:::sagemaker:createTransformJob.sync",
+                         "Evaluate": "arn:aws-cn:states:::lambda:invoke"}
     assert check_definition(china) == []
 
 

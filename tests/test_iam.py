@@ -39,10 +39,16 @@ def logs(group):
 
 
 def test_preprocess_role_reads_datasets_and_writes_only_runs(stack):
+    """Preprocess reads datasets; Evaluate, the same function's second action, reads back only the
+    predictions, the held-out labels and the schema of a run."""
     data, _ = names(stack)
     assert statements_by_sid(policy(stack, "sagestep-dev-preprocess-policy")) == {
         "ReadDatasets": {"Sid": "ReadDatasets", "Effect": "Allow", "Action": ["s3:GetObject"],
                          "Resource": [f"arn:aws:s3:::{data}/datasets/*"]},
+        "ReadRunResults": {"Sid": "ReadRunResults", "Effect": "Allow", "Action": ["s3:GetObject"],
+                           "Resource": [f"arn:aws:s3:::{data}/runs/*/predictions/*",
+                                        f"arn:aws:s3:::{data}/runs/*/test-labels.csv",
+                                        f"arn:aws:s3:::{data}/runs/*/train/schema.json"]},
         "ListDatasetBuckets": {"Sid": "ListDatasetBuckets", "Effect": "Allow", "Action": ["s3:ListBucket"],
                                "Resource": [f"arn:aws:s3:::{data}"]},
         "WriteRunData": {"Sid": "WriteRunData", "Effect": "Allow",

@@ -290,8 +290,10 @@ def test_the_real_training_and_inference_scripts(s3):
     outcome, lines = transform(s3, "real-predict", (ROOT / "inference/inference.py").read_text(), {"test.csv": features},
                                accept="text/csv", model_uri=f"s3://{BUCKET}/models/real/output/model.tar.gz")
     assert outcome == Outcome("Completed"), lines[-20:]
-    predictions = [float(line) for line in output_lines(s3, "real-predict", "test.csv")]
-    assert len(predictions) == 40 and predictions[0] < 0.5 < predictions[-1]
+    # No schema in this model: the classes are named by index; the last field is P(class 1).
+    rows = [line.split(",") for line in output_lines(s3, "real-predict", "test.csv")]
+    predictions = [float(row[-1]) for row in rows]
+    assert len(predictions) == 40 and predictions[0] < 0.5 < predictions[-1] and (rows[0][0], rows[-1][0]) == ("0", "1")
 
     # A bundle with only model_fn gets the image's default input_fn (CSV to DMatrix), predict_fn and output_fn.
     # That CSV decoder fails on a trailing newline (encoder.py csv_to_dmatrix): the last record has none here.

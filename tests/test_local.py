@@ -2,10 +2,12 @@
 import csv
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 
 import boto3
@@ -47,18 +49,74 @@ def test_pipeline_succeeds(tmp_path, capsys, kind):
     code, result = run_cli(capsys, dataset, "--label", label, "--out", tmp_path / "out")
     assert code == 0 and result["status"] == "SUCCEEDED", result
     assert [s["name"] for s in result["states"]] == ["Start", "Preprocess", "Train", "HasTrainingMetrics",
-                                                     "TrainingResult", "CreateModel", "BatchPredict", "Summarize"]
-    predictions = open(result["outputs"]["predictions"]).read().splitlines()
-    assert len(predictions) == result["rows"]["test"] > 0
+                                                     "TrainingResult", "CreateModel", "BatchPredict", "Evaluate",
+                                                     "Summarize"]
+    # --out receives the joined predictions, the held-out labels, the schema, the metrics and the model.
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == ["evaluation.json", "model.tar.gz", "predictions.csv",
+                                                     "schema.json", "test-labels.csv"]
+    with tarfile.open(result["outputs"]["modelArtifact"]) as model:
+        assert {"xgboost-model.json", "schema.json"} <= set(model.getnames())
+    predictions = list(csv.reader(open(result["outputs"]["predictions"])))
+    labels = list(csv.reader(open(result["outputs"]["testLabels"])))
+    assert len(predictions) == len(labels) == result["rows"]["test"] + 1
+    assert [row[0] for row in predictions] == [row[0] for row in labels]      # the held-out label, then the prediction
     metric = {"multiclass": "validation:mlogloss", "binary": "validation:logloss", "regression": "validation:rmse"}[kind]
     assert metric in result["metrics"]
     # The curve the console would plot: scraped from the job's CloudWatch log by the image's definition.
     assert set(result["curves"]) == {metric} and len(result["curves"][metric]) > 10
     assert result["curves"][metric][-1] == result["metrics"][metric]
+    evaluation = result["evaluation"]
+    assert evaluation == json.load(open(result["outputs"]["metrics"])) and evaluation["beatsBaseline"]
     if kind == "regression":
-        assert result["metrics"]["test:rmse"] < 80
+        assert predictions[0] == ["label", "predicted"]
+        assert result["metrics"]["test:rmse"] < 80 and evaluation["metrics"]["r2"] > 0.2
+        assert evaluation["baseline"]["metrics"]["rmse"] > result["metrics"]["test:rmse"]
     else:
-        assert result["metrics"]["test:accuracy"] > 0.85
+        classes = json.load(open(result["outputs"]["schema"]))["label"]["classes"]
+        assert predictions[0] == [label, "predicted", *(f"P({name})" for name in classes)]
+        assert {row[1] for row in predictions[1:]} <= set(classes)
+        assert result["metrics"]["test:accuracy"] > 0.85 and result["metrics"]["test:auc"] > 0.9
+        matrix = evaluation["confusionMatrix"]["actualByPredicted"]
+        assert sum(map(sum, matrix)) == result["rows"]["test"]
+
+
+def test_identifier_and_ignored_columns_and_an_id_that_joins_back(tmp_path, capsys):
+    """A text column of distinct values is left out on its own; --ignore and --id leave out more; the
+    predictions carry the id first, and the summary says what was left out."""
+    x, y = load_breast_cancer(return_X_y=True)
+    path = tmp_path / "patients.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["record", "patient", "noise", "f0", "f1", "f2", "diagnosis"])
+        writer.writerows([f"R{i:04d}", f"P-{i * 7919 % 10007}", i % 13, *row[:3], ("benign", "malignant")[int(t)]]
+                         for i, (row, t) in enumerate(zip(x, y)))
+    code = main(["local", str(path), "--label", "diagnosis", "--id", "record", "--ignore", "noise", "--out",
+                 str(tmp_path / "out")])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    assert ("left out of the features: record (--id), noise (--ignore), patient (identifier: 569 distinct values "
+            "in 569 rows)") in text
+    assert "test split, " in text and "confusion matrix" in text
+    predictions = list(csv.reader(open(tmp_path / "out/predictions.csv")))
+    assert predictions[0] == ["record", "diagnosis", "predicted", "P(benign)", "P(malignant)"]
+    truth = {f"R{i:04d}": ("benign", "malignant")[int(t)] for i, t in enumerate(y)}
+    assert all(truth[row[0]] == row[1] for row in predictions[1:])
+    schema = json.load(open(tmp_path / "out/schema.json"))
+    assert [feature["name"] for feature in schema["features"]] == ["f0", "f1", "f2"]
+
+
+def test_a_model_that_beats_no_baseline_is_flagged(tmp_path, capsys):
+    rng = random.Random(7)
+    path = tmp_path / "noise.csv"
+    path.write_text("a,b,label\n" + "\n".join(f"{rng.random():.4f},{rng.random():.4f},{'yes' if rng.random() < 0.2 else 'no'}"
+                                             for _ in range(400)))
+    code = main(["local", str(path), "--out", str(tmp_path / "out")])
+    text = capsys.readouterr().out
+    assert code == 0, text                       # the run worked; the model is just no good
+    assert "⚠ the model does not beat the baseline on " in text and "logLoss" in text.split("⚠")[1]
+    evaluation = json.load(open(tmp_path / "out/evaluation.json"))
+    assert not evaluation["beatsBaseline"] and "logLoss" in evaluation["behindBaseline"]
 
 
 @pytest.fixture
@@ -138,7 +196,7 @@ def test_transient_lambda_error_is_retried(monkeypatch):
     with LocalEngine(synthesize("dev", {}), retry_wait_factor=0.01) as engine:
         description, progress = execute(engine, {"datasetUri": engine.upload_dataset(IRIS), "labelColumn": "species"})
         history = engine.client("stepfunctions").get_execution_history(executionArn=description["executionArn"])
-    assert description["status"] == "SUCCEEDED" and len(calls) == 2
+    assert description["status"] == "SUCCEEDED" and len(calls) == 3       # Preprocess twice, then Evaluate
     failures = [e["taskFailedEventDetails"]["error"] for e in history["events"] if e["type"] == "TaskFailed"]
     assert failures == ["Lambda.ServiceException"]
 

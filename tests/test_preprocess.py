@@ -56,9 +56,12 @@ def test_binary_dataset_is_split_and_planned(s3):
     assert {r[2] for r in train} <= {"0", "1"}          # colours as category codes
     test = list(csv.reader(io.StringIO(read(s3, "runs/Run_1/test-features/test.csv"))))
     labels = read(s3, "runs/Run_1/test-labels.csv").splitlines()
-    assert len(test) == len(labels) == plan["rows"]["test"] and all(len(r) == 2 for r in test)
+    assert labels[0] == "label" and set(labels[1:]) == {"no", "yes"}      # class names, as in the predictions
+    assert len(test) == len(labels) - 1 == plan["rows"]["test"] and all(len(r) == 2 for r in test)
     schema = json.loads(read(s3, "runs/Run_1/train/schema.json"))
-    assert schema["label"] == {"name": "label", "classes": ["no", "yes"]}
+    train_counts = [sum(r[0] == code for r in train) for code in ("0", "1")]
+    assert schema["label"] == {"name": "label", "classes": ["no", "yes"], "trainCounts": train_counts}
+    assert schema["ignored"] == [] and schema["id"] is None
     assert schema["features"][1] == {"name": "colour", "type": "categorical", "categories": ["blue", "red"]}
 
 
@@ -190,7 +193,7 @@ def test_label_anywhere_is_moved_first(s3):
 def test_a_column_that_turns_to_text_late_is_categorical(s3, monkeypatch):
     import preprocess.general as general
     monkeypatch.setattr(general, "BATCH", 16)
-    text = "a,b,label\n" + "\n".join(f"{i},{'n/a' if i == 70 else i},{i % 2}" for i in range(100))
+    text = "a,b,label\n" + "\n".join(f"{i},{'n/a' if i == 70 else i % 20},{i % 2}" for i in range(100))
     handler(event(put(s3, "datasets/late.csv", text, )), None)
     schema = json.loads(read(s3, "runs/Run_1/train/schema.json"))
     assert schema["features"][1]["type"] == "categorical" and "n/a" in schema["features"][1]["categories"]
@@ -268,8 +271,8 @@ def test_dataset_too_large_for_the_time_left(s3):
 def test_too_many_categories(s3, monkeypatch):
     import preprocess.general as general
     monkeypatch.setattr(general, "MAX_CATEGORIES", 50)
-    uri = put(s3, "datasets/ids.csv", "user,label\n" + "\n".join(f"u{i},{i % 2}" for i in range(200)))
-    with pytest.raises(errors.TooManyCategories, match="column 'user' has more than 50"):
+    uri = put(s3, "datasets/ids.csv", "user,label\n" + "\n".join(f"u{i % 60},{i % 2}" for i in range(200)))
+    with pytest.raises(errors.TooManyCategories, match="column 'user' has more than 50 .* ignoreColumns"):
         handler(event(uri), None)
 
 
@@ -301,3 +304,96 @@ def test_a_label_that_looks_like_an_identifier_is_refused_before_training(s3):
                                                   "40 distinct values in 40 rows"):
         handler(event(f"s3://{BUCKET}/datasets/ids.csv", labelColumn="customerID"), None)
     assert s3.list_objects_v2(Bucket=BUCKET, Prefix="runs/").get("KeyCount", 0) == 0, "nothing written"
+
+
+# ---------------------------------------------------------------- columns that are not features
+
+def schema_of(s3):
+    return json.loads(read(s3, "runs/Run_1/train/schema.json"))
+
+
+def test_a_text_column_of_distinct_values_is_left_out_as_an_identifier(s3):
+    text = "customer,plan,label\n" + "\n".join(f"C-{i:05d},{('basic', 'pro')[i % 2]},{i % 3 == 0}" for i in range(300))
+    plan = handler(event(put(s3, "datasets/churn.csv", text)), None)
+    schema = schema_of(s3)
+    assert [f["name"] for f in schema["features"]] == ["plan"]
+    assert schema["ignored"] == [{"name": "customer", "reason": "identifier: 300 distinct values in 300 rows"}]
+    assert plan["ignoredColumns"] == schema["ignored"]
+    assert all(len(row) == 2 for row in split_rows(s3)["train"])
+
+
+@pytest.mark.parametrize("values, left_out", [
+    # the first batch repeats one value, the rest are all distinct: found at the end, the pass restarts
+    (lambda i: "same" if i < 16 else f"id{i}", True),
+    # the first batch is all distinct, later rows repeat it: a category after all
+    (lambda i: f"v{i % 16}", False),
+])
+def test_identifier_columns_are_judged_on_the_whole_file(s3, monkeypatch, values, left_out):
+    import preprocess.general as general
+    monkeypatch.setattr(general, "BATCH", 16)
+    text = "x,code,label\n" + "\n".join(f"{i},{values(i)},{i % 2}" for i in range(400))
+    handler(event(put(s3, "datasets/late-id.csv", text)), None)
+    schema = schema_of(s3)
+    assert ("code" in [f["name"] for f in schema["features"]]) is not left_out
+    assert [c["name"] for c in schema["ignored"]] == (["code"] if left_out else [])
+
+
+@pytest.mark.parametrize("quote", ["", '"'])          # the numeric path, and the general path (quotes)
+def test_id_and_ignored_columns_stay_out_of_the_features_and_the_id_joins_the_labels(s3, quote):
+    rows = {f"{1000 + i}": (i % 3, i * 2, i % 7, i % 2) for i in range(300)}
+    text = "id,a,noise,b,label\n" + "\n".join(f"{key},{quote}{a}{quote},{n},{b},{label}"
+                                              for key, (a, n, b, label) in rows.items())
+    plan = handler(event(put(s3, "datasets/ids.csv", text), idColumn="id", ignoreColumns=["noise"]), None)
+    schema = schema_of(s3)
+    assert [f["name"] for f in schema["features"]] == ["a", "b"] and schema["id"] == "id"
+    assert schema["ignored"] == [{"name": "id", "reason": "idColumn"}, {"name": "noise", "reason": "ignoreColumns"}]
+    out = split_rows(s3)
+    assert out["labels"][0] == ["id", "label"] and len(out["labels"]) == plan["rows"]["test"] + 1
+    for (key, label), features in zip(out["labels"][1:], out["test"]):
+        a, _, b, truth = rows[key]
+        assert features == [str(a), str(b)] and label == str(truth)
+    assert all(len(row) == 3 for row in out["train"])
+
+
+def test_class_names_that_need_quotes_are_quoted_in_the_labels(s3):
+    text = "x,label\n" + "\n".join(f'{i},"{("a, b", "c")[i % 2]}"' for i in range(60))
+    handler(event(put(s3, "datasets/commas.csv", text)), None)
+    assert {row[0] for row in split_rows(s3)["labels"][1:]} == {"a, b", "c"}
+
+
+def test_regression_records_the_train_mean_for_the_baseline(s3):
+    handler(event(put(s3, "datasets/reg.csv", "x,target\n" + "\n".join(f"{i},{i * 1.5}" for i in range(300)))), None)
+    train = split_rows(s3)["train"]
+    assert schema_of(s3)["label"]["trainMean"] == pytest.approx(sum(float(r[0]) for r in train) / len(train))
+
+
+@pytest.mark.parametrize("label, refused", [
+    (lambda i: i + 1, True),                      # a row number
+    (lambda i: 10_000 + 3 * (299 - i), True),     # ids in any order, with gaps
+    (lambda i: 100_000 + i * 977, False),         # distinct whole numbers spread wide: prices, not ids
+    (lambda i: i // 2, False),                    # repeats: not an identifier
+])
+def test_a_numeric_label_that_looks_like_an_identifier_is_refused(s3, label, refused):
+    uri = put(s3, "datasets/numid.csv", "x,target\n" + "\n".join(f"{i % 7},{label(i)}" for i in range(300)))
+    if refused:
+        with pytest.raises(errors.InvalidLabel, match="looks like an identifier: 300 distinct whole numbers"):
+            handler(event(uri), None)
+        assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="runs/")
+    else:
+        assert handler(event(uri), None)["objective"] == "reg:squarederror"
+
+
+@pytest.mark.parametrize("extra, error, message", [
+    ({"idColumn": "nope"}, errors.UnknownColumn, "idColumn 'nope' is not a column; columns: a, b, label"),
+    ({"ignoreColumns": ["a", "zz"]}, errors.UnknownColumn, "ignoreColumns 'zz' is not a column"),
+    ({"ignoreColumns": "a"}, errors.InvalidExecutionInput, "ignoreColumns must be a list of column names"),
+    ({"idColumn": 3}, errors.InvalidExecutionInput, "idColumn must be a column name"),
+    ({"ignoreColumns": ["label"]}, errors.InvalidExecutionInput, "ignoreColumns names 'label', the label column"),
+    ({"labelColumn": "b", "idColumn": "b"}, errors.InvalidExecutionInput, "cannot also be idColumn"),
+    ({"idColumn": "a", "ignoreColumns": ["b"]}, errors.MissingLabelColumn, "no feature column once idColumn"),
+])
+def test_bad_column_choices_are_named(s3, extra, error, message):
+    uri = put(s3, "datasets/cols.csv", "a,b,label\n" + "\n".join(f"{i},{i % 5},{i % 2}" for i in range(40)))
+    with pytest.raises(error, match=message.replace("(", r"\(")):
+        handler(event(uri, **extra), None)
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="runs/")

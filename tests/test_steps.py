@@ -53,7 +53,8 @@ def policy(stack, logical):
 def test_an_added_step_is_wired_between_its_neighbours(gated):
     definition = json.loads(gated.definition)
     assert state_order(definition) == ["Start", "Preprocess", "Train", "HasTrainingMetrics", "TrainingResult",
-                                       GATE, "GateRecorded", "CreateModel", "BatchPredict", "Summarize"]
+                                       GATE, "GateRecorded", "CreateModel", "BatchPredict", "Evaluate",
+                                       "Summarize"]
     assert definition["States"]["TrainingResult"]["Next"] == GATE
     assert definition["States"]["Summarize"]["Parameters"]["gate.$"] == "$.gate"
     assert check_definition(definition) == []

@@ -1,4 +1,6 @@
 """training/train.py and inference/inference.py under the container contract, on real small datasets."""
+import csv
+import io
 import json
 import os
 import re
@@ -11,6 +13,7 @@ import pytest
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 
 from infra.settings import SUPPORTED_XGBOOST, project_defaults
+from preprocess.evaluation import evaluate
 from sagestep import ROOT
 from statemachine import framework
 
@@ -68,12 +71,14 @@ def test_training_and_batch_inference_round_trip(tmp_path, kind):
                                              "text/csv")
     lines = body.splitlines()
     assert content_type == "text/csv" and len(lines) == len(y_test)
-    if kind == "binary":
-        probabilities = np.array([float(v) for v in lines])
-        assert ((probabilities > 0.5) == y_test).mean() > 0.9
-    elif kind == "multiclass":
-        predicted = np.array([int(line.split(",")[0]) for line in lines])
-        assert (predicted == y_test).mean() > 0.85 and all(0 < float(line.split(",")[1]) <= 1 for line in lines)
+    if kind in ("binary", "multiclass"):
+        # No schema in the model: the classes are named by their index.
+        rows = [line.split(",") for line in lines]
+        probabilities = np.array([[float(v) for v in row[1:]] for row in rows])
+        predicted = np.array([int(row[0]) for row in rows])
+        assert probabilities.shape == (len(y_test), 2 if kind == "binary" else 3)
+        assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-5) and (probabilities.argmax(axis=1) == predicted).all()
+        assert (predicted == y_test).mean() > (0.9 if kind == "binary" else 0.85)
     else:
         predicted = np.array([float(v) for v in lines])
         assert np.corrcoef(predicted, y_test)[0, 1] > 0.4
@@ -220,17 +225,24 @@ def test_missing_feature_values_train(tmp_path):
     assert json.loads((tmp_path / "model/metrics.json").read_text())["metrics"]["validation:logloss"] < 0.3
 
 
-def test_the_prediction_format_inference_writes_is_the_one_sagestep_reads():
-    values = {"binary": np.array([0.2, 0.9], dtype=np.float32),
-              "multiclass": np.array([[0.1, 0.7, 0.2], [0.8, 0.1, 0.1]], dtype=np.float32),
-              "regression": np.array([3.5, -1.25], dtype=np.float32)}
-    expected = {"binary": [("0", 0.2), ("1", 0.9)], "multiclass": [("versicolor", 0.7), ("setosa", 0.8)],
-                "regression": [(None, 3.5), (None, -1.25)]}
-    for problem, prediction in values.items():
-        body, _ = inference.output_fn({"values": prediction, "classes": ["setosa", "versicolor", "virginica"]},
-                                      "text/csv")
-        decoded = [framework.decode_prediction(problem, line) for line in body.splitlines()]
-        assert [(label, round(number, 6)) for label, number in decoded] == expected[problem]
+@pytest.mark.parametrize("problem, classes, values, labels", [
+    ("binary", ["no", "a, b"], [0.2, 0.9], ["no", "a, b"]),
+    ("multiclass", ["setosa", "versicolor", "virginica"], [[0.1, 0.7, 0.2], [0.8, 0.1, 0.1]], ["versicolor", "setosa"]),
+    ("regression", None, [3.5, -1.25], ["3.5", "-1.25"]),
+])
+def test_the_prediction_format_inference_writes_is_the_one_the_evaluate_step_reads(problem, classes, values, labels):
+    """Class names (quoted when they need it) in the predictions as in the held-out labels."""
+    objective = {"binary": "binary:logistic", "multiclass": "multi:softprob", "regression": "reg:squarederror"}
+    body, _ = inference.output_fn({"values": np.array(values, dtype=np.float32), "classes": classes,
+                                   "objective": objective[problem]}, "text/csv")
+    label = {"trainMean": 0.0} if classes is None else {"trainCounts": [1] * len(classes)}
+    schema = {"problem": problem, "label": {"name": "y", "classes": classes, **label}, "rows": {"test": 2}}
+    result = evaluate(schema, csv.reader(io.StringIO(body)), [[name] for name in labels])
+    if problem == "regression":
+        assert result["metrics"]["rmse"] == 0
+    else:
+        assert result["metrics"]["accuracy"] == 1 and result["metrics"]["logLoss"] < 0.4
+        assert body.splitlines()[1].startswith('"a, b",0.100000,0.900000' if problem == "binary" else "setosa,0.8")
 
 
 def test_every_callback_runs_every_round_in_order_even_when_one_stops():

@@ -11,11 +11,11 @@ from rich.console import Console
 
 from sagestep.errors import UsageError
 from sagestep.report import Reporter, execution_name, in_cli_terms, report
-from sagestep.runner import attach_curves, attach_job_log, evaluate, execution_input, follow, result_of
+from sagestep.runner import attach_curves, attach_evaluation, attach_job_log, execution_input, follow, result_of
 from sagestep.synth import DEFAULT_STACK, synthesize
 
 from . import moto_adapter
-from .containers import download_prefix, split_s3_uri
+from .containers import split_s3_uri
 from .engine import LocalEngine
 
 DATASET_SUFFIXES = (".csv", ".gz", ".txt")
@@ -49,20 +49,23 @@ def run_local(args, console: Console) -> int:
             output = result.pop("output")
             out_dir = Path(args.out) if args.out else Path("runs") / name
             out_dir.mkdir(parents=True, exist_ok=True)
-            predictions = download_prefix(s3, output["predictionsUri"], out_dir)
-            labels = download_prefix(s3, output["testLabelsUri"], out_dir)
-            bucket, key = split_s3_uri(output["schemaUri"])
-            schema = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-            (out_dir / "schema.json").write_text(json.dumps(schema, indent=2))
-            predicted = predictions[0].read_text().splitlines() if predictions else []
-            truth = labels[0].read_text().splitlines() if labels else []
-            result["metrics"].update(evaluate(schema["problem"], schema["label"]["classes"], predicted, truth))
-            result["outputs"] = {"predictions": str(predictions[0]) if predictions else None,
-                                 "testLabels": str(labels[0]) if labels else None,
-                                 "schema": str(out_dir / "schema.json"),
-                                 "trainingJob": output["trainingJobName"], "model": output["modelName"]}
+            evaluation = result["evaluation"]
+            files = {"predictions": evaluation["predictionsFile"], "testLabels": output["testLabelsUri"],
+                     "schema": output["schemaUri"], "metrics": evaluation["evaluationFile"],
+                     "modelArtifact": output["modelArtifacts"]}
+            result["outputs"] = {name: str(download(s3, uri, out_dir)) for name, uri in files.items()}
+            result["outputs"].update(trainingJob=output["trainingJobName"], model=output["modelName"])
+            attach_evaluation(result, s3)
     local_paths = {} if dataset.startswith("s3://") else {uri: dataset}
     return report(in_cli_terms(result, local_paths), args.json, console)
+
+
+def download(s3, uri: str, out_dir: Path) -> Path:
+    """One object of the run into out_dir, under its own file name."""
+    bucket, key = split_s3_uri(uri)
+    path = out_dir / Path(key).name
+    s3.download_file(bucket, key, str(path))
+    return path
 
 
 def serve(args, console: Console) -> int:
