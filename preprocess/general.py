@@ -164,7 +164,7 @@ def _pass(open_chunks, columns: Columns, splitter: RowSplitter, outputs, where: 
     distinct: dict[int, set[str] | None] = {}       # identifier columns: their values, while few enough
     label_codes = {value: str(code) for code, value in enumerate(plan.classes)} if plan.label == "mapped" else {}
     numeric_labels: set[str] | None = set()
-    stats, watch = LabelStats(), NumericLabelWatch(label_name)
+    stats, watch = LabelStats(limit=MAX_CATEGORIES), NumericLabelWatch(label_name)
     counts = dict.fromkeys(("train", "validation", "test"), 0)
     header_pending = True
     outputs["labels"].write(labels_header(columns).encode())
@@ -233,8 +233,7 @@ def _pass(open_chunks, columns: Columns, splitter: RowSplitter, outputs, where: 
             numeric_labels.update(label)
             if len(numeric_labels) > MAX_CATEGORIES:
                 numeric_labels = None                       # a continuous label
-        stats.add(list(compress(label_values, masks["train"])), counted=plan.label != "numeric" or numeric_labels is not None,
-                  numeric=plan.label == "numeric")
+        stats.add(list(compress(label_values, masks["train"])))
         for name, text in texts.items():
             if text:
                 outputs[name].write((text + "\n").encode())

@@ -14,7 +14,7 @@ from typing import Iterable, Iterator
 
 from .errors import EmptyDataset, InvalidEncoding, InvalidLabel, MalformedRow
 from .plan import (FEATURES_PART, LABEL_PART, MAX_CLASSES_FROM_INTEGERS, Columns, LabelStats, NumericLabelWatch,
-                   csv_field, labels_header, numbers_only, problem_type)
+                   labels_header, numbers_only, problem_type)
 from .rowsplit import RowSplitter
 
 NOT_NUMERIC = b"0123456789.,-+eE\n"
@@ -90,7 +90,7 @@ def split_numeric(chunks: Iterable[bytes], columns: Columns, splitter: RowSplitt
     commas = len(header) - 1
     counts = dict.fromkeys(("train", "validation", "test"), 0)
     labels: set[bytes] | None = set()
-    stats = LabelStats()
+    stats = LabelStats(limit=MAX_CLASSES_FROM_INTEGERS)
     watch = NumericLabelWatch(label_name)
     line_number = first_line
     tail = b""
@@ -106,26 +106,28 @@ def split_numeric(chunks: Iterable[bytes], columns: Columns, splitter: RowSplitt
             index = next(i for i, row in enumerate(rows) if row.startswith(b","))
             raise InvalidLabel(f"row {line_number + _physical_index(block, index)}: the label column "
                                f"{label_name!r} is empty")
-        parts = list(map(bytes.partition, rows, repeat(b",")))
-        block_labels = list(map(LABEL_PART, parts))
-        if labels is not None:
-            labels.update(block_labels)
-            if len(labels) > MAX_CLASSES_FROM_INTEGERS:
-                labels = None                       # more values than classes: regression
-        watch.add(block_labels)
         masks = splitter.masks(len(rows))
-        stats.add(list(compress(block_labels, masks["train"])), counted=labels is not None)
-        for split in ("train", "validation"):
-            group = list(compress(rows, masks[split]))
+        train = list(compress(rows, masks["train"]))
+        if labels is not None or watch.seen is not None:
+            block_labels = list(map(LABEL_PART, map(bytes.partition, rows, repeat(b","))))
+            watch.add(block_labels)
+            if labels is not None:
+                labels.update(block_labels)
+                if len(labels) > MAX_CLASSES_FROM_INTEGERS:
+                    labels = None                   # more values than classes: regression
+            stats.add(list(compress(block_labels, masks["train"])))
+        else:
+            stats.add(list(map(LABEL_PART, map(bytes.partition, train, repeat(b",")))))
+        validation = list(compress(rows, masks["validation"]))
+        for split, group in (("train", train), ("validation", validation)):
             if group:
                 outputs[split].write(b"\n".join(group) + b"\n")
-        test = list(compress(parts, masks["test"]))
+        test = list(map(bytes.partition, compress(rows, masks["test"]), repeat(b",")))
         if test:
             outputs["test"].write(b"\n".join(map(FEATURES_PART, test)) + b"\n")
             test_labels = map(LABEL_PART, test)
-            if ids is not None:
-                test_labels = map(b",".join, zip(map(str.encode, map(csv_field, map(bytes.decode, compress(ids, masks["test"])))),
-                                                 test_labels))
+            if ids is not None:                     # numbers: nothing to quote
+                test_labels = map(b",".join, zip(compress(ids, masks["test"]), test_labels))
             outputs["labels"].write(b"\n".join(test_labels) + b"\n")
         for split, mask in masks.items():
             counts[split] += mask.count(1)

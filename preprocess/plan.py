@@ -138,29 +138,32 @@ def labels_header(columns: Columns) -> str:
 
 class LabelStats:
     """The train split's labels, for the baselines the Evaluate step measures the model against: counts
-    per value while the label may be classes (majority class), the sum while it is numeric (mean)."""
+    per value while there are at most `limit` values (the classes; their mean follows from the counts),
+    then only the running sum (a continuous label's mean), so classification never parses a number."""
 
-    def __init__(self):
+    def __init__(self, limit: int):
+        self.limit = limit
         self.counts: Counter | None = Counter()
-        self.sums: list[float] | None = []
+        self.sums: list[float] = []
         self.rows = 0
 
-    def add(self, values: list, counted: bool, numeric: bool = True) -> None:
+    def add(self, values: list) -> None:
         self.rows += len(values)
-        if counted and self.counts is not None:
-            self.counts.update(values)
-        else:
-            self.counts = None
-        if numeric and self.sums is not None:
+        if self.counts is None:
             self.sums.append(math.fsum(map(float, values)))
-        else:
-            self.sums = None
+            return
+        self.counts.update(values)
+        if len(self.counts) > self.limit:
+            self.sums.append(math.fsum(float(value) * count for value, count in self.counts.items()))
+            self.counts = None
 
     def summary(self, kind: str, keys: list) -> dict:
         """{"trainCounts": [per class, in class order]} or {"trainMean": x}."""
-        if kind == "regression":
-            return {"trainMean": math.fsum(self.sums) / max(self.rows, 1)}
-        return {"trainCounts": [self.counts[key] for key in keys]}
+        if kind != "regression":
+            return {"trainCounts": [self.counts[key] for key in keys]}
+        total = self.sums + ([] if self.counts is None else
+                             [math.fsum(float(value) * count for value, count in self.counts.items())])
+        return {"trainMean": math.fsum(total) / max(self.rows, 1)}
 
 
 def find_columns(header: list[str], request: Request, where: str) -> Columns:

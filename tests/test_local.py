@@ -287,6 +287,10 @@ def test_real_aws_cli_and_sagestep_start_against_the_served_stack(served):
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["status"] == "SUCCEEDED" and summary["outputs"]["trainingJob"]
+    # The Evaluate step's verdict, with the confusion matrix read back from its file in S3.
+    assert summary["evaluation"]["beatsBaseline"] and summary["metrics"]["test:accuracy"] > 0.85
+    assert summary["evaluation"]["confusionMatrix"]["classes"] == ["setosa", "versicolor", "virginica"]
+    assert summary["outputs"]["predictions"].endswith("/predictions.csv")
     # Against an endpoint there is no AWS console to link to.
     assert "console" not in summary and "trainingJobConsole" not in summary["outputs"]
     assert len(summary["curves"]["validation:mlogloss"]) > 10, "read from the served CloudWatch Logs"
@@ -333,6 +337,12 @@ def test_failed_run_exits_1_with_the_error(tmp_path, capsys):
     assert code == 1 and result["status"] == "FAILED"
     assert result["error"] == "MissingLabelColumn" and "set --label to one of: a, b" in result["cause"]
     assert result["failedState"] == "Preprocess"
+
+
+def test_a_column_flag_naming_no_column_is_reported_as_the_flag(tmp_path, capsys):
+    code, result = run_cli(capsys, IRIS, "--label", "species", "--ignore", "petal_lenght")
+    assert code == 1 and result["error"] == "UnknownColumn" and result["failedState"] == "Preprocess"
+    assert result["cause"].startswith("--ignore 'petal_lenght' is not a column; columns: sepal_length")
 
 
 def test_a_local_run_s_error_names_the_local_file(tmp_path, capsys):
@@ -408,10 +418,12 @@ def test_run_options_make_the_execution_input():
     from sagestep.cli import build_parser
     from sagestep.runner import execution_input
     args = build_parser().parse_args(["start", "s3://b/k.csv", "--label", "species", "--hyperparameter", "max_depth=2",
-                                      "--hyperparameter", "eta=0.3", "--seed", "7", "--split", "0.5,0.25,0.25"])
+                                      "--hyperparameter", "eta=0.3", "--seed", "7", "--split", "0.5,0.25,0.25",
+                                      "--id", "key", "--ignore", "a", "--ignore", "b"])
     assert execution_input(args.dataset_uri, args) == {
         "datasetUri": "s3://b/k.csv", "labelColumn": "species", "hyperparameters": {"max_depth": "2", "eta": "0.3"},
-        "splitRatios": {"train": 0.5, "validation": 0.25, "test": 0.25}, "seed": 7}
+        "splitRatios": {"train": 0.5, "validation": 0.25, "test": 0.25}, "seed": 7, "idColumn": "key",
+        "ignoreColumns": ["a", "b"]}
     assert execution_input("s3://b/k.csv", build_parser().parse_args(["start", "s3://b/k.csv"])) == {
         "datasetUri": "s3://b/k.csv"}
 
