@@ -91,24 +91,17 @@ def _field(name: str) -> str:
     return '"' + name.replace('"', '""') + '"' if any(c in name for c in ',"\r\n') else name
 
 
-def _numbers(matrix: np.ndarray) -> list[str]:
-    """One line of comma-separated numbers per row, formatted in one C-level call."""
-    out = io.StringIO()
-    np.savetxt(out, matrix, fmt="%.6f", delimiter=",")
-    return out.getvalue().splitlines()
-
-
 def output_fn(prediction: dict, accept: str) -> tuple[str, str]:
     """Classification: the predicted class (its name, as in the held-out labels) then the probability of
     every class in class order, "<class>,<p0>,...,<pk-1>". Regression: "<value>". One line per record."""
     if accept.split(";")[0].strip() not in (CSV, "*/*", ""):
         raise InvalidPayload(f"accept type {accept!r} is not supported; ask for {CSV}")
     values, classes = prediction["values"], prediction["classes"]
-    if not len(values):
-        return "", CSV
     if values.ndim == 1 and not prediction.get("objective", "").startswith("binary:"):
-        return "\n".join(_numbers(values.reshape(-1, 1))) + "\n", CSV
+        return "".join(map("%.6f\n".__mod__, values.tolist())), CSV
     probabilities = np.column_stack([1 - values, values]) if values.ndim == 1 else values
     names = np.array([_field(name) for name in classes or map(str, range(probabilities.shape[1]))], dtype=object)
-    best = names[probabilities.argmax(axis=1)]
-    return "".join(f"{name},{numbers}\n" for name, numbers in zip(best, _numbers(probabilities))), CSV
+    best = names[probabilities.argmax(axis=1)] if len(probabilities) else names[:0]
+    # One C-level "%" per line: "<class>,<p0>,...,<pk-1>".
+    line = "%s," + ",".join(["%.6f"] * probabilities.shape[1]) + "\n"
+    return "".join(map(line.__mod__, zip(best.tolist(), *probabilities.T.tolist()))), CSV
