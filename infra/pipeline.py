@@ -81,6 +81,7 @@ class Pipeline(pulumi.ComponentResource):
                 "JOB_NAME_PREFIX": self.prefix,
                 "HYPERPARAMETERS": json.dumps(settings.hyperparameters, sort_keys=True),
                 "OBJECTIVES": json.dumps(framework.OBJECTIVES, sort_keys=True),
+                "QUALITY_GATE": json.dumps(framework.quality_gate(settings.quality_metric, settings.quality_threshold)),
             }), opts=self._child())
         self.preprocess_function = self.preprocess.function.name
         role_arns = pulumi.Output.all(**{key: role.arn for key, (role, _) in self.job_roles.items()})

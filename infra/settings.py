@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -20,6 +21,7 @@ import pulumi.runtime.config
 import yaml
 
 from preprocess.naming import slug
+from preprocess.plan import eval_metrics
 from statemachine import PipelineSettings
 from statemachine import framework
 from statemachine.check import sagemaker_model
@@ -61,6 +63,8 @@ class Settings:
     dataset_buckets: tuple[str, ...]
     log_retention_days: int
     run_data_expiration_days: int
+    quality_metric: str = ""
+    quality_threshold: float | None = None
 
 
 @lru_cache(maxsize=1)
@@ -157,6 +161,31 @@ def _hyperparameters(reader: _Reader) -> dict[str, str]:
     return result
 
 
+def _quality_gate(reader: _Reader, hyperparameters: dict[str, str]) -> tuple[str, float | None]:
+    """qualityMetric must be a validation metric the image defines that some run of this stack reports
+    (eval_metric when the stack sets it, else the objectives' defaults); a number as qualityThreshold."""
+    metric = reader.string("qualityMetric").strip()
+    if not metric:
+        return "", None
+    name = metric.removeprefix("validation:")
+    if not metric.startswith("validation:") or name not in framework.MAXIMIZE_METRICS + framework.MINIMIZE_METRICS:
+        raise ConfigError("qualityMetric", metric, "empty, or validation:<metric> of the image's metrics (e.g. "
+                          "validation:auc, validation:logloss, validation:rmse)")
+    reported = eval_metrics(hyperparameters) or [f"validation:{objective['eval_metric']}"
+                                                 for objective in framework.OBJECTIVES.values()]
+    if metric not in reported:
+        raise ConfigError("qualityMetric", metric, f"a metric the runs report: {', '.join(reported)} (add {name} to "
+                          "the eval_metric hyperparameter to gate on it)")
+    raw = reader.raw("qualityThreshold")
+    try:
+        threshold = float(str(raw).strip())
+    except ValueError:
+        threshold = math.nan
+    if not math.isfinite(threshold):
+        raise ConfigError("qualityThreshold", raw, f"a number, the value {metric} must reach")
+    return metric, threshold
+
+
 def _xgboost_version(reader: _Reader) -> str:
     from sagemaker.core import image_uris  # the SDK's bundled image catalogue; no network
 
@@ -213,12 +242,16 @@ def read_settings(lookup: Callable[[str], str | None], stack: str, given: Iterab
     retention = reader.integer("logRetentionDays", 1, 3653)
     if retention not in LOG_RETENTION_DAYS:
         raise ConfigError("logRetentionDays", retention, f"one of {', '.join(map(str, LOG_RETENTION_DAYS))}")
+    hyperparameters = _hyperparameters(reader)
+    quality_metric, quality_threshold = _quality_gate(reader, hyperparameters)
     return Settings(
         stack=stack,
         name_prefix=name_prefix(stack),
         pipeline=pipeline,
         xgboost_version=_xgboost_version(reader),
-        hyperparameters=_hyperparameters(reader),
+        hyperparameters=hyperparameters,
+        quality_metric=quality_metric,
+        quality_threshold=quality_threshold,
         preprocess_memory_mb=reader.integer("preprocessMemoryMb", 128, 10240),
         preprocess_timeout_seconds=reader.integer("preprocessTimeoutSeconds", 1, 900),
         dataset_buckets=tuple(buckets),

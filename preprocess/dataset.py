@@ -16,8 +16,9 @@ from .sink import Outputs
 MIN_ROWS = 10
 
 
-def _finish(result: dict, columns: Columns, outputs: Outputs, where: str) -> dict:
-    """Check the split, write the schema, and only then commit every output."""
+def _finish(result: dict, columns: Columns, outputs: Outputs, where: str, check: Callable[[dict], None]) -> dict:
+    """Check the split (and with check, what the caller plans from it), write the schema, and only then
+    commit every output."""
     total = sum(result["counts"].values())
     if total == 0:
         raise EmptyDataset(f"{where} has a header but no data rows")
@@ -27,6 +28,7 @@ def _finish(result: dict, columns: Columns, outputs: Outputs, where: str) -> dic
     if empty:
         raise TooFewRows(f"{where}: {total} data rows leave the {', '.join(empty)} split empty; "
                          "add rows or change splitRatios")
+    check(result)
     ignored = columns.left_out() + result.get("ignored", [])
     schema = {"dataset": where,
               "label": {"name": columns.label_name, "classes": result["classes"], **result["labelStats"]},
@@ -52,12 +54,14 @@ def _no_cyclic_gc():
 
 
 def split_dataset(open_chunks: Callable[[], Iterable[bytes]], where: str, request: Request,
-                  make_outputs: Callable[[], Outputs]) -> dict:
+                  make_outputs: Callable[[], Outputs], check: Callable[[dict], None] = lambda result: None) -> dict:
+    """check sees the profile (problem, classes) before anything is committed: an error it raises
+    leaves nothing behind."""
     with _no_cyclic_gc():
-        return _split(open_chunks, where, request, make_outputs)
+        return _split(open_chunks, where, request, make_outputs, check)
 
 
-def _split(open_chunks, where, request, make_outputs) -> dict:
+def _split(open_chunks, where, request, make_outputs, check) -> dict:
     chunks = iter(open_chunks())
     try:
         header, rest = numeric.read_header(chunks, where)
@@ -65,7 +69,7 @@ def _split(open_chunks, where, request, make_outputs) -> dict:
         with make_outputs() as outputs:
             result = numeric.split_numeric(chain([rest], chunks), columns,
                                            RowSplitter(request.ratios, request.seed), outputs)
-            return {**_finish(result, columns, outputs, where), "path": "numeric"}
+            return {**_finish(result, columns, outputs, where, check), "path": "numeric"}
     except numeric.NotNumeric:
         pass
     finally:
@@ -78,5 +82,5 @@ def _split(open_chunks, where, request, make_outputs) -> dict:
     columns = find_columns(header, request, where)
     result = general.split_general(
         open_chunks, columns, lambda: RowSplitter(request.ratios, request.seed), make_outputs,
-        lambda result, outputs: _finish(result, columns, outputs, where), where)
+        lambda result, outputs: _finish(result, columns, outputs, where, check), where)
     return {**result, "path": "general"}

@@ -57,5 +57,9 @@ class DatasetTooLarge(PreprocessError):
     pass
 
 
+class InvalidQualityGate(PreprocessError):
+    """qualityMetric / qualityThreshold that no run of this objective can pass or fail."""
+
+
 class FunctionMisconfigured(PreprocessError):
     """The function's environment lacks what the stack sets (deployed by hand, or by an older stack)."""

@@ -18,7 +18,7 @@ from .errors import FunctionMisconfigured, InvalidExecutionInput
 from .evaluation import evaluate
 from .general import read_rows
 from .naming import run_name, tag_value
-from .plan import csv_field, objective_hyperparameters, parse_event
+from .plan import csv_field, objective_hyperparameters, parse_event, quality_gate
 from .sink import Outputs, S3Output, Uploader
 from .source import S3Dataset
 
@@ -35,7 +35,7 @@ def _targets(prefix: str) -> dict[str, tuple[str, str]]:
     }
 
 
-REQUIRED_ENVIRONMENT = ("DATA_BUCKET", "JOB_NAME_PREFIX", "OBJECTIVES")
+REQUIRED_ENVIRONMENT = ("DATA_BUCKET", "JOB_NAME_PREFIX", "OBJECTIVES", "QUALITY_GATE")
 ACTIONS = ("preprocess", "evaluate")
 
 
@@ -65,11 +65,18 @@ def preprocess_run(event, context) -> dict:
         return Outputs({name: S3Output(s3, data_bucket, key, kind, uploader)
                         for name, (key, kind) in targets.items()}, uploader)
 
-    result = split_dataset(dataset.chunks, dataset.where, request, outputs)
-    classes = result["classes"]
-    hyperparameters = {**objective_hyperparameters(result["problem"], classes, json.loads(os.environ["OBJECTIVES"])),
-                       **json.loads(os.environ.get("HYPERPARAMETERS", "{}")),
-                       **request.hyperparameters}
+    planned: dict = {}
+
+    def plan(result: dict) -> None:
+        """The hyperparameters and the quality gate, checked before the split is committed."""
+        hyperparameters = {
+            **objective_hyperparameters(result["problem"], result["classes"], json.loads(os.environ["OBJECTIVES"])),
+            **json.loads(os.environ.get("HYPERPARAMETERS", "{}")), **request.hyperparameters}
+        planned.update(hyperparameters=hyperparameters,
+                       gate=quality_gate(request, json.loads(os.environ["QUALITY_GATE"]), hyperparameters))
+
+    result = split_dataset(dataset.chunks, dataset.where, request, outputs, check=plan)
+    hyperparameters = planned["hyperparameters"]
     base = f"s3://{data_bucket}/{prefix}"
     return {
         "runName": run_name(os.environ["JOB_NAME_PREFIX"], request.execution_name, request.execution_arn),
@@ -85,6 +92,7 @@ def preprocess_run(event, context) -> dict:
         "problem": result["problem"],
         "rows": result["counts"],
         "ignoredColumns": result["ignored"],
+        "gate": planned["gate"],
     }
 
 

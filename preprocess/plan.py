@@ -8,7 +8,8 @@ from collections import Counter
 from dataclasses import dataclass
 from operator import itemgetter
 
-from .errors import InvalidDatasetUri, InvalidExecutionInput, InvalidLabel, MissingLabelColumn, UnknownColumn
+from .errors import (InvalidDatasetUri, InvalidExecutionInput, InvalidLabel, InvalidQualityGate, MissingLabelColumn,
+                     UnknownColumn)
 
 LABEL_NAMES = ("label", "target")
 DEFAULT_RATIOS = {"train": 0.7, "validation": 0.15, "test": 0.15}
@@ -32,6 +33,8 @@ class Request:
     seed: int
     ignore_columns: tuple[str, ...] = ()
     id_column: str | None = None
+    quality_metric: str | None = None          # None: the stack's; "": no gate for this run
+    quality_threshold: float | None = None     # None: the stack's
 
 
 def _string_map(value: object, what: str) -> dict[str, str]:
@@ -73,6 +76,13 @@ def parse_event(event: dict) -> Request:
     seed = event.get("seed", DEFAULT_SEED)
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise InvalidExecutionInput(f"seed must be an integer, got {json.dumps(seed)}")
+    metric, threshold = event.get("qualityMetric"), event.get("qualityThreshold")
+    if metric is not None and not isinstance(metric, str):
+        raise InvalidExecutionInput(f"qualityMetric must be a metric name such as validation:auc, or \"\" for no gate, "
+                                    f"got {json.dumps(metric)}")
+    if threshold is not None and (not isinstance(threshold, (int, float)) or isinstance(threshold, bool)
+                                  or not math.isfinite(threshold)):
+        raise InvalidExecutionInput(f"qualityThreshold must be a number, got {json.dumps(threshold)}")
     for required in ("executionName", "executionArn"):
         if not isinstance(event.get(required), str):
             raise InvalidExecutionInput(f"the event has no {required} (the state machine passes it)")
@@ -80,7 +90,7 @@ def parse_event(event: dict) -> Request:
                    execution_name=event["executionName"], execution_arn=event["executionArn"],
                    hyperparameters=_string_map(event.get("hyperparameters", {}), "hyperparameters"),
                    ratios=dict(ratios), seed=seed, ignore_columns=tuple(dict.fromkeys(ignore)),
-                   id_column=id_column)
+                   id_column=id_column, quality_metric=metric, quality_threshold=threshold)
 
 
 def _column_name(event: dict, field: str) -> str | None:
@@ -284,3 +294,33 @@ def objective_hyperparameters(kind: str, classes: list[str] | None, objectives: 
     "{classes}" stands for the number of classes)."""
     count = str(len(classes or []))
     return {name: value.replace("{classes}", count) for name, value in objectives[kind].items()}
+
+
+def eval_metrics(hyperparameters: dict[str, str]) -> list[str]:
+    """The validation:<metric> names training reports: eval_metric names one metric or several separated
+    by commas ("mlogloss,auc"), as training/train.py takes it."""
+    names = hyperparameters.get("eval_metric", "").split(",")
+    return [f"validation:{name.strip()}" for name in names if name.strip()]
+
+
+def quality_gate(request: Request, stack_gate: dict, hyperparameters: dict[str, str]) -> dict:
+    """The run's gate from the execution input over the stack's (stack_gate: its metric, threshold and
+    the image's maximize / minimize metric names). A metric this run's training does not report would
+    fail every run at the gate, so it is refused here, before any job starts."""
+    metric = stack_gate["metric"] if request.quality_metric is None else request.quality_metric
+    threshold = stack_gate["threshold"] if request.quality_threshold is None else request.quality_threshold
+    if not metric:
+        return {"metric": "", "threshold": 0, "maximize": True, "comparison": ">="}
+    name = metric.removeprefix("validation:")
+    if not metric.startswith("validation:") or name not in stack_gate["maximize"] + stack_gate["minimize"]:
+        raise InvalidQualityGate(f"qualityMetric {metric!r} is not one of the image's validation metrics "
+                                 f"(validation:<{', '.join(stack_gate['maximize'] + stack_gate['minimize'])}>)")
+    reported = eval_metrics(hyperparameters)
+    if metric not in reported:
+        raise InvalidQualityGate(f"qualityMetric {metric!r} is not reported by this run's training, which reports "
+                                 f"{', '.join(reported) or 'nothing'} (objective {hyperparameters.get('objective')}); "
+                                 f"add {name} to the eval_metric hyperparameter or gate on a reported metric")
+    if threshold is None:
+        raise InvalidQualityGate(f"qualityMetric {metric!r} needs a qualityThreshold")
+    maximize = name in stack_gate["maximize"]
+    return {"metric": metric, "threshold": threshold, "maximize": maximize, "comparison": ">=" if maximize else "<="}

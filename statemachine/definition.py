@@ -6,7 +6,7 @@ output, so the definition and the permissions cannot drift apart.
 """
 from __future__ import annotations
 
-from . import batch_predict, create_model, evaluate, preprocess, train
+from . import batch_predict, create_model, evaluate, gate, preprocess, train
 from .iam import allow, document, merge_statements
 from .refs import Refs
 from .settings import PipelineSettings
@@ -14,7 +14,8 @@ from .step import JobRole, Step
 
 START = "Start"
 SUMMARIZE = "Summarize"
-STEPS: tuple[Step, ...] = (preprocess.STEP, train.STEP, create_model.STEP, batch_predict.STEP, evaluate.STEP)
+STEPS: tuple[Step, ...] = (preprocess.STEP, train.STEP, gate.STEP, create_model.STEP, batch_predict.STEP,
+                           evaluate.STEP)
 
 
 def _or_pipeline(steps: tuple[Step, ...] | None) -> tuple[Step, ...]:

@@ -8,7 +8,7 @@ what the rest of sagestep must agree with it on. Swapping the framework starts h
   as CloudWatch stores it (a tab reads "#011"); CreateTrainingJob refuses custom MetricDefinitions for
   this first-party algorithm image. Source: aws/sagemaker-xgboost-container v3.0-5,
   src/sagemaker_xgboost_container/algorithm_mode/metrics.py and constants/xgb_constants.py;
-- the prediction format that inference/inference.py writes (one line per record) and sagestep reads.
+- which metrics a quality gate may name, and in which direction each is better.
 """
 from __future__ import annotations
 
@@ -38,6 +38,13 @@ MINIMIZE_METRICS = (
     "logloss", "mae", "mape", "merror", "mlogloss", "mphe", "mse", "poisson-nloglik", "rmse", "rmsle",
     "tweedie-nloglik",
 )
+
+
+def quality_gate(metric: str, threshold: float | None) -> dict:
+    """The stack's gate as the preprocess Lambda receives it (QUALITY_GATE), with the image's metric
+    names by direction, so it can check and orient a metric an execution names."""
+    return {"metric": metric, "threshold": threshold,
+            "maximize": list(MAXIMIZE_METRICS), "minimize": list(MINIMIZE_METRICS)}
 
 
 @dataclass(frozen=True)
@@ -101,6 +108,8 @@ def refused_hyperparameters(hyperparameters: dict[str, str]) -> str | None:
             return f"{key} must be a whole number, got {hyperparameters[key]!r}"
     params = {"objective": "reg:squarederror", "nthread": 1,
               **{k: v for k, v in hyperparameters.items() if k not in SCRIPT_HYPERPARAMETERS}}
+    if "eval_metric" in params:
+        params["eval_metric"] = params["eval_metric"].split(",")      # training/train.py takes "mlogloss,auc"
     matrix = xgb.DMatrix(np.array([[0.0], [1.0], [0.0], [1.0]]), label=np.array([0.0, 1.0, 0.0, 1.0]))
     try:
         with warnings.catch_warnings(record=True) as caught:

@@ -15,7 +15,7 @@ TRAINING_PROGRAM = "train.py"
 
 # What the state machine keeps of the Lambda's answer ($.run); the rest stays in the Lambda's logs.
 PLAN_FIELDS = ("runName", "executionTag", "channels", "transformInput", "predictionsUri", "checkpointsUri",
-               "testLabelsUri", "schemaUri", "hyperparameters", "objective", "rows", "ignoredColumns")
+               "testLabelsUri", "schemaUri", "hyperparameters", "objective", "rows", "ignoredColumns", "gate")
 # AWS's recommended Retry for Lambda tasks, plus throttling.
 LAMBDA_RETRY = {
     "ErrorEquals": ["Lambda.ClientExecutionTimeoutException", "Lambda.ServiceException",

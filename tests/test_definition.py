@@ -51,6 +51,7 @@ def test_static_check_catches_broken_definitions(definition, mutate, problem):
 
 def test_states_run_in_order_and_every_task_fails_to_its_own_state(definition):
     assert state_order(definition) == ["Start", "Preprocess", "Train", "HasTrainingMetrics", "TrainingResult",
+                                       "QualityGate", "FindGateMetric", "GateVerdict", "GatePassed",
                                        "CreateModel", "BatchPredict", "Evaluate", "Summarize"]
     for task in TASKS:
         state = definition["States"][task]
@@ -138,7 +139,7 @@ def test_success_output_is_small_and_complete(definition):
     summary = definition["States"]["Summarize"]["Parameters"]
     assert set(summary) == {"runName.$", "trainingJobName.$", "modelName.$", "transformJobName.$", "objective.$",
                             "metrics.$", "rows.$", "predictionsUri.$", "testLabelsUri.$", "schemaUri.$",
-                            "modelArtifacts.$", "evaluation.$", "ignoredColumns.$"}
+                            "modelArtifacts.$", "evaluation.$", "ignoredColumns.$", "gate.$"}
 
 
 def test_evaluate_invokes_the_same_function_with_its_action(definition):
@@ -245,7 +246,8 @@ def test_synth_summary_says_why_the_volume_key_is_left_out():
     text = console.export_text()
     assert ("training: 1 x ml.g5.xlarge\n  VolumeKmsKeyId omitted: ml.g5.xlarge has local instance storage" in text)
     assert "batch prediction: 1 x ml.m5.large\n" in text and text.count("VolumeKmsKeyId omitted") == 1
-    assert "states: Start → Preprocess → Train → HasTrainingMetrics → TrainingResult → CreateModel" in text
+    assert ("states: Start → Preprocess → Train → HasTrainingMetrics → TrainingResult → QualityGate → "
+            "FindGateMetric → GateVerdict → GatePassed → CreateModel") in text
 
 
 def test_every_instance_family_sagemaker_offers_is_classified_for_local_storage():

@@ -3,6 +3,7 @@ import csv
 import gzip
 import io
 import json
+import re
 
 import boto3
 import pytest
@@ -22,6 +23,7 @@ def s3(monkeypatch):
     monkeypatch.setenv("JOB_NAME_PREFIX", "sagestep-dev")
     monkeypatch.setenv("HYPERPARAMETERS", json.dumps({"max_depth": "4", "eta": "0.3"}))
     monkeypatch.setenv("OBJECTIVES", json.dumps(framework.OBJECTIVES))
+    monkeypatch.setenv("QUALITY_GATE", json.dumps(framework.quality_gate("", None)))
     with mock_aws():
         client = boto3.client("s3")
         client.create_bucket(Bucket=BUCKET)
@@ -395,5 +397,40 @@ def test_a_numeric_label_that_looks_like_an_identifier_is_refused(s3, label, ref
 def test_bad_column_choices_are_named(s3, extra, error, message):
     uri = put(s3, "datasets/cols.csv", "a,b,label\n" + "\n".join(f"{i},{i % 5},{i % 2}" for i in range(40)))
     with pytest.raises(error, match=message.replace("(", r"\(")):
+        handler(event(uri, **extra), None)
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="runs/")
+
+
+# ---------------------------------------------------------------- the quality gate a run carries
+
+@pytest.mark.parametrize("stack, extra, gate", [
+    (("", None), {}, {"metric": "", "threshold": 0, "maximize": True, "comparison": ">="}),
+    (("validation:logloss", 0.3), {}, {"metric": "validation:logloss", "threshold": 0.3, "maximize": False,
+                                        "comparison": "<="}),
+    (("validation:logloss", 0.3), {"qualityMetric": ""}, {"metric": "", "threshold": 0, "maximize": True,
+                                                          "comparison": ">="}),
+    (("", None), {"qualityMetric": "validation:auc", "qualityThreshold": 0.75, "hyperparameters": {"eval_metric": "logloss,auc"}},
+     {"metric": "validation:auc", "threshold": 0.75, "maximize": True, "comparison": ">="}),
+    (("validation:logloss", 0.3), {"qualityThreshold": 0.2}, {"metric": "validation:logloss", "threshold": 0.2,
+                                                               "maximize": False, "comparison": "<="}),
+])
+def test_the_run_s_gate_is_the_input_s_over_the_stack_s(s3, monkeypatch, stack, extra, gate):
+    monkeypatch.setenv("QUALITY_GATE", json.dumps(framework.quality_gate(*stack)))
+    uri = put(s3, "datasets/g.csv", "x,label\n" + "\n".join(f"{i},{i % 2}" for i in range(60)))
+    assert handler(event(uri, **extra), None)["gate"] == gate
+
+
+@pytest.mark.parametrize("extra, error, message", [
+    ({"qualityThreshold": "high"}, errors.InvalidExecutionInput, 'qualityThreshold must be a number, got "high"'),
+    ({"qualityMetric": 5}, errors.InvalidExecutionInput, "qualityMetric must be a metric name"),
+    ({"qualityMetric": "validation:nope", "qualityThreshold": 1}, errors.InvalidQualityGate,
+     "is not one of the image's validation metrics"),
+    ({"qualityMetric": "validation:auc", "qualityThreshold": 1}, errors.InvalidQualityGate,
+     "is not reported by this run's training, which reports validation:logloss (objective binary:logistic)"),
+    ({"qualityMetric": "validation:logloss"}, errors.InvalidQualityGate, "needs a qualityThreshold"),
+])
+def test_a_gate_no_run_can_meet_is_refused_and_nothing_is_written(s3, extra, error, message):
+    uri = put(s3, "datasets/g.csv", "x,label\n" + "\n".join(f"{i},{i % 2}" for i in range(60)))
+    with pytest.raises(error, match=re.escape(message)):
         handler(event(uri, **extra), None)
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="runs/")

@@ -1,4 +1,5 @@
 """Config validation: a bad value stops the program before any resource, with one line."""
+import json
 import re
 import subprocess
 import sys
@@ -218,3 +219,32 @@ def test_the_framework_knows_the_training_script_s_own_hyperparameters():
     sys.path.insert(0, str(ROOT / "training"))
     import train
     assert set(framework.SCRIPT_HYPERPARAMETERS) == set(train.TRAINING_KEYS)
+
+
+@pytest.mark.parametrize("values, key, allowed", [
+    ({"qualityMetric": "auc"}, "qualityMetric", "validation:<metric> of the image's metrics"),
+    ({"qualityMetric": "validation:accuracy_score"}, "qualityMetric", "validation:<metric> of the image's metrics"),
+    # No objective's default reports AUC: without eval_metric every run would fail at the gate.
+    ({"qualityMetric": "validation:auc", "qualityThreshold": "0.8"}, "qualityMetric",
+     "a metric the runs report: validation:logloss, validation:mlogloss, validation:rmse (add auc to the eval_metric"),
+    ({"qualityMetric": "validation:auc", "qualityThreshold": "0.8", "hyperparameters": '{"eval_metric": "logloss"}'},
+     "qualityMetric", "a metric the runs report: validation:logloss (add auc"),
+    ({"qualityMetric": "validation:logloss"}, "qualityThreshold", "a number, the value validation:logloss must reach"),
+    ({"qualityMetric": "validation:logloss", "qualityThreshold": "high"}, "qualityThreshold", "a number"),
+])
+def test_a_quality_gate_no_run_can_pass_is_refused_at_synth(values, key, allowed):
+    with pytest.raises(ConfigError) as caught:
+        settings_from(values)
+    assert str(caught.value).startswith(f"invalid config sagestep:{key} = ") and allowed in str(caught.value)
+
+
+def test_the_quality_gate_reaches_the_function_with_the_metric_directions():
+    s = settings_from({"qualityMetric": "validation:auc", "qualityThreshold": "0.8",
+                       "hyperparameters": '{"eval_metric": "logloss,auc"}'})
+    assert (s.quality_metric, s.quality_threshold) == ("validation:auc", 0.8)
+    assert (settings_from({}).quality_metric, settings_from({}).quality_threshold) == ("", None)
+    stack = synthesize("gate", {"sagestep:qualityMetric": "validation:rmse", "sagestep:qualityThreshold": "12.5"})
+    environment = stack.one("aws:lambda/function:Function", "sagestep-gate-preprocess")["inputs"]["environment"]
+    gate = json.loads(environment["variables"]["QUALITY_GATE"])
+    assert (gate["metric"], gate["threshold"]) == ("validation:rmse", 12.5)
+    assert "auc" in gate["maximize"] and "rmse" in gate["minimize"] and not set(gate["maximize"]) & set(gate["minimize"])

@@ -12,29 +12,29 @@ from statemachine.check import check_definition
 from statemachine.iam import allow, document, sagemaker_trust
 from statemachine.step import JobRole, Step, then
 
-GATE = "QualityGate"
+GATE = "ModelAudit"
 
 
 def gate_states(refs, settings, next_state):
     return {
         GATE: {"Type": "Choice",
                "Choices": [{"Variable": "$.training.finalMetrics[0].Value", "NumericGreaterThan": 0.5,
-                            "Next": "QualityGateFailed"}],
-               "Default": "GateRecorded"},
-        "GateRecorded": {"Type": "Pass", "Result": "passed", "ResultPath": "$.gate", **then(next_state)},
-        "QualityGateFailed": {"Type": "Fail", "Error": "QualityGateFailed", "Cause": "the metric is too high"},
+                            "Next": "ModelAuditFailed"}],
+               "Default": "AuditRecorded"},
+        "AuditRecorded": {"Type": "Pass", "Result": "passed", "ResultPath": "$.audit", **then(next_state)},
+        "ModelAuditFailed": {"Type": "Fail", "Error": "ModelAuditFailed", "Cause": "the metric is too high"},
     }
 
 
-GATE_ROLE = JobRole("gate", "a role of the test's step",
+GATE_ROLE = JobRole("audit", "a role of the test's step",
                     lambda refs: sagemaker_trust(refs, refs.sagemaker_arn("processing-job")),
-                    lambda refs, settings: document([allow("GateReads", ["s3:GetObject"],
+                    lambda refs, settings: document([allow("AuditReads", ["s3:GetObject"],
                                                            [refs.s3(refs.artifacts_bucket, "models/*")])]))
 GATE_STEP = Step(GATE, gate_states,
-                 statements=lambda refs: [allow("GateJobs", ["sagemaker:DescribeTrainingJob"],
+                 statements=lambda refs: [allow("AuditJobs", ["sagemaker:DescribeTrainingJob"],
                                                 [refs.sagemaker_arn("training-job")])],
-                 role=GATE_ROLE, outputs={"gate.$": "$.gate"},
-                 summary=lambda states: [f"gate: {states[GATE]['Choices'][0]['NumericGreaterThan']}"])
+                 role=GATE_ROLE, outputs={"audit.$": "$.audit"},
+                 summary=lambda states: [f"audit: {states[GATE]['Choices'][0]['NumericGreaterThan']}"])
 
 
 @pytest.fixture(scope="module")
@@ -53,18 +53,18 @@ def policy(stack, logical):
 def test_an_added_step_is_wired_between_its_neighbours(gated):
     definition = json.loads(gated.definition)
     assert state_order(definition) == ["Start", "Preprocess", "Train", "HasTrainingMetrics", "TrainingResult",
-                                       GATE, "GateRecorded", "CreateModel", "BatchPredict", "Evaluate",
-                                       "Summarize"]
-    assert definition["States"]["TrainingResult"]["Next"] == GATE
-    assert definition["States"]["Summarize"]["Parameters"]["gate.$"] == "$.gate"
+                                       "QualityGate", "FindGateMetric", "GateVerdict", "GatePassed",
+                                       GATE, "AuditRecorded", "CreateModel", "BatchPredict", "Evaluate", "Summarize"]
+    assert definition["States"]["GatePassed"]["Next"] == GATE
+    assert definition["States"]["Summarize"]["Parameters"]["audit.$"] == "$.audit"
     assert check_definition(definition) == []
 
 
 def test_an_added_step_brings_its_permissions_and_its_job_role(gated):
     sids = [s["Sid"] for s in policy(gated, "sagestep-gated-states")["Statement"]]
-    assert "GateJobs" in sids and sids.index("GateJobs") > sids.index("TrainingJobs")
-    assert [s["Sid"] for s in policy(gated, "sagestep-gated-gate")["Statement"]] == ["GateReads"]
-    role = gated.one("aws:iam/role:Role", "sagestep-gated-gate")["inputs"]
+    assert "AuditJobs" in sids and sids.index("AuditJobs") > sids.index("TrainingJobs")
+    assert [s["Sid"] for s in policy(gated, "sagestep-gated-audit")["Statement"]] == ["AuditReads"]
+    role = gated.one("aws:iam/role:Role", "sagestep-gated-audit")["inputs"]
     assert "processing-job/sagestep-gated--*" in role["assumeRolePolicy"]
 
 
@@ -74,7 +74,7 @@ def test_an_added_step_appears_in_the_summary(gated):
     from sagestep.cli import print_summary
     console = Console(record=True, width=200)
     print_summary(gated, console)
-    assert "gate: 0.5" in console.export_text()
+    assert "audit: 0.5" in console.export_text()
 
 
 def refs_and_settings():

@@ -89,6 +89,9 @@ def read_channel(name: str) -> tuple[np.ndarray, np.ndarray]:
 
 def booster_params(hyperparameters: dict[str, object], num_gpus: int) -> dict[str, object]:
     params = {**DEFAULT_PARAMS, **{k: v for k, v in hyperparameters.items() if k not in TRAINING_KEYS}}
+    if isinstance(params.get("eval_metric"), str) and "," in params["eval_metric"]:
+        # Several metrics, "mlogloss,auc": the launcher passes every hyperparameter as one string.
+        params["eval_metric"] = [name.strip() for name in params["eval_metric"].split(",")]
     if "objective" not in params:
         raise TrainingError("no objective hyperparameter (the preprocess step sets it from the labels)")
     params["device"] = "cuda" if num_gpus > 0 else "cpu"
