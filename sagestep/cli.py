@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections import Counter
 from pathlib import Path
@@ -67,6 +68,16 @@ def seed(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
 
 
+def number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number")
+    return value
+
+
 def hyperparameter(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key.strip() or not value.strip():
@@ -95,6 +106,11 @@ def add_run_options(command: argparse.ArgumentParser) -> None:
                                                         "field of every prediction, so results join back to the input")
     command.add_argument("--ignore", metavar="COLUMN", action="append", default=[],
                          help="a column to leave out of the features (repeatable)")
+    command.add_argument("--quality-metric", metavar="METRIC",
+                         help="the validation metric the model must reach before it is made, e.g. validation:auc "
+                              "(overrides the stack's qualityMetric; \"\" turns the gate off)")
+    command.add_argument("--quality-threshold", metavar="NUMBER", type=number,
+                         help="the value --quality-metric must reach in its direction (overrides qualityThreshold)")
     command.add_argument("--seed", type=seed, help="the split's seed (default 42)")
     command.add_argument("--split", type=split, metavar="TRAIN,VALIDATION,TEST",
                          help="the split's fractions (default 0.7,0.15,0.15)")

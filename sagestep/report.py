@@ -43,7 +43,8 @@ class Reporter:
 
 # The execution input's fields, as the CLI's flags name them.
 CLI_TERMS = {"labelColumn": "--label", "splitRatios": "--split", "seed must": "--seed must", "idColumn": "--id",
-             "ignoreColumns": "--ignore"}
+             "ignoreColumns": "--ignore", "qualityThreshold must": "--quality-threshold must",
+             "qualityMetric must": "--quality-metric must"}
 
 
 def in_cli_terms(result: dict, local_paths: dict[str, str] | None = None) -> dict:
@@ -106,6 +107,10 @@ def print_summary(result: dict, console: Console) -> None:
         for name, value in sorted(result["metrics"].items()):
             if not name.startswith("test:"):
                 console.print(f"  {name:22} {value:.4f}")
+        gate = result.get("gate") or {}
+        if gate.get("passed"):
+            console.print(f"quality gate passed: {gate['metric']} = {gate['value']:.4f}, needs {gate['comparison']} "
+                          f"{gate['threshold']}", highlight=False)
         if result.get("evaluation"):
             print_evaluation(result["evaluation"], console)
         for name, points in result.get("curves", {}).items():

@@ -35,12 +35,19 @@ class Progress:
     error: str | None = None
     cause: str | None = None
     seen: int = 0
+    iterations: int = 0           # Map iterations under way: their inner states are not the run's states
 
     def current(self) -> StateRun | None:
         return self.states[-1] if self.states else None
 
     def apply(self, event: dict, on_state: Callable[[StateRun], None]) -> None:
         kind, details = event["type"], event
+        if kind == "MapIterationStarted":
+            self.iterations += 1
+        elif kind in ("MapIterationSucceeded", "MapIterationFailed", "MapIterationAborted"):
+            self.iterations -= 1
+        elif self.iterations:
+            return
         if kind.endswith("StateEntered"):
             run = StateRun(event["stateEnteredEventDetails"]["name"], started=event["timestamp"])
             self.states.append(run)
@@ -66,9 +73,10 @@ class Progress:
 
 def execution_input(dataset_uri: str, args) -> dict:
     """The execution input a command's run options make (DESIGN: labelColumn, hyperparameters,
-    splitRatios, seed, idColumn, ignoreColumns)."""
+    splitRatios, seed, idColumn, ignoreColumns, qualityMetric, qualityThreshold)."""
     options = {"labelColumn": args.label, "hyperparameters": dict(args.hyperparameter) or None,
-               "splitRatios": args.split, "seed": args.seed, "idColumn": args.id, "ignoreColumns": args.ignore or None}
+               "splitRatios": args.split, "seed": args.seed, "idColumn": args.id, "ignoreColumns": args.ignore or None,
+               "qualityMetric": args.quality_metric, "qualityThreshold": args.quality_threshold}
     return {"datasetUri": dataset_uri, **{key: value for key, value in options.items() if value is not None}}
 
 
@@ -108,6 +116,7 @@ def result_of(description: dict, progress: Progress) -> dict:
         result["evaluation"] = evaluation
         result["rows"] = output.get("rows")
         result["ignoredColumns"] = output.get("ignoredColumns", [])
+        result["gate"] = output.get("gate")
         result["output"] = output
     else:
         result["error"], result["cause"] = failure_message(progress.error, progress.cause)

@@ -49,8 +49,8 @@ def test_pipeline_succeeds(tmp_path, capsys, kind):
     code, result = run_cli(capsys, dataset, "--label", label, "--out", tmp_path / "out")
     assert code == 0 and result["status"] == "SUCCEEDED", result
     assert [s["name"] for s in result["states"]] == ["Start", "Preprocess", "Train", "HasTrainingMetrics",
-                                                     "TrainingResult", "CreateModel", "BatchPredict", "Evaluate",
-                                                     "Summarize"]
+                                                     "TrainingResult", "QualityGate", "NoQualityGate", "CreateModel",
+                                                     "BatchPredict", "Evaluate", "Summarize"]
     # --out receives the joined predictions, the held-out labels, the schema, the metrics and the model.
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == ["evaluation.json", "model.tar.gz", "predictions.csv",
@@ -402,6 +402,7 @@ def test_ctrl_c_ends_a_local_run_cleanly_and_leaves_no_job_folder(tmp_path):
     (("local", "x.csv", "--hyperparameter", "max_depth"), "'max_depth' is not KEY=VALUE"),
     (("local", "x.csv", "--seed", "seven"), "argument --seed: 'seven' is not an integer"),
     (("local", "x.csv", "--split", "0.7,0.3"), "is not TRAIN,VALIDATION,TEST fractions"),
+    (("local", "x.csv", "--quality-threshold", "high"), "argument --quality-threshold: 'high' is not a number"),
     (("start", "s3://b/k", "--split", "1,1,1"), "is not TRAIN,VALIDATION,TEST fractions"),
     (("start",), "the following arguments are required: DATASET_URI"),
     (("deploy",), "invalid choice: 'deploy'"),
@@ -419,11 +420,14 @@ def test_run_options_make_the_execution_input():
     from sagestep.runner import execution_input
     args = build_parser().parse_args(["start", "s3://b/k.csv", "--label", "species", "--hyperparameter", "max_depth=2",
                                       "--hyperparameter", "eta=0.3", "--seed", "7", "--split", "0.5,0.25,0.25",
-                                      "--id", "key", "--ignore", "a", "--ignore", "b"])
+                                      "--id", "key", "--ignore", "a", "--ignore", "b",
+                                      "--quality-metric", "validation:auc", "--quality-threshold", "0.8"])
     assert execution_input(args.dataset_uri, args) == {
         "datasetUri": "s3://b/k.csv", "labelColumn": "species", "hyperparameters": {"max_depth": "2", "eta": "0.3"},
         "splitRatios": {"train": 0.5, "validation": 0.25, "test": 0.25}, "seed": 7, "idColumn": "key",
-        "ignoreColumns": ["a", "b"]}
+        "ignoreColumns": ["a", "b"], "qualityMetric": "validation:auc", "qualityThreshold": 0.8}
+    assert execution_input("s3://b/k.csv", build_parser().parse_args(["start", "s3://b/k.csv", "--quality-metric", ""])) \
+        == {"datasetUri": "s3://b/k.csv", "qualityMetric": ""}
     assert execution_input("s3://b/k.csv", build_parser().parse_args(["start", "s3://b/k.csv"])) == {
         "datasetUri": "s3://b/k.csv"}
 
