@@ -15,6 +15,7 @@ from statemachine import state_order
 from statemachine import summary as steps_summary
 
 from . import ROOT, __version__
+from .cost import instance_price_lines
 from .synth import DEFAULT_STACK
 
 
@@ -43,6 +44,11 @@ def print_summary(synthesis, console: Console) -> None:
     definition = json.loads(synthesis.definition)
     console.print("states: " + " → ".join(state_order(definition)))
     for line in steps_summary(definition):
+        console.print(line, highlight=False)
+    training = definition["States"]["Train"]["Parameters"]["ResourceConfig"]
+    transform = definition["States"]["BatchPredict"]["Parameters"]["TransformResources"]
+    for line in instance_price_lines(training["InstanceType"], training["InstanceCount"], transform["InstanceType"],
+                                     transform["InstanceCount"], synthesis.region):
         console.print(line, highlight=False)
     console.print(f"image: {synthesis.outputs['trainingImage']}")
 
@@ -133,7 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
                                             "sagestep local serve: keep the stack up behind an AWS-compatible endpoint")
     local.add_argument("dataset", metavar="DATASET|serve", help="a CSV file (or s3:// URI), or `serve`")
     add_run_options(local)
-    local.add_argument("--out", help="where to copy predictions (default runs/<execution>/)")
+    local.add_argument("--out", help="where to copy the predictions, metrics and model (default runs/<execution>/)")
+    local.add_argument("--report", action="store_true", help="also write report.html there: one self-contained page "
+                                                             "of the run (graph, curves, evaluation, cost)")
     local.add_argument("--stack",
                        help=f"the stack whose settings to use (Pulumi.<stack>.yaml; default {DEFAULT_STACK})")
     local.add_argument("--host", default="127.0.0.1", help="serve: address to listen on")
@@ -146,12 +154,23 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--wait", action="store_true", help="follow the execution until it ends")
     start.add_argument("--state-machine-arn", help="default: $SAGESTEP_STATE_MACHINE_ARN or `pulumi stack output`")
     start.set_defaults(run=_start)
+
+    report = commands.add_parser("report", help="write one self-contained report.html of a finished run")
+    report.add_argument("execution_arn", metavar="EXECUTION_ARN")
+    report.add_argument("--out", help="where to write report.html and the run's files (default runs/<execution>/)")
+    report.add_argument("--json", action="store_true", help="print {\"report\": path, \"status\"}")
+    report.set_defaults(run=_report)
     return parser
 
 
 def _local(args: argparse.Namespace, console: Console) -> int:
     from .local.run import run_local, serve
     return serve(args, console) if args.dataset == "serve" else run_local(args, console)
+
+
+def _report(args: argparse.Namespace, console: Console) -> int:
+    from .start import report_execution
+    return report_execution(args, console)
 
 
 def _start(args: argparse.Namespace, console: Console) -> int:

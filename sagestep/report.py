@@ -64,7 +64,24 @@ def report(result: dict, as_json: bool, console: Console) -> int:
         print(json.dumps(result, default=str))
     else:
         print_summary(result, console)
+        print_cost(result.get("cost"), console)
+        if result.get("report"):
+            console.print(f"report: {result['report']}", highlight=False, soft_wrap=True)
     return 0 if result["status"] == "SUCCEEDED" else 1
+
+
+def print_cost(cost: dict | None, console: Console) -> None:
+    """The run's cost, item by item, and what it leaves out."""
+    if not cost or cost.get("usd") is None:
+        return
+    label = " (an estimate at AWS prices from local timings)" if cost.get("estimate") else ""
+    console.print(f"cost: ${cost['usd']:.4f}{label}", highlight=False)
+    for item in cost["items"]:
+        usd = "no price" if item["usd"] is None else f"${item['usd']:.4f}"
+        console.print(f"  {item['item']:18} {usd:>10}  {escape(item['detail'])}", highlight=False, soft_wrap=True)
+    for note in cost.get("notes", []):
+        if not note.startswith("an estimate"):
+            console.print(f"  [dim]{escape(note)}[/]", highlight=False, soft_wrap=True)
 
 
 def _number(value) -> str:

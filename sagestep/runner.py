@@ -5,6 +5,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -36,6 +37,7 @@ class Progress:
     cause: str | None = None
     seen: int = 0
     iterations: int = 0           # Map iterations under way: their inner states are not the run's states
+    events: list[dict] = field(default_factory=list)     # the whole history, for the cost and the report
 
     def current(self) -> StateRun | None:
         return self.states[-1] if self.states else None
@@ -93,6 +95,7 @@ def follow(sfn, execution_arn: str, on_state: Callable[[StateRun], None] = lambd
         for event in events[progress.seen:]:
             progress.apply(event, on_state)
         progress.seen = len(events)
+        progress.events = events
         if description["status"] in TERMINAL:
             return description, progress
         if timeout_seconds is not None and time.monotonic() - started > timeout_seconds:
@@ -207,13 +210,35 @@ def attach_job_log(result: dict, logs, region: str | None, lines: int = 10) -> N
     job["logTail"] = [line.replace(CLOUDWATCH_TAB, "  ") for line in tail]
 
 
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri[len("s3://"):].partition("/")
+    return bucket, key
+
+
+def download_outputs(s3, output: dict, out_dir: Path) -> dict[str, Path]:
+    """A successful run's files, each into out_dir under its own name: the joined predictions, the
+    held-out labels, the schema, the metrics file and the model."""
+    evaluation = output.get("evaluation") or {}
+    uris = {"predictions": evaluation.get("predictionsFile"), "testLabels": output.get("testLabelsUri"),
+            "schema": output.get("schemaUri"), "metrics": evaluation.get("evaluationFile"),
+            "modelArtifact": output.get("modelArtifacts")}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for name, uri in uris.items():
+        if uri:
+            bucket, key = split_s3_uri(uri)
+            files[name] = out_dir / Path(key).name
+            s3.download_file(bucket, key, str(files[name]))
+    return files
+
+
 def attach_evaluation(result: dict, s3) -> None:
     """The Evaluate step's whole file (with the confusion matrix, too large for the run's output) in
     place of its summary; the summary stays if the file cannot be read."""
     uri = (result.get("evaluation") or {}).get("evaluationFile")
     if not uri:
         return
-    bucket, _, key = uri[len("s3://"):].partition("/")
+    bucket, key = split_s3_uri(uri)
     try:
         result["evaluation"] = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     except (ClientError, BotoCoreError) as error:

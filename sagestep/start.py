@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -15,10 +16,14 @@ from statemachine.console import console_url
 
 from .errors import UsageError
 from .report import Reporter, execution_name, in_cli_terms, report
-from .runner import attach_curves, attach_evaluation, attach_job_log, execution_input, follow, result_of
+from .record import attach_cost, report_record
+from .run_report import write_report
+from .runner import (attach_curves, attach_evaluation, attach_job_log, download_outputs, execution_input, follow,
+                     result_of)
 
 ARN_VARIABLE = "SAGESTEP_STATE_MACHINE_ARN"
 STATE_MACHINE_ARN = re.compile(r"^arn:aws[a-z-]*:states:([a-z0-9-]+):\d{12}:stateMachine:[A-Za-z0-9_.-]{1,80}$")
+EXECUTION_ARN = re.compile(r"^arn:aws[a-z-]*:states:([a-z0-9-]+):\d{12}:execution:[A-Za-z0-9_.-]{1,80}:([^:\s]{1,80})$")
 # Each poll reads the whole history: every 2 s on AWS (Step Functions throttles), faster against an emulator.
 POLL_SECONDS = {"aws": 2.0, "emulator": 0.2}
 
@@ -77,6 +82,7 @@ def start(args, console: Console) -> int:
         attach_job_log(result, logs, None if emulated else region)
         attach_curves(result, logs)
         attach_evaluation(result, boto3.client("s3", region_name=region))
+        attach_cost(result, progress.events, clients_in(region), region, estimate=emulated)
     except (ClientError, BotoCoreError) as error:
         raise UsageError(f"lost track of {execution} (it goes on): {error}") from None
     output = result.pop("output", None)
@@ -88,3 +94,48 @@ def start(args, console: Console) -> int:
         if not emulated:
             result["outputs"]["trainingJobConsole"] = console_url(region, "sagemaker", f"/jobs/{job}")
     return report(in_cli_terms(result), args.json, console)
+
+
+def clients_in(region: str):
+    """boto3 clients by service name for one region (AWS_ENDPOINT_URL, when set, reaches them all)."""
+    return lambda service: boto3.client(service, region_name=region)
+
+
+def report_execution(args, console: Console) -> int:
+    """`sagestep report EXECUTION_ARN`: a finished execution's report.html, from what AWS (or `sagestep
+    local serve`) still holds of it: its history, definition, jobs, logs and files."""
+    match = EXECUTION_ARN.match(args.execution_arn)
+    if not match:
+        raise UsageError(f"{args.execution_arn!r} is not an execution ARN "
+                         "(arn:aws:states:<region>:<account>:execution:<state machine>:<name>)")
+    region, name = match.groups()
+    clients = clients_in(region)
+    emulated = bool(os.environ.get("AWS_ENDPOINT_URL"))
+    out_dir = Path(args.out) if args.out else Path("runs") / name
+    sfn = clients("stepfunctions")
+    try:
+        if sfn.describe_execution(executionArn=args.execution_arn)["status"] == "RUNNING":
+            raise UsageError(f"{name} is still running; report it when it has ended "
+                             "(sagestep start --wait follows a run to its end)")
+        description, progress = follow(sfn, args.execution_arn)
+        definition = json.loads(sfn.describe_state_machine_for_execution(executionArn=args.execution_arn)["definition"])
+        result = result_of(description, progress)
+        logs = clients("logs")
+        attach_job_log(result, logs, None if emulated else region)
+        attach_curves(result, logs)
+        files = {}
+        output = result.pop("output", None)
+        if output:
+            files = download_outputs(clients("s3"), output, out_dir)
+            attach_evaluation(result, clients("s3"))
+        described = attach_cost(result, progress.events, clients, region, estimate=emulated)
+    except ClientError as error:
+        raise UsageError(f"cannot read {args.execution_arn}: {error.response['Error']['Code']}: "
+                         f"{error.response['Error']['Message']}") from None
+    except BotoCoreError as error:
+        raise UsageError(f"cannot reach Step Functions: {error}") from None
+    record = report_record(result, description, progress.events, definition, described, files, logs, region,
+                           local=emulated)
+    path = write_report(record, out_dir)
+    print(json.dumps({"report": str(path), "status": result["status"]}) if args.json else path)
+    return 0

@@ -54,10 +54,13 @@ class MetricDefinition:
     maximize: bool
 
 
-def metric_definitions() -> tuple[MetricDefinition, ...]:
-    """The image's own list, in its order (maximize first)."""
+def metric_definitions(split: str = "validation") -> tuple[MetricDefinition, ...]:
+    r"""The image's own list, in its order (maximize first). split "train" gives ours for the train-<metric>
+    values on the same lines (the report's learning curves): a train value is followed by "#011validation-…",
+    so its capture stops at "#", where the image's "(\S+)" would run on."""
+    value = r"(\S+)" if split == "validation" else r"([^#\s]+)"
     return tuple(
-        MetricDefinition(f"validation:{metric}", rf".*\[[0-9]+\].*#011validation-{metric}:(\S+)", maximize)
+        MetricDefinition(f"{split}:{metric}", rf".*\[[0-9]+\].*#011{split}-{metric}:{value}", maximize)
         for metrics, maximize in ((MAXIMIZE_METRICS, True), (MINIMIZE_METRICS, False))
         for metric in metrics)
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from sagestep.runner import split_s3_uri
+
 from .image import SERVING_MODULE, SHIM, TRAINING_MODULE, image_env
 
 BATCH_SERVE = Path(__file__).resolve().parent / "batch_serve.py"
@@ -35,11 +37,6 @@ FAILURE_MAX_CHARS = 1024          # DescribeTrainingJob shows the first 1024 cha
 class Outcome:
     status: str                         # Completed | Failed | Stopped
     failure_reason: str | None = None
-
-
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    bucket, _, key = uri[len("s3://"):].partition("/")
-    return bucket, key
 
 
 def download_prefix(s3, uri: str, target: Path) -> list[Path]:

@@ -10,12 +10,14 @@ from pathlib import Path
 from rich.console import Console
 
 from sagestep.errors import UsageError
+from sagestep.record import attach_cost, report_record
 from sagestep.report import Reporter, execution_name, in_cli_terms, report
-from sagestep.runner import attach_curves, attach_evaluation, attach_job_log, execution_input, follow, result_of
+from sagestep.run_report import write_report
+from sagestep.runner import (attach_curves, attach_evaluation, attach_job_log, download_outputs, execution_input, follow,
+                             result_of)
 from sagestep.synth import DEFAULT_STACK, synthesize
 
 from . import moto_adapter
-from .containers import split_s3_uri
 from .engine import LocalEngine
 
 DATASET_SUFFIXES = (".csv", ".gz", ".txt")
@@ -45,27 +47,20 @@ def run_local(args, console: Console) -> int:
         logs = engine.client("logs")
         attach_job_log(result, logs, engine.region)
         attach_curves(result, logs)
+        files: dict[str, Path] = {}
         if description["status"] == "SUCCEEDED":
             output = result.pop("output")
-            out_dir = Path(args.out) if args.out else Path("runs") / name
-            out_dir.mkdir(parents=True, exist_ok=True)
-            evaluation = result["evaluation"]
-            files = {"predictions": evaluation["predictionsFile"], "testLabels": output["testLabelsUri"],
-                     "schema": output["schemaUri"], "metrics": evaluation["evaluationFile"],
-                     "modelArtifact": output["modelArtifacts"]}
-            result["outputs"] = {name: str(download(s3, uri, out_dir)) for name, uri in files.items()}
-            result["outputs"].update(trainingJob=output["trainingJobName"], model=output["modelName"])
+            files = download_outputs(s3, output, Path(args.out) if args.out else Path("runs") / name)
+            result["outputs"] = {**{key: str(path) for key, path in files.items()},
+                                 "trainingJob": output["trainingJobName"], "model": output["modelName"]}
             attach_evaluation(result, s3)
+        described = attach_cost(result, progress.events, engine.client, engine.region, estimate=True)
+        if args.report:
+            record = report_record(result, description, progress.events, json.loads(synthesis.definition), described,
+                                   files, logs, engine.region, local=True)
+            result["report"] = str(write_report(record, Path(args.out) if args.out else Path("runs") / name))
     local_paths = {} if dataset.startswith("s3://") else {uri: dataset}
     return report(in_cli_terms(result, local_paths), args.json, console)
-
-
-def download(s3, uri: str, out_dir: Path) -> Path:
-    """One object of the run into out_dir, under its own file name."""
-    bucket, key = split_s3_uri(uri)
-    path = out_dir / Path(key).name
-    s3.download_file(bucket, key, str(path))
-    return path
 
 
 def serve(args, console: Console) -> int:

@@ -8,6 +8,7 @@ the task ends with the job's final Describe* document, or States.TaskFailed whos
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 from datetime import datetime
@@ -143,6 +144,9 @@ class SageMakerLocal(ServiceTask):
             describe = lambda: client.describe_transform_job(TransformJobName=name)  # noqa: E731
         else:
             raise self.failure(env, "States.Runtime", f"{operation} has no .sync integration")
+        # SageMaker bills a job from when it starts on its instances: here, once its container process is up
+        # (preparing the image's environment is the instances' start-up, which AWS does not bill).
+        launched = None if isinstance(run, _NotStarted) else datetime.now().astimezone()
         JOBS.running.add(run)
 
         def watch_abort() -> None:
@@ -160,7 +164,8 @@ class SageMakerLocal(ServiceTask):
                 return None
             JOBS.running.discard(run)
             training = operation == "CreateTrainingJob"
-            _record(job, operation, outcome, final_metrics(normalised_parameters, log.stored) if training else None)
+            _record(job, operation, outcome, final_metrics(normalised_parameters, log.stored) if training else None,
+                    launched)
             described = to_sfn_json(describe())
             if outcome.status != "Completed":
                 raise self.task_failed(env, json.dumps(described))
@@ -191,16 +196,25 @@ def _started(start):
         return _NotStarted(error)
 
 
-def _record(job, operation: str, outcome: Outcome, metrics: list[dict] | None) -> None:
+def _record(job, operation: str, outcome: Outcome, metrics: list[dict] | None, launched: datetime | None) -> None:
     """The final status in moto, as DescribeTrainingJob / DescribeTransformJob would show it, with the
-    metrics SageMaker would have scraped from the job's log (none: the field is left out)."""
+    metrics SageMaker would have scraped from the job's log (none: the field is left out). A job that ran
+    (launched) gets its start time and, for training, TrainingTimeInSeconds and BillableTimeInSeconds from
+    its real wall time, what the cost of a local run is estimated from; with managed spot the billable time
+    is the training time too, as no spot discount can be known locally."""
     now = datetime.now().astimezone()
     if operation == "CreateTrainingJob":
         job.training_job_status = outcome.status
         job.secondary_status = outcome.status
         job.training_end_time = job.last_modified_time = now
         job.final_metric_data_list = metrics
+        if launched:
+            job.training_start_time = launched
+            job.training_time_in_seconds = job.billable_time_in_seconds = max(
+                1, math.ceil((now - launched).total_seconds()))
     else:
         job.transform_job_status = outcome.status
         job.transform_end_time = job.last_modified_time = now
+        if launched:
+            job.transform_start_time = launched
     job.failure_reason = outcome.failure_reason

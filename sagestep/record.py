@@ -1,0 +1,126 @@
+"""What a finished execution's history says beyond its result: the jobs it started, what its Lambda
+tasks and state transitions cost, and the record the run report is drawn from. Shared by `local`,
+`start --wait` and `report`, on AWS and on the embedded engine alike."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from statemachine.console import console_url
+from statemachine.framework import metric_definitions, scrape_series
+from statemachine.train import LOG_GROUP as TRAINING_LOG_GROUP
+
+from .cost import run_cost
+from .runner import job_log
+
+# Which task resource starts which kind of job, and the request field that names it.
+JOB_RESOURCES = {"createTrainingJob.sync": ("training", "TrainingJobName"),
+                 "createTransformJob.sync": ("transform", "TransformJobName"),
+                 "createModel": ("model", "ModelName")}
+
+
+def jobs_in(events: list[dict]) -> dict[str, str]:
+    """The SageMaker names the execution's tasks asked for, by kind (the last try of each)."""
+    jobs = {}
+    for event in events:
+        details = event.get("taskScheduledEventDetails")
+        if details and details["resource"] in JOB_RESOURCES:
+            kind, field = JOB_RESOURCES[details["resource"]]
+            jobs[kind] = json.loads(details["parameters"])[field]
+    return jobs
+
+
+def lambda_seconds(events: list[dict]) -> list[tuple[float, str]]:
+    """(seconds, function) of each Lambda task, from its start to its end in the history: what Step
+    Functions saw, a little more than the function's own billed duration."""
+    invocations, started, function = [], None, None
+    for event in events:
+        kind = event["type"]
+        if kind == "TaskScheduled" and event["taskScheduledEventDetails"]["resourceType"] == "lambda":
+            function = json.loads(event["taskScheduledEventDetails"]["parameters"])["FunctionName"]
+        elif kind == "TaskStarted" and event["taskStartedEventDetails"]["resourceType"] == "lambda":
+            started = event["timestamp"]
+        elif kind in ("TaskSucceeded", "TaskFailed", "TaskTimedOut") and started is not None and function:
+            invocations.append(((event["timestamp"] - started).total_seconds(), function))
+            started = None
+    return invocations
+
+
+def transitions(events: list[dict]) -> int:
+    """Standard workflows bill each state entered (states inside a Map's iterations too)."""
+    return sum(1 for event in events if event["type"].endswith("StateEntered"))
+
+
+def _described(sagemaker, jobs: dict[str, str]) -> dict[str, dict]:
+    """DescribeTrainingJob / DescribeTransformJob of the run's jobs that exist."""
+    calls = {"training": ("describe_training_job", "TrainingJobName"),
+             "transform": ("describe_transform_job", "TransformJobName")}
+    described = {}
+    for kind, (call, field) in calls.items():
+        if kind in jobs:
+            try:
+                described[kind] = getattr(sagemaker, call)(**{field: jobs[kind]})
+            except ClientError:
+                continue          # refused at creation: no job, nothing billed
+    return described
+
+
+def attach_cost(result: dict, events: list[dict], clients, region: str, estimate: bool) -> dict[str, dict]:
+    """result["cost"] from the jobs' billable time, the Lambda tasks' GB-seconds and the transitions;
+    returns the jobs it described (the report shows them)."""
+    try:
+        described = _described(clients("sagemaker"), jobs_in(events))
+        memory = {}
+        invocations = []
+        for seconds, function in lambda_seconds(events):
+            if function not in memory:
+                memory[function] = clients("lambda").get_function_configuration(FunctionName=function)["MemorySize"]
+            invocations.append((seconds, memory[function]))
+    except (ClientError, BotoCoreError) as error:
+        result["cost"] = {"usd": None, "items": [], "notes": [f"cannot price the run: {error}"], "estimate": estimate}
+        return {}
+    result["cost"] = run_cost(region, described.get("training"), described.get("transform"), invocations,
+                              transitions(events), estimate=estimate)
+    return described
+
+
+def learning_curves(logs, job: str | None) -> dict[str, list[float]]:
+    """Train and validation values per round from the training job's log (what the report plots)."""
+    if not job:
+        return {}
+    try:
+        lines = job_log(logs, TRAINING_LOG_GROUP, job)
+    except (ClientError, BotoCoreError):
+        return {}
+    return scrape_series(lines, metric_definitions("train") + metric_definitions())
+
+
+def _job_facts(kind: str, name: str | None, described: dict | None, region: str, local: bool) -> dict | None:
+    if not name:
+        return None
+    resources = (described or {}).get("ResourceConfig") or (described or {}).get("TransformResources") or {}
+    path = {"training": "/jobs/", "transform": "/transform-jobs/", "model": "/models/"}[kind]
+    return {"name": name, "instanceType": resources.get("InstanceType"), "instanceCount": resources.get("InstanceCount"),
+            "console": None if local else console_url(region, "sagemaker", f"{path}{name}")}
+
+
+def report_record(result: dict, description: dict, events: list[dict], definition: dict, described: dict,
+                  files: dict[str, Path], logs, region: str, local: bool) -> dict:
+    """The run report's input (sagestep/run_report.py): the result, the definition, the jobs, the files."""
+    jobs = jobs_in(events)
+    schema = json.loads(files["schema"].read_text()) if files.get("schema") else None
+    return {
+        **result,
+        "name": description["executionArn"].rsplit(":", 1)[-1],
+        **{field: description[field].isoformat() for field in ("startDate", "stopDate") if description.get(field)},
+        "region": region, "local": local, "definition": definition,
+        "dataset": json.loads(description.get("input") or "{}").get("datasetUri"),
+        "curves": learning_curves(logs, jobs.get("training")) or result.get("curves", {}),
+        "schema": schema,
+        "predictions": str(files["predictions"]) if files.get("predictions") else None,
+        "model": str(files["modelArtifact"]) if files.get("modelArtifact") else None,
+        "jobs": {kind: _job_facts(kind, jobs.get(kind), described.get(kind), region, local)
+                 for kind in ("training", "transform", "model")},
+    }

@@ -1,0 +1,192 @@
+"""The cost of a run: each item from what AWS bills it by, the shipped price table, and the local
+engine's training times that a local estimate is made from."""
+import json
+import re
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+
+from sagestep import ROOT, cost
+from sagestep.local.engine import LocalEngine
+from sagestep.runner import follow
+from sagestep.synth import synthesize
+
+REGION = "eu-west-1"
+# A table of made-up prices, so the arithmetic is checked against the rules and not against the shipped figures.
+TABLE = {
+    "source": ["made up for the test"], "date": "2000-01-02",
+    "sagemaker": {"training": {REGION: {"ml.m5.xlarge": 0.5}}, "transform": {REGION: {"ml.m5.large": 0.25}}},
+    "lambda": {"gbSecondX86": {REGION: 0.00002}, "request": {REGION: 0.0000003}},
+    "stepFunctionsStandard": {"stateTransition": {REGION: 0.00004}},
+}
+
+
+@pytest.fixture
+def table(monkeypatch):
+    monkeypatch.setattr(cost, "price_table", lambda: TABLE)
+    return TABLE
+
+
+def training_job(billable, trained, spot=False, instance_type="ml.m5.xlarge", count=1):
+    return {"ResourceConfig": {"InstanceType": instance_type, "InstanceCount": count, "VolumeSizeInGB": 30},
+            "BillableTimeInSeconds": billable, "TrainingTimeInSeconds": trained, "EnableManagedSpotTraining": spot}
+
+
+def transform_job(start, end, instance_type="ml.m5.large", count=1):
+    return {"TransformResources": {"InstanceType": instance_type, "InstanceCount": count},
+            "TransformStartTime": start, "TransformEndTime": end}
+
+
+def item(result, name):
+    return next(i for i in result["items"] if i["item"] == name)
+
+
+def test_spot_training_is_billed_for_its_billable_time_and_says_what_it_saved(table):
+    result = cost.run_cost(REGION, training_job(billable=70, trained=183, spot=True))
+    training = item(result, "training")
+    assert training["usd"] == pytest.approx(0.5 * 70 / 3600)           # not the 183 s it trained
+    saved = round(100 * (1 - 70 / 183))
+    assert training["detail"] == f"ml.m5.xlarge x1, 70 s billable (spot, {saved}% saved) at $0.5/h"
+    assert result["usd"] == round(training["usd"], 4) and result["notes"] == []
+
+
+def test_on_demand_training_bills_every_instance(table):
+    training = item(cost.run_cost(REGION, training_job(billable=183, trained=183, count=2)), "training")
+    assert training["usd"] == pytest.approx(0.5 * 183 * 2 / 3600)
+    assert "spot" not in training["detail"] and training["detail"].startswith("ml.m5.xlarge x2, 183 s billable")
+
+
+def test_transform_is_billed_from_start_to_end_whichever_form_the_times_take(table):
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    end = start + timedelta(seconds=95.2)
+    as_boto3 = cost.run_cost(REGION, transform_job=transform_job(start, end, count=3))
+    as_step_functions = cost.run_cost(REGION, transform_job=transform_job(
+        int(start.timestamp() * 1000), int(end.timestamp() * 1000), count=3))
+    transform = item(as_boto3, "batch transform")
+    assert transform["usd"] == pytest.approx(0.25 * 96 * 3 / 3600)      # whole seconds, every instance
+    assert transform["detail"] == "ml.m5.large x3, 96 s at $0.25/h"
+    assert item(as_step_functions, "batch transform") == transform
+
+
+def test_lambda_bills_gb_seconds_rounded_up_to_the_millisecond_and_each_request(table):
+    lam = item(cost.run_cost(REGION, lambda_invocations=[(0.1, 1024), (0.0001, 2048)]), "preprocess Lambda")
+    # 0.1 s is 100 ms (not 101 from float noise); 0.1 ms is billed as 1 ms.
+    gb_seconds = 0.100 * 1024 / 1024 + 0.001 * 2048 / 1024
+    assert lam["usd"] == pytest.approx(gb_seconds * 0.00002 + 2 * 0.0000003, rel=1e-3)
+    assert "2 invocations at 1024/2048 MB, 101 ms billed (0.1020 GB-s)" in lam["detail"]
+
+
+def test_state_transitions_are_billed_each(table):
+    transitions = item(cost.run_cost(REGION, state_transitions=11), "state transitions")
+    assert transitions["usd"] == pytest.approx(11 * 0.00004)
+    assert transitions["detail"] == "11 transitions at $0.04 per 1,000"
+
+
+def test_an_unknown_instance_type_is_unpriced_and_the_total_a_lower_bound(table):
+    result = cost.run_cost(REGION, training_job(100, 100, instance_type="ml.zz.huge"), state_transitions=10)
+    assert item(result, "training")["usd"] is None
+    assert result["usd"] == round(10 * 0.00004, 4)
+    assert any("no price for ml.zz.huge in eu-west-1" in note for note in result["notes"])
+    assert result["notes"][-1] == "the total is a lower bound: it leaves out training"
+
+
+def test_an_unknown_region_leaves_every_item_unpriced_and_says_so(table):
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    result = cost.run_cost("xx-nowhere-1", training_job(100, 100), transform_job(start, start + timedelta(seconds=5)),
+                           [(1.0, 1769)], 9)
+    assert [i["usd"] for i in result["items"]] == [None, None, None, None] and result["usd"] == 0.0
+    assert sum("no price for xx-nowhere-1" in note for note in result["notes"]) == 4
+    assert "lower bound" in result["notes"][-1]
+    assert cost.instance_price_lines("ml.m5.xlarge", 1, "ml.m5.large", 1, "xx-nowhere-1")[0] == (
+        "training: ml.m5.xlarge x1: no price for xx-nowhere-1 (xx-nowhere-1, prices of 2000-01-02)")
+
+
+def test_a_run_that_failed_before_the_transform_has_no_transform_item(table):
+    result = cost.run_cost(REGION, training_job(60, 60), None, [(0.5, 1769)], 7)
+    assert [i["item"] for i in result["items"]] == ["training", "preprocess Lambda", "state transitions"]
+    assert result["usd"] == round(sum(i["usd"] for i in result["items"]), 4) and result["notes"] == []
+    # Failed at Preprocess: only the Lambda and the transitions.
+    assert [i["item"] for i in cost.run_cost(REGION, lambda_invocations=[(0.2, 1769)], state_transitions=3)["items"]] \
+        == ["preprocess Lambda", "state transitions"]
+
+
+def test_a_local_estimate_says_so_and_prices_spot_as_on_demand(table):
+    result = cost.run_cost(REGION, training_job(40, 40, spot=True), estimate=True)
+    assert result["estimate"] is True and result["notes"][0] == "an estimate at AWS prices from local timings"
+    assert "(spot, priced as on demand)" in item(result, "training")["detail"]
+    assert any("cannot know the spot discount" in note for note in result["notes"])
+    assert result["prices"] == {"source": TABLE["source"], "date": TABLE["date"]}
+
+
+def test_instance_price_lines_for_the_synth_summary(table):
+    assert cost.instance_price_lines("ml.m5.xlarge", 1, "ml.m5.large", 2, REGION) == [
+        "training: ml.m5.xlarge x1 at $0.5/h on demand (eu-west-1, prices of 2000-01-02)",
+        "batch transform: ml.m5.large x2 at $0.25/h each ($0.5/h in all) on demand (eu-west-1, prices of 2000-01-02)"]
+    assert cost.instance_price_lines("ml.zz.huge", 1, "ml.m5.large", 1, REGION)[0] == (
+        "training: ml.zz.huge x1: no price for ml.zz.huge in eu-west-1 (eu-west-1, prices of 2000-01-02)")
+
+
+def test_hourly_price_knows_the_two_uses_only(table):
+    assert cost.hourly_price("ml.m5.large", REGION, "transform") == 0.25
+    assert cost.hourly_price("ml.m5.large", REGION, "training") is None
+    with pytest.raises(ValueError):
+        cost.hourly_price("ml.m5.large", REGION, "hosting")
+
+
+def catalogue_regions():
+    from sagemaker.core import image_uris
+    from statemachine import framework
+    config = image_uris.config_for_framework(framework.FRAMEWORK)
+    return {region for scope in framework.IMAGE_SCOPES.values()
+            for version in config[scope]["versions"].values() for region in version.get("registries", {})}
+
+
+def test_the_shipped_table_names_its_sources_and_date_and_prices_only_what_it_can():
+    shipped = json.loads((ROOT / "sagestep/prices.json").read_text())
+    assert shipped["source"] and all(re.search(r"https://\S+", source) for source in shipped["source"])
+    assert date.fromisoformat(shipped["date"]) <= date.today()
+    assert set(shipped["sagemaker"]) == set(cost.USES)
+    regions = catalogue_regions()
+    prices = [(use, region, price) for use in cost.USES for region, by_type in shipped["sagemaker"][use].items()
+              for price in by_type.values()]
+    prices += [(kind, region, price) for kind in ("gbSecondX86", "request")
+               for region, price in shipped["lambda"][kind].items()]
+    prices += [("stateTransition", region, price)
+               for region, price in shipped["stepFunctionsStandard"]["stateTransition"].items()]
+    for kind, region, price in prices:
+        assert region in regions, f"{kind} priced for {region}, where the stack cannot run"
+        assert isinstance(price, float) and price > 0, (kind, region, price)
+    # Lambda is priced only where both its parts are.
+    assert set(shipped["lambda"]["gbSecondX86"]) == set(shipped["lambda"]["request"])
+    for use in cost.USES:
+        for region, by_type in shipped["sagemaker"][use].items():
+            assert all(re.fullmatch(r"ml\.[a-z0-9-]+\.[a-z0-9]+", name) for name in by_type)
+            assert all(cost.hourly_price(name, region, use) == price for name, price in by_type.items())
+
+
+@pytest.mark.parametrize("spot", [False, True])
+def test_a_local_training_job_reports_its_training_and_billable_seconds(spot):
+    synthesis = synthesize("dev", {"useSpotTraining": True} if spot else {})
+    with LocalEngine(synthesis) as engine:
+        sfn = engine.client("stepfunctions")
+        execution_input = {"datasetUri": engine.upload_dataset(ROOT / "examples/iris.csv"), "labelColumn": "species"}
+        arn = sfn.start_execution(stateMachineArn=engine.state_machine_arn, name="cost",
+                                  input=json.dumps(execution_input))["executionArn"]
+        description, _ = follow(sfn, arn, timeout_seconds=300)
+        assert description["status"] == "SUCCEEDED", description
+        output = json.loads(description["output"])
+        sagemaker = engine.client("sagemaker")
+        training = sagemaker.describe_training_job(TrainingJobName=output["trainingJobName"])
+        transform = sagemaker.describe_transform_job(TransformJobName=output["transformJobName"])
+    assert training["EnableManagedSpotTraining"] is spot
+    seconds = training["TrainingTimeInSeconds"]
+    assert isinstance(seconds, int) and seconds > 0
+    # No spot discount can be known locally: billable is the training time, spot or not.
+    assert training["BillableTimeInSeconds"] == seconds
+    # As on AWS, the instance time between TrainingStartTime and TrainingEndTime is what is billed.
+    wall = (training["TrainingEndTime"] - training["TrainingStartTime"]).total_seconds()
+    assert seconds - 1 <= wall <= seconds + 0.01
+    assert transform["TransformStartTime"] < transform["TransformEndTime"]
+    estimate = cost.run_cost(engine.region, training, transform, estimate=True)
+    assert [i["item"] for i in estimate["items"]] == ["training", "batch transform"]
+    assert f"{seconds} s billable" in item(estimate, "training")["detail"]
