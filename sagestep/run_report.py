@@ -649,10 +649,13 @@ def _cost_facts(record: dict) -> str:
     items = "".join(f"<tr><td>{esc(item.get('item'))}</td><td>{esc(item.get('detail') or '')}</td>"
                     f"<td class='num'>{_usd(item.get('usd'))}</td></tr>" for item in cost.get("items") or [])
     prices = cost.get("prices") or {}
+    sources = prices.get("source") or []
+    sources = "".join(f"<li>{esc(source)}</li>" for source in ([sources] if isinstance(sources, str) else sources))
     notes = "".join(f"<li>{esc(note)}</li>" for note in cost.get("notes") or [])
     label = '<span class="badge other">estimate</span> ' if estimate else ""
-    return (f"<table><caption>{label}"
-            f"prices: {esc(prices.get('source') or 'n/a')}, {esc(prices.get('date') or 'n/a')}</caption>"
+    return (f"<table><caption>{label}on-demand prices of {esc(prices.get('date') or 'n/a')}"
+            + (f"<details><summary>sources</summary><ul class='note'>{sources}</ul></details>" if sources else "")
+            + "</caption>"
             f"<tr><th>item</th><th>detail</th><th>USD</th></tr>{items}"
             f"<tr class='total'><td>total</td><td></td><td class='num'>{_usd(cost.get('usd'))}</td></tr></table>"
             + (f"<ul class='note'>{notes}</ul>" if notes else ""))
@@ -687,7 +690,7 @@ th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #eef0f2; v
          word-break: break-word; }
 caption { text-align: left; font-size: 12px; color: #52606d; padding-bottom: 4px; }
 .facts th { width: 180px; color: #52606d; font-weight: 600; }
-.num { text-align: right; font-variant-numeric: tabular-nums; } .total td { font-weight: 600; }
+.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; } .total td { font-weight: 600; }
 .badge { display: inline-block; padding: 2px 8px; border-radius: 10px; font-size: 12px; font-weight: 600; }
 .ok { background: #dcf3e4; color: #14532d; } .bad { background: #fde2df; color: #7f1d1d; }
 .running { background: #fff1c7; color: #713f12; } .other { background: #e0ecff; color: #1e3a8a; }

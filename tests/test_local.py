@@ -20,6 +20,7 @@ from sagestep.local import engine as engine_module
 from sagestep.local.engine import LocalEngine
 from sagestep.runner import failed_job, follow
 from sagestep.synth import synthesize
+from tests.test_run_report import assert_renders, browser, open_report  # noqa: F401  (browser is a fixture)
 
 IRIS = ROOT / "examples/iris.csv"
 
@@ -39,14 +40,18 @@ def run_cli(capsys, *args):
     return code, json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
 
+REPORT_CHARTS = {"multiclass": {"chart-confusion", "chart-roc"}, "binary": {"chart-confusion", "chart-roc"},
+                 "regression": {"chart-versus", "chart-residuals"}}
+
+
 @pytest.mark.parametrize("kind", ["multiclass", "binary", "regression"])
-def test_pipeline_succeeds(tmp_path, capsys, kind):
+def test_pipeline_succeeds(tmp_path, capsys, browser, definition, kind):
     if kind == "multiclass":
         dataset, label = IRIS, "species"
     else:
         dataset = write_dataset(tmp_path / f"{kind}.csv", load_breast_cancer if kind == "binary" else load_diabetes)
         label = "label"
-    code, result = run_cli(capsys, dataset, "--label", label, "--out", tmp_path / "out")
+    code, result = run_cli(capsys, dataset, "--label", label, "--out", tmp_path / "out", "--report")
     assert code == 0 and result["status"] == "SUCCEEDED", result
     assert [s["name"] for s in result["states"]] == ["Start", "Preprocess", "Train", "HasTrainingMetrics",
                                                      "TrainingResult", "QualityGate", "NoQualityGate", "CreateModel",
@@ -54,7 +59,18 @@ def test_pipeline_succeeds(tmp_path, capsys, kind):
     # --out receives the joined predictions, the held-out labels, the schema, the metrics and the model.
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == ["evaluation.json", "model.tar.gz", "predictions.csv",
-                                                     "schema.json", "test-labels.csv"]
+                                                     "report.html", "schema.json", "test-labels.csv"]
+    # The report of the real run, as a person sees it in chromium: every chart drawn, every state named.
+    report = out / "report.html"
+    assert result["report"] == str(report)
+    seen = open_report(browser, report)
+    assert_renders(seen, report, {"chart-states", "chart-curve-0", "chart-importance"} | REPORT_CHARTS[kind])
+    assert all(name in seen["charts"]["chart-states"]["text"] for name in definition["States"])
+    # The cost: each item the run billed, estimated at AWS prices from the local timings.
+    cost = result["cost"]
+    assert cost["estimate"] and [item["item"] for item in cost["items"]] == [
+        "training", "batch transform", "preprocess Lambda", "state transitions"]
+    assert "2 invocations at 1769 MB" in cost["items"][2]["detail"] and cost["usd"] > 0
     with tarfile.open(result["outputs"]["modelArtifact"]) as model:
         assert {"xgboost-model.json", "schema.json"} <= set(model.getnames())
     predictions = list(csv.reader(open(result["outputs"]["predictions"])))
@@ -249,7 +265,7 @@ def test_two_executions_at_once_do_not_touch_each_other(served, tmp_path):
     assert outputs[0]["trainingJobName"] != outputs[1]["trainingJobName"]
 
 
-def test_real_aws_cli_and_sagestep_start_against_the_served_stack(served):
+def test_real_aws_cli_and_sagestep_start_against_the_served_stack(served, tmp_path, browser):
     ready, env = served
     aws = [str(ROOT / ".venv/bin/aws") if (ROOT / ".venv/bin/aws").exists() else "aws",
            "--endpoint-url", ready["endpoint"]]
@@ -294,6 +310,19 @@ def test_real_aws_cli_and_sagestep_start_against_the_served_stack(served):
     # Against an endpoint there is no AWS console to link to.
     assert "console" not in summary and "trainingJobConsole" not in summary["outputs"]
     assert len(summary["curves"]["validation:mlogloss"]) > 10, "read from the served CloudWatch Logs"
+    assert summary["cost"]["estimate"] and summary["cost"]["items"][0]["item"] == "training"
+
+    # `sagestep report` reads the finished execution back from the endpoint: history, definition, jobs, files.
+    report = subprocess.run([sys.executable, "-m", "sagestep", "report", summary["executionArn"], "--json",
+                             "--out", str(tmp_path / "report")], env=env, capture_output=True, text=True, cwd=ROOT)
+    assert report.returncode == 0, report.stderr
+    written = json.loads(report.stdout)
+    assert written == {"report": str(tmp_path / "report/report.html"), "status": "SUCCEEDED"}
+    assert {"predictions.csv", "evaluation.json", "model.tar.gz", "report.html"} <= {
+        p.name for p in (tmp_path / "report").iterdir()}
+    seen = open_report(browser, tmp_path / "report/report.html")
+    assert_renders(seen, tmp_path / "report/report.html", {"chart-states", "chart-confusion", "chart-roc"})
+    assert summary["executionArn"].rsplit(":", 1)[1] in seen["text"] and "setosa" in seen["text"]
 
 
 # ---------------------------------------------------------------- mistakes a user can make
@@ -310,9 +339,12 @@ def sagestep(*args, env=None):
       "arn:aws:states:us-east-1:123456789012:stateMachine:nope"), "StateMachineDoesNotExist"),
     (("start", "data.csv"), "must be an s3://bucket/key URI"),
     (("start", "s3://bucket/data.csv", "--state-machine-arn", "garbage"), "'garbage' is not a state machine ARN"),
+    (("report", "garbage"), "'garbage' is not an execution ARN"),
+    (("report", "arn:aws:states:us-east-1:123456789012:execution:sagestep-dev-pipeline:nope"),
+     "cannot read arn:aws:states:us-east-1:123456789012:execution:sagestep-dev-pipeline:nope: ExecutionDoesNotExist"),
 ])
 def test_user_errors_are_one_line_without_traceback(args, fragment, served):
-    result = sagestep(*args, env=served[1] if args[0] == "start" else None)
+    result = sagestep(*args, env=served[1] if args[0] in ("start", "report") else None)
     assert result.returncode == 2, result.stdout + result.stderr
     assert fragment in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
