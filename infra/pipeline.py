@@ -55,8 +55,10 @@ class Pipeline(pulumi.ComponentResource):
         self.data = SecureBucket(f"{self.prefix}-data", SecureBucketArgs(
             kms_key_arn=kms, expiring=[ExpiringPrefix(layout.RUNS_PREFIX, settings.run_data_expiration_days)]),
             opts=self._child())
+        retention = settings.model_retention_days
         self.artifacts = SecureBucket(f"{self.prefix}-artifacts", SecureBucketArgs(
-            kms_key_arn=kms, force_destroy=True), opts=self._child())
+            kms_key_arn=kms, force_destroy=True,
+            expiring=[ExpiringPrefix(layout.MODELS_PREFIX, retention)] if retention else []), opts=self._child())
         self.data_bucket = self.data.bucket.bucket
         self.artifacts_bucket = self.artifacts.bucket.bucket
         code_uris = self._code_bundles()

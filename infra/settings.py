@@ -63,6 +63,7 @@ class Settings:
     dataset_buckets: tuple[str, ...]
     log_retention_days: int
     run_data_expiration_days: int
+    model_retention_days: int = 0
     quality_metric: str = ""
     quality_threshold: float | None = None
 
@@ -257,6 +258,7 @@ def read_settings(lookup: Callable[[str], str | None], stack: str, given: Iterab
         dataset_buckets=tuple(buckets),
         log_retention_days=retention,
         run_data_expiration_days=reader.integer("runDataExpirationDays", 1, 3650),
+        model_retention_days=reader.integer("modelRetentionDays", 0, 3650, " (0 keeps models)"),
     )
 
 

@@ -2,6 +2,7 @@
 Lambda, the stack and the IAM policies."""
 
 DATASETS_PREFIX = "datasets/"
+MODELS_PREFIX = "models/"           # training output, in the artifacts bucket
 RUNS_PREFIX = "runs/"
 
 # Under runs/<executionName>/:

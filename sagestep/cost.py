@@ -33,7 +33,7 @@ def hourly_price(instance_type: str, region: str, use: str) -> float | None:
 
 def run_cost(region: str, training_job: dict | None = None, transform_job: dict | None = None,
              lambda_invocations: Iterable[tuple[float, int]] = (), state_transitions: int | None = None,
-             estimate: bool = False) -> dict:
+             estimate: bool = False, lambda_architecture: str = "x86_64") -> dict:
     """{"usd", "items", "estimate", "prices", "notes"} of one run. training_job and transform_job are
     DescribeTrainingJob / DescribeTransformJob responses, lambda_invocations (seconds, memory MB) pairs;
     whatever is missing (a run that failed before a job) leaves its item out. estimate: a local run,
@@ -46,7 +46,7 @@ def run_cost(region: str, training_job: dict | None = None, transform_job: dict 
         items.append(_transform_item(transform_job, region, notes))
     invocations = list(lambda_invocations)
     if invocations:
-        items.append(_lambda_item(invocations, region, notes))
+        items.append(_lambda_item(invocations, region, lambda_architecture, notes))
     if state_transitions is not None:
         items.append(_transitions_item(state_transitions, region, notes))
     unpriced = [item["item"] for item in items if item["usd"] is None]
@@ -118,18 +118,22 @@ def _priced(label: str, detail: str, instance_type: str, region: str, use: str, 
     return _item(label, f"{detail} at {_dollars(price)}/h", price * instance_seconds / 3600)
 
 
-def _lambda_item(invocations: list[tuple[float, int]], region: str, notes: list[str]) -> dict:
+LAMBDA_DURATION_PRICES = {"x86_64": "gbSecondX86", "arm64": "gbSecondArm64"}    # Graviton is about 20% less
+
+
+def _lambda_item(invocations: list[tuple[float, int]], region: str, architecture: str, notes: list[str]) -> dict:
     """Lambda bills each invocation's duration rounded up to the millisecond × memory/1024 (GB-seconds),
-    plus a price per request."""
+    at its architecture's price, plus a price per request."""
     billed_ms = [math.ceil(round(seconds * 1000, 6)) for seconds, _ in invocations]
     gb_seconds = sum(ms / 1000 * memory / 1024 for ms, (_, memory) in zip(billed_ms, invocations))
     memories = "/".join(str(memory) for memory in sorted({memory for _, memory in invocations}))
-    detail = (f"{len(invocations)} invocation{'s' if len(invocations) > 1 else ''} at {memories} MB, "
+    detail = (f"{len(invocations)} invocation{'s' if len(invocations) > 1 else ''} at {memories} MB {architecture}, "
               f"{sum(billed_ms)} ms billed ({gb_seconds:.4f} GB-s)")
     lambda_prices = price_table()["lambda"]
-    per_gb_second, per_request = (lambda_prices["gbSecondX86"].get(region), lambda_prices["request"].get(region))
+    per_gb_second = lambda_prices[LAMBDA_DURATION_PRICES[architecture]].get(region)
+    per_request = lambda_prices["request"].get(region)
     if per_gb_second is None or per_request is None:
-        notes.append(_unpriced("preprocess Lambda", f"no price for {region}"))
+        notes.append(_unpriced("preprocess Lambda", f"no {architecture} price for {region}"))
         return _item("preprocess Lambda", f"{detail}, no price", None)
     rate = f"${per_gb_second:.10f}".rstrip("0")
     return _item("preprocess Lambda", f"{detail} at {rate}/GB-s + ${per_request * 1e6:.2f} per 1M requests",

@@ -72,17 +72,17 @@ def attach_cost(result: dict, events: list[dict], clients, region: str, estimate
     returns the jobs it described (the report shows them)."""
     try:
         described = _described(clients("sagemaker"), jobs_in(events))
-        memory = {}
-        invocations = []
+        configuration, invocations = {}, []
         for seconds, function in lambda_seconds(events):
-            if function not in memory:
-                memory[function] = clients("lambda").get_function_configuration(FunctionName=function)["MemorySize"]
-            invocations.append((seconds, memory[function]))
+            if not configuration:
+                configuration = clients("lambda").get_function_configuration(FunctionName=function)
+            invocations.append((seconds, configuration["MemorySize"]))
     except (ClientError, BotoCoreError) as error:
         result["cost"] = {"usd": None, "items": [], "notes": [f"cannot price the run: {error}"], "estimate": estimate}
         return {}
     result["cost"] = run_cost(region, described.get("training"), described.get("transform"), invocations,
-                              transitions(events), estimate=estimate)
+                              transitions(events), estimate=estimate,
+                              lambda_architecture=(configuration.get("Architectures") or ["x86_64"])[0])
     return described
 
 

@@ -10,6 +10,7 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 
+from preprocess import layout
 from preprocess.naming import owned_by
 
 # <registry>.dkr.ecr.<region>.amazonaws.com[.cn]/<repository>:<tag>
@@ -78,4 +79,4 @@ class Refs:
 
     @property
     def models_s3_uri(self) -> str:
-        return f"s3://{self.artifacts_bucket}/models/"
+        return f"s3://{self.artifacts_bucket}/{layout.MODELS_PREFIX}"

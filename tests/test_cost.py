@@ -16,7 +16,7 @@ REGION = "eu-west-1"
 TABLE = {
     "source": ["made up for the test"], "date": "2000-01-02",
     "sagemaker": {"training": {REGION: {"ml.m5.xlarge": 0.5}}, "transform": {REGION: {"ml.m5.large": 0.25}}},
-    "lambda": {"gbSecondX86": {REGION: 0.00002}, "request": {REGION: 0.0000003}},
+    "lambda": {"gbSecondX86": {REGION: 0.00002}, "gbSecondArm64": {REGION: 0.000016}, "request": {REGION: 0.0000003}},
     "stepFunctionsStandard": {"stateTransition": {REGION: 0.00004}},
 }
 
@@ -73,7 +73,13 @@ def test_lambda_bills_gb_seconds_rounded_up_to_the_millisecond_and_each_request(
     # 0.1 s is 100 ms (not 101 from float noise); 0.1 ms is billed as 1 ms.
     gb_seconds = 0.100 * 1024 / 1024 + 0.001 * 2048 / 1024
     assert lam["usd"] == pytest.approx(gb_seconds * 0.00002 + 2 * 0.0000003, rel=1e-3)
-    assert "2 invocations at 1024/2048 MB, 101 ms billed (0.1020 GB-s)" in lam["detail"]
+    assert "2 invocations at 1024/2048 MB x86_64, 101 ms billed (0.1020 GB-s)" in lam["detail"]
+
+
+def test_an_arm64_function_is_priced_at_the_graviton_rate(table):
+    """The stack's function runs on arm64 (infra/function.py), which Lambda bills about 20% less."""
+    arm = item(cost.run_cost(REGION, lambda_invocations=[(1.0, 1024)], lambda_architecture="arm64"), "preprocess Lambda")
+    assert arm["usd"] == pytest.approx(1.0 * 0.000016 + 0.0000003) and "1024 MB arm64" in arm["detail"]
 
 
 def test_state_transitions_are_billed_each(table):
@@ -95,7 +101,7 @@ def test_an_unknown_region_leaves_every_item_unpriced_and_says_so(table):
     result = cost.run_cost("xx-nowhere-1", training_job(100, 100), transform_job(start, start + timedelta(seconds=5)),
                            [(1.0, 1769)], 9)
     assert [i["usd"] for i in result["items"]] == [None, None, None, None] and result["usd"] == 0.0
-    assert sum("no price for xx-nowhere-1" in note for note in result["notes"]) == 4
+    assert sum("price for xx-nowhere-1" in note for note in result["notes"]) == 4
     assert "lower bound" in result["notes"][-1]
     assert cost.instance_price_lines("ml.m5.xlarge", 1, "ml.m5.large", 1, "xx-nowhere-1")[0] == (
         "training: ml.m5.xlarge x1: no price for xx-nowhere-1 (xx-nowhere-1, prices of 2000-01-02)")
@@ -149,7 +155,7 @@ def test_the_shipped_table_names_its_sources_and_date_and_prices_only_what_it_ca
     regions = catalogue_regions()
     prices = [(use, region, price) for use in cost.USES for region, by_type in shipped["sagemaker"][use].items()
               for price in by_type.values()]
-    prices += [(kind, region, price) for kind in ("gbSecondX86", "request")
+    prices += [(kind, region, price) for kind in ("gbSecondX86", "gbSecondArm64", "request")
                for region, price in shipped["lambda"][kind].items()]
     prices += [("stateTransition", region, price)
                for region, price in shipped["stepFunctionsStandard"]["stateTransition"].items()]

@@ -42,6 +42,15 @@ def test_run_data_expires_after_the_configured_days():
     assert expire["filter"] == {"prefix": "runs/"} and expire["expiration"] == {"days": 7}
 
 
+@pytest.mark.parametrize("days, expected", [(None, []), ("0", []), ("45", [{"prefix": "models/", "days": 45}])])
+def test_model_artifacts_expire_only_when_a_retention_is_set(days, expected):
+    stack = synthesize("models", {} if days is None else {"modelRetentionDays": days})
+    rules = stack.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+                      "sagestep-models-artifacts-lifecycle")["inputs"]["rules"]
+    assert [{"prefix": r["filter"]["prefix"], "days": r["expiration"]["days"]}
+            for r in rules if r["id"].startswith("expire-")] == expected
+
+
 def test_kms_key_switches_buckets_and_jobs_to_sse_kms():
     stack = synthesize("kms", {"kmsKeyArn": KEY})
     for bucket in ("data", "artifacts"):
@@ -61,7 +70,8 @@ def test_preprocess_lambda(stack):
     env = fn["environment"]["variables"]
     # The framework's objectives reach the Lambda through its environment (cloud code imports nothing else).
     assert env == {"DATA_BUCKET": stack.outputs["dataBucket"], "JOB_NAME_PREFIX": "sagestep-dev", "HYPERPARAMETERS": "{}",
-                   "OBJECTIVES": json.dumps(framework.OBJECTIVES, sort_keys=True)}
+                   "OBJECTIVES": json.dumps(framework.OBJECTIVES, sort_keys=True),
+                   "QUALITY_GATE": json.dumps(framework.quality_gate("", None))}
     assert set(fn["code"]["archive"]) >= {"preprocess/handler.py", "preprocess/plan.py", "preprocess/layout.py",
                                           "preprocess/naming.py", "preprocess/errors.py", "preprocess/__init__.py"}
     assert fn["loggingConfig"] == {"logFormat": "JSON", "logGroup": "/aws/lambda/sagestep-dev-preprocess"}
