@@ -139,7 +139,8 @@ class LocalEngine:
             raise InvalidDefinition("; ".join(problems))
         self.state_machine_arn = self.client("stepfunctions").create_state_machine(
             name=machine["name"], definition=machine["definition"], roleArn=machine["roleArn"],
-            type=machine["type"])["stateMachineArn"]
+            type=machine["type"], tags=[{"key": key, "value": value} for key, value in machine.get("tags", {}).items()]
+        )["stateMachineArn"]
         self.data_bucket = synthesis.outputs["dataBucket"]
 
     def upload_dataset(self, path: Path) -> str:
