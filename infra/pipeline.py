@@ -16,6 +16,7 @@ from statemachine.console import console_url
 from . import bundles, policies
 from .function import PreprocessFunction, PreprocessFunctionArgs
 from .image import image_uri
+from .notifications import Notifications, NotificationsArgs
 from .settings import Settings
 from .storage import ExpiringPrefix, SecureBucket, SecureBucketArgs
 
@@ -91,6 +92,10 @@ class Pipeline(pulumi.ComponentResource):
             lambda a: a[0].with_arns(function_arn=a[1], role_arns=a[2]))
         self.state_machine = self._state_machine(complete, partition, account)
         self.state_machine_arn = self.state_machine.arn
+        self.notifications = Notifications(f"{self.prefix}-notify", NotificationsArgs(
+            stack=settings.stack, region=self.region, state_machine_arn=self.state_machine_arn,
+            emails=settings.notify_emails, statuses=settings.notify_on, kms_key_arn=kms),
+            opts=self._child()) if settings.notify_emails else None
         self.outputs = self._outputs()
         self.register_outputs(self.outputs)
 
@@ -164,4 +169,5 @@ class Pipeline(pulumi.ComponentResource):
             "trainingJobsConsoleUrl": self.region.apply(lambda r: console_url(r, "sagemaker", "/jobs")),
             "startExecutionCommand": pulumi.Output.all(self.state_machine_arn, self.data_bucket).apply(
                 lambda a: start_execution_command(a[0], f"s3://{a[1]}/{layout.DATASETS_PREFIX}data.csv")),
+            **({"notificationTopicArn": self.notifications.topic.arn} if self.notifications else {}),
         }

@@ -20,6 +20,7 @@ import pulumi
 import pulumi.runtime.config
 import yaml
 
+from infra.notifications import STATUSES
 from preprocess.naming import slug
 from preprocess.plan import eval_metrics
 from statemachine import PipelineSettings
@@ -39,6 +40,7 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
 INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 BUCKET_NAME = re.compile(r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
+EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
 HYPERPARAMETER_KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,256}$")
 
 
@@ -64,6 +66,8 @@ class Settings:
     log_retention_days: int
     run_data_expiration_days: int
     model_retention_days: int = 0
+    notify_emails: tuple[str, ...] = ()
+    notify_on: tuple[str, ...] = ("FAILED", "TIMED_OUT", "ABORTED")
     quality_metric: str = ""
     quality_threshold: float | None = None
 
@@ -187,6 +191,16 @@ def _quality_gate(reader: _Reader, hyperparameters: dict[str, str]) -> tuple[str
     return metric, threshold
 
 
+def _notifications(reader: _Reader) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    emails = reader.structured("notifyEmails", list)
+    if not all(isinstance(email, str) and EMAIL.match(email) for email in emails):
+        raise ConfigError("notifyEmails", emails, "a list of e-mail addresses")
+    statuses = reader.structured("notifyOn", list)
+    if not statuses or not set(statuses) <= set(STATUSES) or len(set(statuses)) != len(statuses):
+        raise ConfigError("notifyOn", statuses, f"a list of distinct statuses among {', '.join(STATUSES)}")
+    return tuple(emails), tuple(statuses)
+
+
 def _xgboost_version(reader: _Reader) -> str:
     from sagemaker.core import image_uris  # the SDK's bundled image catalogue; no network
 
@@ -245,12 +259,15 @@ def read_settings(lookup: Callable[[str], str | None], stack: str, given: Iterab
         raise ConfigError("logRetentionDays", retention, f"one of {', '.join(map(str, LOG_RETENTION_DAYS))}")
     hyperparameters = _hyperparameters(reader)
     quality_metric, quality_threshold = _quality_gate(reader, hyperparameters)
+    notify_emails, notify_on = _notifications(reader)
     return Settings(
         stack=stack,
         name_prefix=name_prefix(stack),
         pipeline=pipeline,
         xgboost_version=_xgboost_version(reader),
         hyperparameters=hyperparameters,
+        notify_emails=notify_emails,
+        notify_on=notify_on,
         quality_metric=quality_metric,
         quality_threshold=quality_threshold,
         preprocess_memory_mb=reader.integer("preprocessMemoryMb", 128, 10240),

@@ -65,6 +65,10 @@ def report(result: dict, as_json: bool, console: Console) -> int:
     else:
         print_summary(result, console)
         print_cost(result.get("cost"), console)
+        for message in result.get("notifications") or []:
+            console.print("notification (the stack's SNS topic, to notifyEmails):", highlight=False)
+            console.print("\n".join(f"  {escape(line)}" for line in message.splitlines()), highlight=False,
+                          soft_wrap=True)
         if result.get("report"):
             console.print(f"report: {result['report']}", highlight=False, soft_wrap=True)
     return 0 if result["status"] == "SUCCEEDED" else 1

@@ -133,6 +133,8 @@ def _make_mocks(stack: str, region: str, synthesis: Synthesis):
                 "aws:lambda/function:Function": arn_base.format("lambda") + f"function:{name}",
                 "aws:cloudwatch/logGroup:LogGroup": arn_base.format("logs") + f"log-group:{name}",
                 STATE_MACHINE: arn_base.format("states") + f"stateMachine:{name}",
+                "aws:sns/topic:Topic": arn_base.format("sns") + name,
+                "aws:cloudwatch/eventRule:EventRule": arn_base.format("events") + f"rule/{name}",
             }
             if args.typ in arns:
                 out["arn"] = arns[args.typ]

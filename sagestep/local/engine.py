@@ -91,6 +91,8 @@ class LocalEngine:
         moto_adapter.poll_sync_jobs_every(stack, SYNC_POLL_SECONDS)
         moto_adapter.let_through_catch(stack, UNCATCHABLE)
         moto_adapter.filter_logs_by_stream_prefix(stack)
+        moto_adapter.emit_status_changes(stack, self._status_changed)
+        moto_adapter.deliver_events_to_sns(stack)
         if self.retry_wait_factor != 1.0:
             moto_adapter.scale_retry_waits(stack, self.retry_wait_factor)
         jobs = sagemaker_task.JOBS = sagemaker_task.LocalJobs(self.region, self.on_line)
@@ -133,6 +135,7 @@ class LocalEngine:
                 Environment={"Variables": function["environment"]["variables"]},
                 Code={"ZipFile": lambda_zip({name: asset["file"]
                                              for name, asset in function["code"]["archive"].items()})})
+        self._notifications()
         machine = synthesis.one("aws:sfn/stateMachine:StateMachine")["inputs"]
         problems = check_definition(json.loads(machine["definition"]))
         if problems:
@@ -142,6 +145,48 @@ class LocalEngine:
             type=machine["type"], tags=[{"key": key, "value": value} for key, value in machine.get("tags", {}).items()]
         )["stateMachineArn"]
         self.data_bucket = synthesis.outputs["dataBucket"]
+
+    def _notifications(self) -> None:
+        """The topics with their subscriptions and policy, the rules with their targets."""
+        synthesis, sns, events = self.synthesis, self.client("sns"), self.client("events")
+        for topic in synthesis.of_type("aws:sns/topic:Topic"):
+            sns.create_topic(Name=topic["inputs"]["name"])
+        for subscription in (s["inputs"] for s in synthesis.of_type("aws:sns/topicSubscription:TopicSubscription")):
+            sns.subscribe(TopicArn=subscription["topic"], Protocol=subscription["protocol"],
+                          Endpoint=subscription["endpoint"])
+        for policy in (p["inputs"] for p in synthesis.of_type("aws:sns/topicPolicy:TopicPolicy")):
+            sns.set_topic_attributes(TopicArn=policy["arn"], AttributeName="Policy", AttributeValue=policy["policy"])
+        self.notify: dict | None = None       # the rule's pattern: which events, which statuses
+        for rule in (r["inputs"] for r in synthesis.of_type("aws:cloudwatch/eventRule:EventRule")):
+            events.put_rule(Name=rule["name"], EventPattern=rule["eventPattern"], Description=rule["description"])
+            self.notify = json.loads(rule["eventPattern"])
+        for target in synthesis.of_type("aws:cloudwatch/eventTarget:EventTarget"):
+            transformer = target["inputs"]["inputTransformer"]
+            events.put_targets(Rule=target["inputs"]["rule"], Targets=[{
+                "Id": target["name"], "Arn": target["inputs"]["arn"],
+                "InputTransformer": {"InputPathsMap": transformer["inputPaths"],
+                                     "InputTemplate": transformer["inputTemplate"]}}])
+        self.topics = [t["inputs"]["arn"] for t in synthesis.of_type("aws:cloudwatch/eventTarget:EventTarget")]
+
+    def _status_changed(self, detail: dict) -> None:
+        """Step Functions' event when an execution ends, on the default bus, when the stack has a rule for
+        such events (then the rule decides, as on AWS)."""
+        if self.notify:
+            self.client("events").put_events(Entries=[{
+                "Source": self.notify["source"][0], "DetailType": self.notify["detail-type"][0],
+                "Resources": [detail["executionArn"]], "Detail": json.dumps(detail)}])
+
+    def notifications(self, execution_arn: str, status: str, wait_seconds: float = 2.0) -> list[str]:
+        """The messages the stack's topics received about one execution that ended with status (the event
+        follows the end by a moment: wait up to wait_seconds for one when the rule takes that status)."""
+        expected = bool(self.notify) and status in self.notify["detail"]["status"]
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            found = [message for topic in self.topics for message in moto_adapter.published(topic)
+                     if execution_arn in message]
+            if found or not expected or time.monotonic() > deadline:
+                return found
+            time.sleep(0.05)
 
     def upload_dataset(self, path: Path) -> str:
         key = f"datasets/{path.name}"

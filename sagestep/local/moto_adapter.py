@@ -16,6 +16,7 @@ The hooks, each installed on an ExitStack and undone when it closes:
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
@@ -28,11 +29,14 @@ from moto import mock_aws
 from moto.awslambda.exceptions import LambdaClientError
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.responses import BaseResponse
+from moto.events.models import Rule
 from moto.logs.responses import LogsResponse
 from moto.sagemaker.models import sagemaker_backends
 from moto.sagemaker.responses import SageMakerResponse
 from moto.server import ThreadedMotoServer
+from moto.sns.models import sns_backends
 from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
 from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import ErrorEqualsDecl
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
@@ -50,6 +54,8 @@ from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.responses import StepFunctionResponse
 
 from sagestep.synth import ACCOUNT_ID
+
+from .notifications import status_change_event, transformed
 
 CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 RESPONSES = {"sagemaker": SageMakerResponse, "stepfunctions": StepFunctionResponse}
@@ -205,3 +211,42 @@ class ServiceTask(StateTaskServiceCallback):
             event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
                 error=error, cause=cause, resource=self._get_sfn_resource(),
                 resourceType=self._get_sfn_resource_type()))))
+
+
+def emit_status_changes(stack: ExitStack, on_end: Callable[[dict], None]) -> None:
+    """on_end(detail) when an execution ends, as Step Functions sends its status change to EventBridge."""
+    original = BaseExecutionWorkerCommunication.terminated
+
+    def terminated(self) -> None:
+        original(self)
+        execution = self.execution
+        on_end(status_change_event(execution.exec_arn, execution.state_machine.arn, execution.name,
+                                   str(execution.exec_status.value), execution.start_date, execution.stop_date,
+                                   execution.error, execution.cause))
+    stack.enter_context(mock.patch.object(BaseExecutionWorkerCommunication, "terminated", terminated))
+
+
+def deliver_events_to_sns(stack: ExitStack) -> None:
+    """moto's EventBridge drops events for SNS targets; deliver them as AWS does: through the target's
+    input transformer, published to the topic."""
+    original = Rule.send_to_targets
+
+    def send_to_targets(self, original_event, transform_input: bool = True) -> None:
+        to_sns = [target for target in self.targets if target["Arn"].split(":")[2] == "sns"]
+        others = copy.copy(self)
+        others.targets = [target for target in self.targets if target not in to_sns]
+        original(others, original_event, transform_input)
+        if not self.event_pattern.matches_event(original_event):
+            return
+        for target in to_sns:
+            transformer = target.get("InputTransformer", {})
+            message = transformed(transformer.get("InputPathsMap", {}), transformer.get("InputTemplate", ""),
+                                  original_event) if transformer else json.dumps(original_event)
+            sns_backends[self.account_id][self.region_name].publish(message, arn=target["Arn"])
+    stack.enter_context(mock.patch.object(Rule, "send_to_targets", send_to_targets))
+
+
+def published(topic_arn: str) -> list[str]:
+    """Every message published to an emulated SNS topic, in order (an e-mail subscription keeps none)."""
+    _, _, _, region, account, _ = topic_arn.split(":")
+    return [message for _, message, *_ in sns_backends[account][region].topics[topic_arn].sent_notifications]

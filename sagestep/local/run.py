@@ -44,6 +44,8 @@ def run_local(args, console: Console) -> int:
             console.print(f"execution [bold]{name}[/] on {engine.state_machine_arn.split(':')[-1]} (embedded engine)")
         description, progress = follow(sfn, arn, reporter.state)
         result = result_of(description, progress)
+        # What the stack's notification topic would have sent (notifyEmails), as the emulated SNS received it.
+        result["notifications"] = engine.notifications(arn, description["status"])
         logs = engine.client("logs")
         attach_job_log(result, logs, engine.region)
         attach_curves(result, logs)

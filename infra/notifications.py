@@ -1,0 +1,83 @@
+"""Failure notifications: an EventBridge rule on this state machine's status changes publishes one readable
+message to an SNS topic with an e-mail subscription per address. Only that rule may publish to the topic.
+
+The pure parts (the event pattern, the message, the topic policy) are also what the local engine applies to
+its emulated EventBridge and SNS, through the synthesized resources.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from statemachine.console import console_url
+from statemachine.iam import document
+
+STATUS_CHANGE = "Step Functions Execution Status Change"
+STATUSES = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+# The event's fields the message names; error and cause are present when the execution failed.
+MESSAGE_PATHS = {"name": "$.detail.name", "status": "$.detail.status", "execution": "$.detail.executionArn",
+                 "error": "$.detail.error", "cause": "$.detail.cause"}
+
+
+def event_pattern(state_machine_arn: str, statuses: tuple[str, ...]) -> dict:
+    """This state machine's executions ending in one of statuses (no other state machine's)."""
+    return {"source": ["aws.states"], "detail-type": [STATUS_CHANGE],
+            "detail": {"stateMachineArn": [state_machine_arn], "status": list(statuses)}}
+
+
+def message_template(stack: str, region: str) -> str:
+    """The InputTemplate: a JSON string, so SNS sends plain text. The failed state is the error's name
+    (every step fails through its own <Step>Failed state)."""
+    link = console_url(region, "states", "/v2/executions/details/")
+    text = (f"sagestep stack {stack}: execution <name> ended <status>.\n"
+            "Error (the failed state): <error>\nCause: <cause>\n"
+            f"Execution: {link}<execution>")
+    return json.dumps(text)
+
+
+def topic_policy(topic_arn: str, rule_arn: str) -> dict:
+    """EventBridge may publish to the topic for this rule only (aws:SourceArn); nothing else may."""
+    return document([{
+        "Sid": "StatusChangeRuleOnly", "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+        "Action": "sns:Publish", "Resource": topic_arn, "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+    }])
+
+
+@dataclass
+class NotificationsArgs:
+    stack: str
+    region: pulumi.Input[str]
+    state_machine_arn: pulumi.Input[str]
+    emails: tuple[str, ...]
+    statuses: tuple[str, ...]
+    kms_key_arn: str | None = None
+
+
+class Notifications(pulumi.ComponentResource):
+    """The topic, one e-mail subscription per address, the rule and its target, the topic policy."""
+
+    def __init__(self, name: str, args: NotificationsArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("sagestep:notifications:Notifications", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        # SNS encrypts at rest with the stack's key when there is one (EventBridge then needs the key
+        # policy to allow it kms:GenerateDataKey and kms:Decrypt; see the README).
+        self.topic = aws.sns.Topic(f"{name}-topic", name=f"{name}-topic", kms_master_key_id=args.kms_key_arn, opts=child)
+        for index, email in enumerate(args.emails):
+            aws.sns.TopicSubscription(f"{name}-email-{index}", topic=self.topic.arn, protocol="email", endpoint=email,
+                                      opts=child)
+        rule = aws.cloudwatch.EventRule(
+            f"{name}-rule", name=f"{name}-rule", description="sagestep: this pipeline's executions ending",
+            event_pattern=pulumi.Output.from_input(args.state_machine_arn).apply(
+                lambda arn: json.dumps(event_pattern(arn, args.statuses))), opts=child)
+        aws.cloudwatch.EventTarget(
+            f"{name}-target", rule=rule.name, arn=self.topic.arn,
+            input_transformer=aws.cloudwatch.EventTargetInputTransformerArgs(
+                input_paths=MESSAGE_PATHS,
+                input_template=pulumi.Output.from_input(args.region).apply(
+                    lambda region: message_template(args.stack, region))), opts=child)
+        aws.sns.TopicPolicy(f"{name}-topic-policy", arn=self.topic.arn, policy=pulumi.Output.all(
+            self.topic.arn, rule.arn).apply(lambda a: json.dumps(topic_policy(a[0], a[1]))), opts=child)
+        self.register_outputs({"topicArn": self.topic.arn})

@@ -1,0 +1,112 @@
+"""Failure notifications: the topic, its subscriptions, the rule and the topic policy as deployed (pinned),
+and a local run that fails publishing exactly one message through the emulated EventBridge and SNS."""
+import json
+
+import pytest
+
+from infra.settings import ConfigError, read_settings
+from sagestep import ROOT
+from sagestep.local.engine import LocalEngine
+from sagestep.runner import follow
+from sagestep.synth import synthesize
+
+EMAILS = '["ml@example.com", "ops@example.com"]'
+KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+TOPIC = "arn:aws:sns:us-east-1:123456789012:sagestep-n-notify-topic"
+RULE = "arn:aws:events:us-east-1:123456789012:rule/sagestep-n-notify-rule"
+
+
+@pytest.fixture(scope="module")
+def notified():
+    return synthesize("n", {"sagestep:notifyEmails": EMAILS})
+
+
+def test_no_address_no_notification_resource(stack):
+    assert not [r for r in stack.resources if r["type"].startswith(("aws:sns", "aws:cloudwatch/event"))]
+    assert "notificationTopicArn" not in stack.outputs
+
+
+def test_the_topic_a_subscription_per_address_and_the_rule_on_this_state_machine(notified):
+    assert notified.outputs["notificationTopicArn"] == TOPIC
+    assert notified.one("aws:sns/topic:Topic")["inputs"] == {"name": "sagestep-n-notify-topic"}
+    subscriptions = [s["inputs"] for s in notified.of_type("aws:sns/topicSubscription:TopicSubscription")]
+    assert subscriptions == [{"topic": TOPIC, "protocol": "email", "endpoint": email}
+                             for email in ("ml@example.com", "ops@example.com")]
+    rule = notified.one("aws:cloudwatch/eventRule:EventRule")["inputs"]
+    assert json.loads(rule["eventPattern"]) == {
+        "source": ["aws.states"], "detail-type": ["Step Functions Execution Status Change"],
+        "detail": {"stateMachineArn": [notified.outputs["stateMachineArn"]], "status": ["FAILED", "TIMED_OUT", "ABORTED"]}}
+    target = notified.one("aws:cloudwatch/eventTarget:EventTarget")["inputs"]
+    assert (target["rule"], target["arn"]) == ("sagestep-n-notify-rule", TOPIC)
+    assert target["inputTransformer"]["inputPaths"] == {
+        "name": "$.detail.name", "status": "$.detail.status", "execution": "$.detail.executionArn",
+        "error": "$.detail.error", "cause": "$.detail.cause"}
+
+
+def test_only_the_rule_may_publish_to_the_topic(notified):
+    policy = json.loads(notified.one("aws:sns/topicPolicy:TopicPolicy")["inputs"]["policy"])
+    assert policy == {"Version": "2012-10-17", "Statement": [{
+        "Sid": "StatusChangeRuleOnly", "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+        "Action": "sns:Publish", "Resource": TOPIC, "Condition": {"ArnEquals": {"aws:SourceArn": RULE}}}]}
+
+
+def test_the_topic_is_encrypted_with_the_stack_s_key():
+    stack = synthesize("n", {"sagestep:notifyEmails": EMAILS, "sagestep:kmsKeyArn": KEY})
+    assert stack.one("aws:sns/topic:Topic")["inputs"]["kmsMasterKeyId"] == KEY
+
+
+@pytest.mark.parametrize("values, key, allowed", [
+    ({"notifyEmails": '["not-an-address"]'}, "notifyEmails", "a list of e-mail addresses"),
+    ({"notifyEmails": '"ml@example.com"'}, "notifyEmails", "a list"),
+    ({"notifyOn": '["FAILED", "BROKEN"]'}, "notifyOn", "distinct statuses among SUCCEEDED, FAILED, TIMED_OUT, ABORTED"),
+    ({"notifyOn": "[]"}, "notifyOn", "distinct statuses"),
+])
+def test_bad_notification_settings_are_refused(values, key, allowed):
+    with pytest.raises(ConfigError) as caught:
+        read_settings(lambda name: values.get(name), "dev")
+    assert str(caught.value).startswith(f"invalid config sagestep:{key} = ") and allowed in str(caught.value)
+
+
+def run(engine, name, execution_input):
+    sfn = engine.client("stepfunctions")
+    arn = sfn.start_execution(stateMachineArn=engine.state_machine_arn, name=name,
+                              input=json.dumps(execution_input))["executionArn"]
+    description, _ = follow(sfn, arn, timeout_seconds=120)
+    return arn, description["status"]
+
+
+def test_a_failed_local_run_publishes_exactly_one_message_with_the_failed_state_and_cause():
+    stack = synthesize("n", {"sagestep:notifyEmails": EMAILS, "sagestep:notifyOn": '["FAILED", "SUCCEEDED"]'})
+    with LocalEngine(stack) as engine:
+        iris = engine.upload_dataset(ROOT / "examples/iris.csv")
+        failed, status = run(engine, "wrong-label", {"datasetUri": iris, "labelColumn": "colour"})
+        assert status == "FAILED"
+        [message] = engine.notifications(failed, status)
+        lines = message.splitlines()
+        assert lines[0] == "sagestep stack n: execution wrong-label ended FAILED."
+        assert lines[1] == "Error (the failed state): PreprocessFailed"
+        assert lines[2].startswith("Cause: ") and "labelColumn 'colour' is not a column" in lines[2]
+        assert lines[3].endswith(f"#/v2/executions/details/{failed}")
+        succeeded, status = run(engine, "fine", {"datasetUri": iris, "labelColumn": "species"})
+        [message] = engine.notifications(succeeded, status)          # SUCCEEDED is in this stack's notifyOn
+        assert message.startswith("sagestep stack n: execution fine ended SUCCEEDED.\nError (the failed state): \n")
+        assert len(engine.notifications(failed, "FAILED")) == 1, "each execution is told once"
+
+
+def test_a_status_the_stack_does_not_notify_publishes_nothing():
+    with LocalEngine(synthesize("n", {"sagestep:notifyEmails": EMAILS})) as engine:
+        iris = engine.upload_dataset(ROOT / "examples/iris.csv")
+        arn, status = run(engine, "quiet", {"datasetUri": iris, "labelColumn": "species"})
+        assert status == "SUCCEEDED" and engine.notifications(arn, status, wait_seconds=1.0) == []
+
+
+def test_sagestep_local_prints_the_notification_it_would_have_sent(tmp_path, capsys, monkeypatch):
+    import sagestep.local.run as local_run
+    from sagestep.cli import main
+    monkeypatch.setattr(local_run, "synthesize", lambda *args, **kwargs: synthesize("n", {"sagestep:notifyEmails": EMAILS}))
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n" + "\n".join(f"{i},{i}" for i in range(20)))
+    assert main(["local", str(bad), "--out", str(tmp_path / "out")]) == 1
+    text = capsys.readouterr().out
+    assert "notification (the stack's SNS topic, to notifyEmails):" in text
+    assert "  Error (the failed state): PreprocessFailed" in text
