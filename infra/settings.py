@@ -10,8 +10,9 @@ import difflib
 import hashlib
 import json
 import math
+import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterable
@@ -23,6 +24,7 @@ import yaml
 from infra.notifications import STATUSES
 from preprocess.naming import slug
 from preprocess.plan import eval_metrics
+from sagestep.cost import BudgetTooSmall, budget_caps
 from statemachine import PipelineSettings
 from statemachine import framework
 from statemachine.check import sagemaker_model
@@ -224,7 +226,32 @@ def _known_keys(given: Iterable[str], lookup: Callable[[str], str | None]) -> No
             raise ConfigError(key, lookup(key), f"{hint}a key Pulumi.yaml declares (Pulumi.example.yaml lists them)")
 
 
-def read_settings(lookup: Callable[[str], str | None], stack: str, given: Iterable[str] = ()) -> Settings:
+def _budget(reader: _Reader, pipeline: PipelineSettings, region: str | None) -> PipelineSettings:
+    """maxRunCostUsd caps the training runtime and batch prediction's time so that no run's SageMaker
+    instances can cost more at on-demand prices (sagestep/cost.py budget_caps)."""
+    raw = reader.raw("maxRunCostUsd")
+    if raw in ("", None):
+        return pipeline
+    try:
+        budget = float(str(raw).strip())
+    except ValueError:
+        budget = math.nan
+    if not (math.isfinite(budget) and budget > 0):
+        raise ConfigError("maxRunCostUsd", raw, "empty, or a number of US dollars above 0")
+    if not region:
+        raise ConfigError("maxRunCostUsd", raw, "a budget with aws:region set (prices are per region)")
+    try:
+        training, transform = budget_caps(budget, pipeline.training_instance_type, pipeline.training_instance_count,
+                                          pipeline.transform_instance_type, pipeline.transform_instance_count, region)
+    except BudgetTooSmall as error:
+        raise ConfigError("maxRunCostUsd", raw, f"a budget that pays for a useful run ({error})") from None
+    runtime = min(pipeline.training_max_runtime_seconds, training)
+    return replace(pipeline, training_max_runtime_seconds=runtime, transform_timeout_seconds=transform,
+                   spot_max_wait_seconds=max(runtime, pipeline.spot_max_wait_seconds))
+
+
+def read_settings(lookup: Callable[[str], str | None], stack: str, given: Iterable[str] = (),
+                  region: str | None = None) -> Settings:
     """Validate every key (given: the sagestep: keys the stack sets); the first bad one stops the
     program with its one-line message."""
     _known_keys(given, lookup)
@@ -250,6 +277,7 @@ def read_settings(lookup: Callable[[str], str | None], stack: str, given: Iterab
         transform_instance_count=reader.integer("transformInstanceCount", 1, 100),
         kms_key_arn=kms_key_arn or None,
     )
+    pipeline = _budget(reader, pipeline, region)
     buckets = reader.structured("datasetBuckets", list)
     for bucket in buckets:
         if not isinstance(bucket, str) or not BUCKET_NAME.match(bucket):
@@ -284,4 +312,5 @@ def load() -> Settings:
     config = pulumi.Config(PROJECT)
     given = {**pulumi.runtime.config.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
     keys = [key.split(":", 1)[1] for key in given if key.startswith(f"{PROJECT}:")]
-    return read_settings(config.get, pulumi.get_stack(), keys)
+    region = pulumi.Config("aws").get("region") or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    return read_settings(config.get, pulumi.get_stack(), keys, region)

@@ -50,6 +50,11 @@ def print_summary(synthesis, console: Console) -> None:
     for line in instance_price_lines(training["InstanceType"], training["InstanceCount"], transform["InstanceType"],
                                      transform["InstanceCount"], synthesis.region):
         console.print(line, highlight=False)
+    timeout = definition["States"]["BatchPredict"].get("TimeoutSeconds")
+    if timeout:
+        runtime = definition["States"]["Train"]["Parameters"]["StoppingCondition"]["MaxRuntimeInSeconds"]
+        console.print(f"maxRunCostUsd: training may run {runtime // 60} min (MaxRuntimeInSeconds {runtime}), batch "
+                      f"prediction {timeout // 60} min (its task's TimeoutSeconds {timeout})", highlight=False)
     console.print(f"image: {synthesis.outputs['trainingImage']}")
 
 
@@ -160,6 +165,27 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", help="where to write report.html and the run's files (default runs/<execution>/)")
     report.add_argument("--json", action="store_true", help="print {\"report\": path, \"status\"}")
     report.set_defaults(run=_report)
+
+    runs = commands.add_parser("runs", help="the stack's recent executions: status, duration, metric, failed state")
+    runs.add_argument("--last", metavar="N", type=runs_count, default=10,
+                      help="how many, newest first (1 to 1000; default 10)")
+    runs.add_argument("--json", action="store_true",
+                      help="print {\"stateMachineArn\", \"runs\": [{\"name\", \"executionArn\", \"status\", \"start\", "
+                           "\"seconds\", \"metric\", \"failedState\"}]}")
+    runs.add_argument("--state-machine-arn", help="default: $SAGESTEP_STATE_MACHINE_ARN or `pulumi stack output`")
+    runs.set_defaults(run=_runs)
+
+    prune = commands.add_parser("prune", help="delete the SageMaker models this stack's executions created, "
+                                              "keeping the newest and any a running transform job uses")
+    prune.add_argument("--keep", metavar="N", type=int, help="keep the newest N models (default 5)")
+    prune.add_argument("--older-than", metavar="DAYS", type=number,
+                       help="also keep every model younger than DAYS days")
+    prune.add_argument("--dry-run", action="store_true", help="delete nothing; say what would be deleted")
+    prune.add_argument("--json", action="store_true",
+                       help="print {\"stack\", \"deleted\": [{\"name\", \"created\", \"alreadyGone\"}], "
+                            "\"kept\": [{\"name\", \"created\", \"reason\"}], \"dryRun\"}")
+    prune.add_argument("--state-machine-arn", help="default: $SAGESTEP_STATE_MACHINE_ARN or `pulumi stack output`")
+    prune.set_defaults(run=_prune)
     return parser
 
 
@@ -176,6 +202,25 @@ def _report(args: argparse.Namespace, console: Console) -> int:
 def _start(args: argparse.Namespace, console: Console) -> int:
     from .start import start
     return start(args, console)
+
+
+def runs_count(text: str) -> int:
+    """--last N: 1 to 1000 (ListExecutions' largest page, sagestep.runs.MAX_LAST; checked here so that
+    parsing imports no boto3)."""
+    value = int(text) if text.isdigit() else 0
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count from 1 to 1000")
+    return value
+
+
+def _runs(args: argparse.Namespace, console: Console) -> int:
+    from .runs import runs
+    return runs(args, console)
+
+
+def _prune(args: argparse.Namespace, console: Console) -> int:
+    from .prune import prune
+    return prune(args, console)
 
 
 def main(argv: list[str] | None = None) -> int:

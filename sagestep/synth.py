@@ -165,7 +165,7 @@ def synthesize(stack: str = DEFAULT_STACK, config: dict[str, object] | None = No
 
     config = read_stack_config(stack, root, required) if config is None else config
     strings = _config_strings(config)
-    region = strings.get("aws:region", DEFAULT_REGION)
+    region = strings.setdefault("aws:region", DEFAULT_REGION)
     synthesis = Synthesis(stack=stack, region=region)
 
     asyncio.set_event_loop(asyncio.new_event_loop())

@@ -48,6 +48,9 @@ def states(refs: Refs, settings: PipelineSettings, next_state: str | None) -> di
             "Resource": refs.integration("sagemaker:createTransformJob.sync"),
             "Parameters": parameters(refs, settings),
             "Catch": errors.catch_all(NAME, via_job_cause=True),
+            # CreateTransformJob has no runtime limit of its own: with a budget, the task's timeout bounds it
+            # (Step Functions stops the job when the task times out).
+            **({"TimeoutSeconds": settings.transform_timeout_seconds} if settings.transform_timeout_seconds else {}),
             "ResultSelector": {"jobName.$": "$.TransformJobName"},
             "ResultPath": "$.prediction",
             **then(next_state),

@@ -14,4 +14,5 @@ class PipelineSettings:
     spot_max_wait_seconds: int = 8 * 3600
     transform_instance_type: str = "ml.m5.large"
     transform_instance_count: int = 1
+    transform_timeout_seconds: int | None = None     # BatchPredict's TimeoutSeconds (maxRunCostUsd), else none
     kms_key_arn: str | None = None

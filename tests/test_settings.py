@@ -248,3 +248,67 @@ def test_the_quality_gate_reaches_the_function_with_the_metric_directions():
     gate = json.loads(environment["variables"]["QUALITY_GATE"])
     assert (gate["metric"], gate["threshold"]) == ("validation:rmse", 12.5)
     assert "auc" in gate["maximize"] and "rmse" in gate["minimize"] and not set(gate["maximize"]) & set(gate["minimize"])
+
+
+@pytest.fixture
+def priced(tmp_path, monkeypatch):
+    """Prices for the default instance types, through $SAGESTEP_PRICES (the shipped table lacks them)."""
+    from sagestep import cost
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"sagemaker": {"training": {"us-east-1": {"ml.m5.xlarge": 0.25}},
+                                                "transform": {"us-east-1": {"ml.m5.large": 0.125}}}}))
+    monkeypatch.setenv(cost.PRICES_VARIABLE, str(prices))
+    cost.price_table.cache_clear()
+    yield
+    cost.price_table.cache_clear()
+
+
+@pytest.mark.parametrize("spot", [False, True])
+def test_a_budget_caps_what_a_run_s_instances_can_cost(priced, spot):
+    values = {"maxRunCostUsd": "1", **({"useSpotTraining": "true"} if spot else {})}
+    s = read_settings(lambda key: values.get(key), "dev", region="us-east-1").pipeline
+    # $0.80 of training at $0.25/h is 3.2 h (under the 4 h default); $0.20 of prediction at $0.125/h, 1.6 h.
+    assert (s.training_max_runtime_seconds, s.transform_timeout_seconds) == (11520, 5760)
+    assert 11520 / 3600 * 0.25 + 5760 / 3600 * 0.125 == pytest.approx(1.0)
+    if spot:   # spot bills less than on demand for the same runtime; waiting for capacity is not billed
+        assert s.use_spot_training and s.spot_max_wait_seconds >= s.training_max_runtime_seconds
+    stack = synthesize("budget", {"sagestep:maxRunCostUsd": "1", **({"sagestep:useSpotTraining": "true"} if spot else {})})
+    definition = json.loads(stack.definition)
+    stopping = definition["States"]["Train"]["Parameters"]["StoppingCondition"]
+    assert stopping["MaxRuntimeInSeconds"] == 11520 and definition["States"]["BatchPredict"]["TimeoutSeconds"] == 5760
+    assert ("MaxWaitTimeInSeconds" in stopping) is spot
+
+
+def test_a_budget_never_raises_the_configured_runtime(priced):
+    values = {"maxRunCostUsd": "100", "trainingMaxRuntimeSeconds": "3600"}
+    assert read_settings(lambda key: values.get(key), "dev", region="us-east-1").pipeline.training_max_runtime_seconds == 3600
+
+
+@pytest.mark.parametrize("budget, allowed", [
+    ("0.03", "$0.03 pays for 5 min of training on ml.m5.xlarge x1 ($0.25/h); at least 10 min needs $0.06"),
+    ("-1", "empty, or a number of US dollars above 0"),
+    ("lots", "empty, or a number of US dollars above 0"),
+])
+def test_a_budget_too_small_for_a_useful_run_is_one_line(priced, budget, allowed):
+    with pytest.raises(ConfigError) as caught:
+        read_settings(lambda key: {"maxRunCostUsd": budget}.get(key), "dev", region="us-east-1")
+    assert str(caught.value).startswith(f"invalid config sagestep:maxRunCostUsd = {budget}; allowed: ")
+    assert allowed in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_budget_without_prices_for_the_instance_types_is_refused():
+    with pytest.raises(ConfigError, match=r"needs training prices and the price table has no price for ml\.m5\.xlarge "
+                                          r"in us-east-1; add it with \$SAGESTEP_PRICES"):
+        read_settings(lambda key: {"maxRunCostUsd": "5"}.get(key), "dev", region="us-east-1")
+
+
+def test_synth_summary_shows_the_budget_s_caps_and_the_prices(priced):
+    from rich.console import Console
+
+    from sagestep.cli import print_summary
+    console = Console(record=True, width=300)
+    print_summary(synthesize("budget", {"sagestep:maxRunCostUsd": "1"}), console)
+    text = console.export_text()
+    assert "training: ml.m5.xlarge x1 at $0.25/h on demand (us-east-1" in text
+    assert ("maxRunCostUsd: training may run 192 min (MaxRuntimeInSeconds 11520), batch prediction 96 min "
+            "(its task's TimeoutSeconds 5760)") in text
