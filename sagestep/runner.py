@@ -130,18 +130,19 @@ def result_of(description: dict, progress: Progress) -> dict:
     return result
 
 
-def _caught(cause: str | None) -> dict:
-    """The {Error, Cause, ...} a <Step>Failed state carries as its cause, or {}."""
+def json_object(text: str | None) -> dict:
+    """A JSON object's text as a dict, or {} (no text, a truncated output, a cause that is plain text):
+    e.g. the {Error, Cause, ...} a <Step>Failed state carries as its cause."""
     try:
-        caught = json.loads(cause or "")
+        value = json.loads(text or "")
     except (json.JSONDecodeError, TypeError):
         return {}
-    return caught if isinstance(caught, dict) else {}
+    return value if isinstance(value, dict) else {}
 
 
 def failure_message(error: str | None, cause: str | None) -> tuple[str | None, str | None]:
     """The original error behind a <Step>Failed state: its name and message."""
-    caught = _caught(cause)
+    caught = json_object(cause)
     if not caught:
         return error, cause
     try:
@@ -158,7 +159,7 @@ def failure_message(error: str | None, cause: str | None) -> tuple[str | None, s
 def failed_job(cause: str | None) -> dict | None:
     """The SageMaker job a TrainFailed / BatchPredictFailed cause names, with its log group; only when
     the job ran and failed (States.TaskFailed): a refused request created no job and has no log."""
-    caught = _caught(cause)
+    caught = json_object(cause)
     job = caught.get("failedJob")
     if caught.get("Error") == "States.TaskFailed" and isinstance(job, dict) and job.get("name"):
         return {"name": job["name"], "logGroup": job["logGroup"]}
