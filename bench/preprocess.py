@@ -196,7 +196,7 @@ def start_moto() -> tuple[subprocess.Popen, str]:
 def s3_env(endpoint: str) -> dict:
     return {**os.environ, "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
             "AWS_DEFAULT_REGION": "us-east-1", "DATA_BUCKET": BUCKET, "JOB_NAME_PREFIX": "bench", "HYPERPARAMETERS": "{}",
-            "OBJECTIVES": json.dumps(framework.OBJECTIVES)}
+            "OBJECTIVES": json.dumps(framework.OBJECTIVES), "QUALITY_GATE": json.dumps(framework.quality_gate("", None))}
 
 
 # ---------------------------------------------------------------- report
