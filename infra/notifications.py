@@ -29,13 +29,12 @@ def event_pattern(state_machine_arn: str, statuses: tuple[str, ...]) -> dict:
 
 
 def message_template(stack: str, region: str) -> str:
-    """The InputTemplate: a JSON string, so SNS sends plain text. The failed state is the error's name
-    (every step fails through its own <Step>Failed state)."""
+    """The InputTemplate: a JSON object, so EventBridge writes each value as a JSON value (a cause is
+    JSON text full of quotes, which a string template would break). The failed state is the error's name:
+    every step fails through its own <Step>Failed state."""
     link = console_url(region, "states", "/v2/executions/details/")
-    text = (f"sagestep stack {stack}: execution <name> ended <status>.\n"
-            "Error (the failed state): <error>\nCause: <cause>\n"
-            f"Execution: {link}<execution>")
-    return json.dumps(text)
+    return ('{"message": "sagestep stack ' + stack + ': execution <name> ended <status>", '
+            '"failedState": <error>, "cause": <cause>, "console": "' + link + '<execution>"}')
 
 
 def topic_policy(topic_arn: str, rule_arn: str) -> dict:

@@ -24,7 +24,7 @@ import yaml
 from infra.notifications import STATUSES
 from preprocess.naming import slug
 from preprocess.plan import eval_metrics
-from sagestep.cost import BudgetTooSmall, budget_caps
+from sagestep.cost import BudgetTooSmall, NoPrice, budget_caps
 from statemachine import PipelineSettings
 from statemachine import framework
 from statemachine.check import sagemaker_model
@@ -245,6 +245,8 @@ def _budget(reader: _Reader, pipeline: PipelineSettings, region: str | None) -> 
                                           pipeline.transform_instance_type, pipeline.transform_instance_count, region)
     except BudgetTooSmall as error:
         raise ConfigError("maxRunCostUsd", raw, f"a budget that pays for a useful run ({error})") from None
+    except NoPrice as error:
+        raise ConfigError("maxRunCostUsd", raw, f"a budget for instance types with a known price ({error})") from None
     runtime = min(pipeline.training_max_runtime_seconds, training)
     return replace(pipeline, training_max_runtime_seconds=runtime, transform_timeout_seconds=transform,
                    spot_max_wait_seconds=max(runtime, pipeline.spot_max_wait_seconds))

@@ -23,6 +23,7 @@ from .sink import Outputs, S3Output, Uploader
 from .source import S3Dataset
 
 DEFAULT_REMAINING_MS = 900_000
+MAX_MATRIX_CLASSES_IN_OUTPUT = 50      # 2,500 counts: a few KB of the execution's output
 
 
 def _targets(prefix: str) -> dict[str, tuple[str, str]]:
@@ -131,4 +132,7 @@ def evaluate_run(event: dict) -> dict:
                   "evaluationFile": f"{base}{layout.EVALUATION}"}
         outputs["evaluation"].write(json.dumps(result, indent=2).encode())
         outputs.commit()
-    return {key: value for key, value in result.items() if key != "confusionMatrix"}
+    # The confusion matrix goes into the run's output too when it is small; a state's payload is 256 KB at most.
+    matrix = result.get("confusionMatrix")
+    small = matrix is not None and len(matrix["classes"]) <= MAX_MATRIX_CLASSES_IN_OUTPUT
+    return {**result, "confusionMatrix": matrix if small else None}

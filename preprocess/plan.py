@@ -310,6 +310,9 @@ def quality_gate(request: Request, stack_gate: dict, hyperparameters: dict[str, 
     metric = stack_gate["metric"] if request.quality_metric is None else request.quality_metric
     threshold = stack_gate["threshold"] if request.quality_threshold is None else request.quality_threshold
     if not metric:
+        if request.quality_threshold is not None:
+            raise InvalidQualityGate("qualityThreshold needs a qualityMetric (the stack has none): "
+                                     "name the metric it is for, e.g. validation:auc")
         return {"metric": "", "threshold": 0, "maximize": True, "comparison": ">="}
     name = metric.removeprefix("validation:")
     if not metric.startswith("validation:") or name not in stack_gate["maximize"] + stack_gate["minimize"]:

@@ -42,7 +42,11 @@ MIN_TRAINING_SECONDS = 600     # a budget that cannot pay for this much training
 
 
 class BudgetTooSmall(ValueError):
-    """maxRunCostUsd cannot pay for a useful run, or cannot be enforced without prices."""
+    """maxRunCostUsd cannot pay for a useful run."""
+
+
+class NoPrice(ValueError):
+    """maxRunCostUsd cannot be enforced: the price table lacks an instance type's price."""
 
 
 def budget_caps(budget_usd: float, training_type: str, training_count: int, transform_type: str,
@@ -55,7 +59,7 @@ def budget_caps(budget_usd: float, training_type: str, training_count: int, tran
     for price, instance_type, use in ((training_price, training_type, "training"),
                                       (transform_price, transform_type, "transform")):
         if price is None:
-            raise BudgetTooSmall(f"a budget needs {use} prices and the price table has "
+            raise NoPrice(f"a budget needs {use} prices and the price table has "
                                  f"{_missing(instance_type, region, use)}; add it with ${PRICES_VARIABLE} "
                                  "(README, \"Cost of a run\")")
     # Whole seconds, rounded down (a float's last bit must not cost a second).

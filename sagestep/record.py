@@ -53,8 +53,9 @@ def transitions(events: list[dict]) -> int:
     return sum(1 for event in events if event["type"].endswith("StateEntered"))
 
 
-def _described(sagemaker, jobs: dict[str, str]) -> dict[str, dict]:
-    """DescribeTrainingJob / DescribeTransformJob of the run's jobs that exist."""
+def _described(sagemaker, jobs: dict[str, str], notes: list[str]) -> dict[str, dict]:
+    """DescribeTrainingJob / DescribeTransformJob of the run's jobs that exist. A job SageMaker does not
+    know was refused at creation and bills nothing; any other refusal leaves its cost out, saying so."""
     calls = {"training": ("describe_training_job", "TrainingJobName"),
              "transform": ("describe_transform_job", "TransformJobName")}
     described = {}
@@ -62,27 +63,40 @@ def _described(sagemaker, jobs: dict[str, str]) -> dict[str, dict]:
         if kind in jobs:
             try:
                 described[kind] = getattr(sagemaker, call)(**{field: jobs[kind]})
-            except ClientError:
-                continue          # refused at creation: no job, nothing billed
+            except ClientError as error:
+                if error.response["Error"]["Code"] not in ("ValidationException", "ResourceNotFound"):
+                    notes.append(f"the {kind} job's cost is left out: cannot describe {jobs[kind]} ({error})")
     return described
+
+
+def _lambda_invocations(events: list[dict], clients, notes: list[str]) -> tuple[list[tuple[float, int]], str]:
+    """(seconds, memory MB) of each Lambda task and the function's architecture; none when the function's
+    configuration cannot be read (its cost is then left out, saying so)."""
+    timed = lambda_seconds(events)
+    if not timed:
+        return [], "x86_64"
+    try:
+        configuration = clients("lambda").get_function_configuration(FunctionName=timed[0][1])
+    except (ClientError, BotoCoreError) as error:
+        notes.append(f"the Lambda's cost is left out: cannot read its configuration ({error})")
+        return [], "x86_64"
+    return ([(seconds, configuration["MemorySize"]) for seconds, _ in timed],
+            (configuration.get("Architectures") or ["x86_64"])[0])
 
 
 def attach_cost(result: dict, events: list[dict], clients, region: str, estimate: bool) -> dict[str, dict]:
     """result["cost"] from the jobs' billable time, the Lambda tasks' GB-seconds and the transitions;
     returns the jobs it described (the report shows them)."""
+    notes: list[str] = []
     try:
-        described = _described(clients("sagemaker"), jobs_in(events))
-        configuration, invocations = {}, []
-        for seconds, function in lambda_seconds(events):
-            if not configuration:
-                configuration = clients("lambda").get_function_configuration(FunctionName=function)
-            invocations.append((seconds, configuration["MemorySize"]))
-    except (ClientError, BotoCoreError) as error:
-        result["cost"] = {"usd": None, "items": [], "notes": [f"cannot price the run: {error}"], "estimate": estimate}
-        return {}
+        described = _described(clients("sagemaker"), jobs_in(events), notes)
+    except BotoCoreError as error:
+        described = {}
+        notes.append(f"the jobs' cost is left out: cannot reach SageMaker ({error})")
+    invocations, architecture = _lambda_invocations(events, clients, notes)
     result["cost"] = run_cost(region, described.get("training"), described.get("transform"), invocations,
-                              transitions(events), estimate=estimate,
-                              lambda_architecture=(configuration.get("Architectures") or ["x86_64"])[0])
+                              transitions(events), estimate=estimate, lambda_architecture=architecture)
+    result["cost"]["notes"] += notes
     return described
 
 

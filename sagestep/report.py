@@ -9,6 +9,8 @@ import uuid
 from rich.console import Console
 from rich.markup import escape
 
+from .runner import json_object
+
 ROUND = re.compile(r"^\[(\d+)\]\s")
 
 
@@ -67,7 +69,8 @@ def report(result: dict, as_json: bool, console: Console) -> int:
         print_cost(result.get("cost"), console)
         for message in result.get("notifications") or []:
             console.print("notification (the stack's SNS topic, to notifyEmails):", highlight=False)
-            console.print("\n".join(f"  {escape(line)}" for line in message.splitlines()), highlight=False,
+            fields = json_object(message) or {"message": message}
+            console.print("\n".join(f"  {key}: {escape(str(value))}" for key, value in fields.items()), highlight=False,
                           soft_wrap=True)
         if result.get("report"):
             console.print(f"report: {result['report']}", highlight=False, soft_wrap=True)

@@ -10,6 +10,7 @@ from typing import Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from sagestep.errors import UsageError
 from statemachine.console import log_streams_url
 from statemachine.framework import CLOUDWATCH_TAB, scrape_series
 from statemachine.train import LOG_GROUP as TRAINING_LOG_GROUP
@@ -214,6 +215,19 @@ def attach_job_log(result: dict, logs, region: str | None, lines: int = 10) -> N
 def split_s3_uri(uri: str) -> tuple[str, str]:
     bucket, _, key = uri[len("s3://"):].partition("/")
     return bucket, key
+
+
+def writable_folder(path: Path) -> Path:
+    """The folder a run's files go to, made now: a folder that cannot be written is a mistake to say
+    before the run, not after it."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".sagestep-write-check"
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        raise UsageError(f"--out {path}: cannot write there ({error.strerror})") from None
+    return path
 
 
 def download_outputs(s3, output: dict, out_dir: Path) -> dict[str, Path]:

@@ -19,7 +19,7 @@ from .report import Reporter, execution_name, in_cli_terms, report
 from .record import attach_cost, report_record
 from .run_report import write_report
 from .runner import (attach_curves, attach_evaluation, attach_job_log, download_outputs, execution_input, follow,
-                     result_of)
+                     result_of, writable_folder)
 
 ARN_VARIABLE = "SAGESTEP_STATE_MACHINE_ARN"
 STATE_MACHINE_ARN = re.compile(r"^arn:aws[a-z-]*:states:([a-z0-9-]+):\d{12}:stateMachine:[A-Za-z0-9_.-]{1,80}$")
@@ -111,7 +111,7 @@ def report_execution(args, console: Console) -> int:
     region, name = match.groups()
     clients = clients_in(region)
     emulated = bool(os.environ.get("AWS_ENDPOINT_URL"))
-    out_dir = Path(args.out) if args.out else Path("runs") / name
+    out_dir = writable_folder(Path(args.out) if args.out else Path("runs") / name)
     sfn = clients("stepfunctions")
     try:
         if sfn.describe_execution(executionArn=args.execution_arn)["status"] == "RUNNING":

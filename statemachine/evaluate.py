@@ -2,8 +2,9 @@
 
 The same function, so no second function, role or deploy: it already writes this run's data, and only
 needs to read the predictions, the held-out labels and the schema too (infra/policies.py). The metrics,
-the baseline's and the verdict go into the run's output; the confusion matrix and the rows joined with
-their predictions stay in S3 (evaluation.json, predictions.csv), too large for a state's payload.
+the baseline's, the verdict and the confusion matrix (null beyond 50 classes or for a regression) go into
+the run's output; the rows joined with their predictions stay in S3 (predictions.csv), with everything in
+evaluation.json.
 """
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from .step import Step, then
 NAME = "Evaluate"
 ACTION = "evaluate"
 # What the state machine keeps of the Lambda's answer ($.evaluation).
-RESULT_FIELDS = ("problem", "rows", "metrics", "baseline", "beatsBaseline", "behindBaseline", "predictionsFile",
-                 "evaluationFile")
+RESULT_FIELDS = ("problem", "rows", "metrics", "baseline", "beatsBaseline", "behindBaseline", "confusionMatrix",
+                 "predictionsFile", "evaluationFile")
 
 
 def states(refs: Refs, settings: PipelineSettings, next_state: str | None) -> dict[str, dict]:

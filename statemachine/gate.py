@@ -19,8 +19,9 @@ NO_GATE = "NoQualityGate"
 FIND = "FindGateMetric"
 VERDICT = "GateVerdict"
 PASSED = "GatePassed"
+MISSED = "GateMissed"
+UNSCRAPED = "GateMetricUnscraped"
 FAILED = "QualityGateFailed"
-UNSCRAPED = "QualityGateUnscraped"
 GATE = "$.run.gate"
 VALUE = "$.gate.values[0]"
 
@@ -28,7 +29,7 @@ VALUE = "$.gate.values[0]"
 def _below(comparison: str, maximize: bool) -> dict:
     """The rule that fails the gate: a score under the threshold, or a loss over it."""
     return {"And": [{"Variable": f"{GATE}.maximize", "BooleanEquals": maximize},
-                    {"Variable": VALUE, comparison: f"{GATE}.threshold"}], "Next": FAILED}
+                    {"Variable": VALUE, comparison: f"{GATE}.threshold"}], "Next": MISSED}
 
 
 def states(refs: Refs, settings: PipelineSettings, next_state: str | None) -> dict[str, dict]:
@@ -80,18 +81,21 @@ def states(refs: Refs, settings: PipelineSettings, next_state: str | None) -> di
             "ResultPath": "$.gate",
             **then(next_state),
         },
-        FAILED: {
-            "Type": "Fail",
-            "Error": FAILED,
-            "CausePath": f"States.Format('{{}} = {{}}, needs {{}} {{}}', {GATE}.metric, {VALUE}, "
-                         f"{GATE}.comparison, {GATE}.threshold)",
+        MISSED: {
+            "Type": "Pass",
+            "Parameters": {"cause.$": f"States.Format('{{}} = {{}}, needs {{}} {{}}', {GATE}.metric, {VALUE}, "
+                                      f"{GATE}.comparison, {GATE}.threshold)"},
+            "ResultPath": "$.gate",
+            "Next": FAILED,
         },
         UNSCRAPED: {
-            "Type": "Fail",
-            "Error": FAILED,
-            "CausePath": f"States.Format('{{}} was not scraped from the training log, so it cannot be shown to be "
-                         f"{{}} {{}}', {GATE}.metric, {GATE}.comparison, {GATE}.threshold)",
+            "Type": "Pass",
+            "Parameters": {"cause.$": f"States.Format('{{}} was not scraped from the training log, so it cannot be "
+                                      f"shown to be {{}} {{}}', {GATE}.metric, {GATE}.comparison, {GATE}.threshold)"},
+            "ResultPath": "$.gate",
+            "Next": FAILED,
         },
+        FAILED: {"Type": "Fail", "Error": FAILED, "CausePath": "$.gate.cause"},
     }
 
 

@@ -196,3 +196,40 @@ def test_a_local_training_job_reports_its_training_and_billable_seconds(spot):
     estimate = cost.run_cost(engine.region, training, transform, estimate=True)
     assert [i["item"] for i in estimate["items"]] == ["training", "batch transform"]
     assert f"{seconds} s billable" in item(estimate, "training")["detail"]
+
+
+def test_a_refused_describe_or_lambda_read_leaves_that_cost_out_and_says_so(table):
+    """Only a job SageMaker does not know bills nothing; AccessDenied must not look like a free job."""
+    from botocore.exceptions import ClientError
+
+    from sagestep.record import attach_cost
+
+    def refused(code):
+        def call(**kwargs):
+            raise ClientError({"Error": {"Code": code, "Message": "no"}}, "Describe")
+        return call
+
+    class Clients:
+        def __call__(self, service):
+            return self
+
+        describe_training_job = staticmethod(refused("AccessDeniedException"))
+        describe_transform_job = staticmethod(refused("ValidationException"))
+        get_function_configuration = staticmethod(refused("AccessDeniedException"))
+
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    events = [{"type": "TaskScheduled", "timestamp": start, "taskScheduledEventDetails": {
+                  "resourceType": kind, "resource": resource, "parameters": json.dumps(parameters)}}
+              for kind, resource, parameters in (
+                  ("lambda", "invoke", {"FunctionName": "f"}),
+                  ("sagemaker", "createTrainingJob.sync", {"TrainingJobName": "t"}),
+                  ("sagemaker", "createTransformJob.sync", {"TransformJobName": "p"}))]
+    events[1:1] = [{"type": "TaskStarted", "timestamp": start, "taskStartedEventDetails": {"resourceType": "lambda"}},
+                   {"type": "TaskSucceeded", "timestamp": start + timedelta(seconds=1),
+                    "taskSucceededEventDetails": {"resourceType": "lambda"}}]
+    result = {}
+    assert attach_cost(result, events, Clients(), REGION, estimate=False) == {}
+    notes = result["cost"]["notes"]
+    assert any(note.startswith("the training job's cost is left out: cannot describe t") for note in notes)
+    assert not any("transform" in note for note in notes), "an unknown transform job was never created"
+    assert any(note.startswith("the Lambda's cost is left out") for note in notes)

@@ -147,7 +147,7 @@ def test_evaluate_invokes_the_same_function_with_its_action(definition):
     assert (state["Resource"], state["Parameters"]["FunctionName"], state["Retry"]) == \
         (preprocess["Resource"], preprocess["Parameters"]["FunctionName"], preprocess["Retry"])
     assert state["Parameters"]["Payload"] == {"action": "evaluate", "executionName.$": "$$.Execution.Name"}
-    assert state["ResultPath"] == "$.evaluation" and "confusionMatrix.$" not in state["ResultSelector"]
+    assert state["ResultPath"] == "$.evaluation" and "confusionMatrix.$" in state["ResultSelector"]
     assert definition["States"]["BatchPredict"]["Next"] == "Evaluate"
 
 

@@ -47,7 +47,10 @@ def made_by(engine, name):
 def test_a_model_that_reaches_the_threshold_in_its_direction_passes(engine, name, gate, comparison):
     description, progress, result = run(engine, name, **gate)
     assert description["status"] == "SUCCEEDED", result
-    passed = json.loads(description["output"])["gate"]
+    output = json.loads(description["output"])
+    # The execution's own output carries the evaluation, with a small confusion matrix.
+    assert output["evaluation"]["confusionMatrix"]["classes"] == ["setosa", "versicolor", "virginica"]
+    passed = output["gate"]
     assert passed == {"metric": gate["qualityMetric"], "threshold": gate["qualityThreshold"], "comparison": comparison,
                       "value": result["metrics"][gate["qualityMetric"]], "passed": True}
     assert "GatePassed" in [s.name for s in progress.states] and len(made_by(engine, name)) == 2
@@ -76,7 +79,7 @@ def test_a_model_that_misses_the_threshold_ends_the_run_before_any_model(engine,
 def test_a_metric_that_was_not_scraped_fails_the_gate_saying_so(engine, monkeypatch):
     monkeypatch.setattr(sagemaker_task, "final_metrics", lambda request, lines: None)
     description, _, result = run(engine, "unscraped", qualityMetric="validation:mlogloss", qualityThreshold=0.5)
-    assert description["status"] == "FAILED" and result["failedState"] == "QualityGateUnscraped"
+    assert description["status"] == "FAILED" and result["failedState"] == "QualityGateFailed"
     assert result["error"] == "QualityGateFailed"
     assert result["cause"] == ("validation:mlogloss was not scraped from the training log, so it cannot be shown "
                                "to be <= 0.5")

@@ -377,6 +377,15 @@ def test_a_column_flag_naming_no_column_is_reported_as_the_flag(tmp_path, capsys
     assert result["cause"].startswith("--ignore 'petal_lenght' is not a column; columns: sepal_length")
 
 
+def test_an_out_folder_that_cannot_be_written_is_said_before_the_run(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = sagestep("local", str(IRIS), "--label", "species", "--out", str(blocker / "out"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == f"sagestep local: --out {blocker / 'out'}: cannot write there (Not a directory)"
+    assert "execution" not in result.stdout, "no run started"
+
+
 def test_a_local_run_s_error_names_the_local_file(tmp_path, capsys):
     only = tmp_path / "only-label.csv"
     only.write_text("label\n" + "\n".join(str(i % 2) for i in range(20)) + "\n")

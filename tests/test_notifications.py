@@ -82,14 +82,18 @@ def test_a_failed_local_run_publishes_exactly_one_message_with_the_failed_state_
         failed, status = run(engine, "wrong-label", {"datasetUri": iris, "labelColumn": "colour"})
         assert status == "FAILED"
         [message] = engine.notifications(failed, status)
-        lines = message.splitlines()
-        assert lines[0] == "sagestep stack n: execution wrong-label ended FAILED."
-        assert lines[1] == "Error (the failed state): PreprocessFailed"
-        assert lines[2].startswith("Cause: ") and "labelColumn 'colour' is not a column" in lines[2]
-        assert lines[3].endswith(f"#/v2/executions/details/{failed}")
+        # A JSON object: the cause is JSON text full of quotes, which EventBridge escapes as a JSON value.
+        told = json.loads(message)
+        assert told["message"] == "sagestep stack n: execution wrong-label ended FAILED"
+        assert told["failedState"] == "PreprocessFailed"
+        assert json.loads(told["cause"])["Error"] == "MissingLabelColumn"
+        assert "labelColumn 'colour' is not a column" in told["cause"]
+        assert told["console"].endswith(f"#/v2/executions/details/{failed}")
         succeeded, status = run(engine, "fine", {"datasetUri": iris, "labelColumn": "species"})
         [message] = engine.notifications(succeeded, status)          # SUCCEEDED is in this stack's notifyOn
-        assert message.startswith("sagestep stack n: execution fine ended SUCCEEDED.\nError (the failed state): \n")
+        assert json.loads(message) | {"console": None} == {
+            "message": "sagestep stack n: execution fine ended SUCCEEDED", "failedState": None, "cause": None,
+            "console": None}
         assert len(engine.notifications(failed, "FAILED")) == 1, "each execution is told once"
 
 
@@ -109,4 +113,4 @@ def test_sagestep_local_prints_the_notification_it_would_have_sent(tmp_path, cap
     assert main(["local", str(bad), "--out", str(tmp_path / "out")]) == 1
     text = capsys.readouterr().out
     assert "notification (the stack's SNS topic, to notifyEmails):" in text
-    assert "  Error (the failed state): PreprocessFailed" in text
+    assert "  failedState: PreprocessFailed" in text and "  cause: " in text

@@ -428,6 +428,7 @@ def test_the_run_s_gate_is_the_input_s_over_the_stack_s(s3, monkeypatch, stack, 
     ({"qualityMetric": "validation:auc", "qualityThreshold": 1}, errors.InvalidQualityGate,
      "is not reported by this run's training, which reports validation:logloss (objective binary:logistic)"),
     ({"qualityMetric": "validation:logloss"}, errors.InvalidQualityGate, "needs a qualityThreshold"),
+    ({"qualityThreshold": 0.9}, errors.InvalidQualityGate, "qualityThreshold needs a qualityMetric"),
 ])
 def test_a_gate_no_run_can_meet_is_refused_and_nothing_is_written(s3, extra, error, message):
     uri = put(s3, "datasets/g.csv", "x,label\n" + "\n".join(f"{i},{i % 2}" for i in range(60)))

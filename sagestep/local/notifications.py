@@ -3,6 +3,7 @@ change event, and EventBridge's input transformer applied to it for an SNS targe
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 
 
@@ -26,12 +27,27 @@ def _at(event: dict, path: str):
     return value
 
 
+PLACEHOLDER = re.compile(r'"|<([A-Za-z0-9_.-]+)>')
+
+
 def transformed(input_paths: dict[str, str], template: str, event: dict) -> str:
-    """EventBridge's input transformer for a JSON-string template: each <name> becomes its path's value,
-    escaped to stay inside the string (an absent path gives an empty text); SNS then sends the string."""
-    text = template
-    for name, path in input_paths.items():
-        value = _at(event, path)
-        shown = "" if value is None else value if isinstance(value, str) else json.dumps(value)
-        text = text.replace(f"<{name}>", json.dumps(shown)[1:-1])
-    return json.loads(text) if text.startswith('"') else text
+    """EventBridge's input transformer for a JSON-object template: a <name> outside quotes becomes its
+    path's value as JSON (a string quoted and escaped; null when the path is absent), one inside a quoted
+    string its text as is. SNS sends the resulting text."""
+    values = {name: _at(event, path) for name, path in input_paths.items()}
+    out, inside, last = [], False, 0
+    for match in PLACEHOLDER.finditer(template):
+        out.append(template[last:match.start()])
+        last = match.end()
+        name = match.group(1)
+        if name is None:
+            escaped = match.start() > 0 and template[match.start() - 1] == "\\"
+            inside = inside if escaped else not inside
+            out.append('"')
+        elif name not in values:
+            out.append(match.group(0))
+        elif inside:
+            out.append("" if values[name] is None else str(values[name]))
+        else:
+            out.append(json.dumps(values[name]))
+    return "".join(out) + template[last:]

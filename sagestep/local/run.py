@@ -14,7 +14,7 @@ from sagestep.record import attach_cost, report_record
 from sagestep.report import Reporter, execution_name, in_cli_terms, report
 from sagestep.run_report import write_report
 from sagestep.runner import (attach_curves, attach_evaluation, attach_job_log, download_outputs, execution_input, follow,
-                             result_of)
+                             result_of, writable_folder)
 from sagestep.synth import DEFAULT_STACK, synthesize
 
 from . import moto_adapter
@@ -38,6 +38,7 @@ def run_local(args, console: Console) -> int:
         sfn, s3 = engine.client("stepfunctions"), engine.client("s3")
         run_input = execution_input(uri, args)
         name = execution_name()
+        out_dir = writable_folder(Path(args.out) if args.out else Path("runs") / name)
         arn = sfn.start_execution(stateMachineArn=engine.state_machine_arn, name=name,
                                   input=json.dumps(run_input))["executionArn"]
         if not args.json:
@@ -52,7 +53,7 @@ def run_local(args, console: Console) -> int:
         files: dict[str, Path] = {}
         if description["status"] == "SUCCEEDED":
             output = result.pop("output")
-            files = download_outputs(s3, output, Path(args.out) if args.out else Path("runs") / name)
+            files = download_outputs(s3, output, out_dir)
             result["outputs"] = {**{key: str(path) for key, path in files.items()},
                                  "trainingJob": output["trainingJobName"], "model": output["modelName"]}
             attach_evaluation(result, s3)
@@ -60,7 +61,7 @@ def run_local(args, console: Console) -> int:
         if args.report:
             record = report_record(result, description, progress.events, json.loads(synthesis.definition), described,
                                    files, logs, engine.region, local=True)
-            result["report"] = str(write_report(record, Path(args.out) if args.out else Path("runs") / name))
+            result["report"] = str(write_report(record, out_dir))
     local_paths = {} if dataset.startswith("s3://") else {uri: dataset}
     return report(in_cli_terms(result, local_paths), args.json, console)
 
