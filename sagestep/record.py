@@ -56,10 +56,10 @@ def transitions(events: list[dict]) -> int:
 def _described(sagemaker, jobs: dict[str, str], notes: list[str]) -> dict[str, dict]:
     """DescribeTrainingJob / DescribeTransformJob of the run's jobs that exist. A job SageMaker does not
     know was refused at creation and bills nothing; any other refusal leaves its cost out, saying so."""
-    calls = {"training": ("describe_training_job", "TrainingJobName"),
-             "transform": ("describe_transform_job", "TransformJobName")}
+    fields = dict(JOB_RESOURCES.values())            # kind -> the request field that names it
     described = {}
-    for kind, (call, field) in calls.items():
+    for kind, call in (("training", "describe_training_job"), ("transform", "describe_transform_job")):
+        field = fields[kind]
         if kind in jobs:
             try:
                 described[kind] = getattr(sagemaker, call)(**{field: jobs[kind]})
@@ -121,8 +121,11 @@ def _job_facts(kind: str, name: str | None, described: dict | None, region: str,
 
 
 def report_record(result: dict, description: dict, events: list[dict], definition: dict, described: dict,
-                  files: dict[str, Path], logs, region: str, local: bool) -> dict:
-    """The run report's input (sagestep/run_report.py): the result, the definition, the jobs, the files."""
+                  files: dict[str, Path], curves: dict[str, list[float]] | None, logs, region: str,
+                  local: bool) -> dict:
+    """The run report's input (sagestep/run_report.py): the result, the definition, the jobs, the files.
+    curves: what runner.attach_curves already scraped; None reads the training log here (a run that
+    failed after training has no output to find the job by, but its history names it)."""
     jobs = jobs_in(events)
     schema = json.loads(files["schema"].read_text()) if files.get("schema") else None
     return {
@@ -131,7 +134,7 @@ def report_record(result: dict, description: dict, events: list[dict], definitio
         **{field: description[field].isoformat() for field in ("startDate", "stopDate") if description.get(field)},
         "region": region, "local": local, "definition": definition,
         "dataset": json.loads(description.get("input") or "{}").get("datasetUri"),
-        "curves": learning_curves(logs, jobs.get("training")) or result.get("curves", {}),
+        "curves": learning_curves(logs, jobs.get("training")) if curves is None else curves,
         "schema": schema,
         "predictions": str(files["predictions"]) if files.get("predictions") else None,
         "model": str(files["modelArtifact"]) if files.get("modelArtifact") else None,

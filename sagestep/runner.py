@@ -12,7 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from sagestep.errors import UsageError
 from statemachine.console import log_streams_url
-from statemachine.framework import CLOUDWATCH_TAB, scrape_series
+from statemachine.framework import CLOUDWATCH_TAB, metric_definitions, scrape_series
 from statemachine.train import LOG_GROUP as TRAINING_LOG_GROUP
 
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
@@ -260,13 +260,18 @@ def attach_evaluation(result: dict, s3) -> None:
         result["evaluation"]["unreadable"] = f"cannot read {uri}: {error}"
 
 
-def attach_curves(result: dict, logs) -> None:
+def attach_curves(result: dict, logs) -> dict[str, list[float]] | None:
     """The validation curve(s) of a finished training job, scraped from its CloudWatch log with the
-    image's own metric definitions: the points the SageMaker console plots."""
+    image's own metric definitions: the points the SageMaker console plots. Returns the train and
+    validation series of the same read (the report's learning curves), or None when it read no log."""
     job = (result.get("output") or {}).get("trainingJobName")
     if not job:
-        return
+        return None
     try:
-        result["curves"] = scrape_series(job_log(logs, TRAINING_LOG_GROUP, job))
+        series = scrape_series(job_log(logs, TRAINING_LOG_GROUP, job),
+                               metric_definitions("train") + metric_definitions())
     except (ClientError, BotoCoreError) as error:
         result["curves"] = {"error": f"cannot read {TRAINING_LOG_GROUP}: {error}"}
+        return None
+    result["curves"] = {name: points for name, points in series.items() if name.startswith("validation:")}
+    return series

@@ -122,7 +122,7 @@ def report_execution(args, console: Console) -> int:
         result = result_of(description, progress)
         logs = clients("logs")
         attach_job_log(result, logs, None if emulated else region)
-        attach_curves(result, logs)
+        curves = attach_curves(result, logs)
         files = {}
         output = result.pop("output", None)
         if output:
@@ -134,8 +134,8 @@ def report_execution(args, console: Console) -> int:
                          f"{error.response['Error']['Message']}") from None
     except BotoCoreError as error:
         raise UsageError(f"cannot reach Step Functions: {error}") from None
-    record = report_record(result, description, progress.events, definition, described, files, logs, region,
-                           local=emulated)
+    record = report_record(result, description, progress.events, definition, described, files, curves, logs,
+                           region, local=emulated)
     path = write_report(record, out_dir)
     print(json.dumps({"report": str(path), "status": result["status"]}) if args.json else path)
     return 0

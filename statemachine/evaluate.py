@@ -8,12 +8,11 @@ evaluation.json.
 """
 from __future__ import annotations
 
-from . import errors
-from .preprocess import LAMBDA_RETRY
+from .preprocess import invoke_function
 from .preprocess import statements as invoke_statements
 from .refs import Refs
 from .settings import PipelineSettings
-from .step import Step, then
+from .step import Step
 
 NAME = "Evaluate"
 ACTION = "evaluate"
@@ -23,23 +22,10 @@ RESULT_FIELDS = ("problem", "rows", "metrics", "baseline", "beatsBaseline", "beh
 
 
 def states(refs: Refs, settings: PipelineSettings, next_state: str | None) -> dict[str, dict]:
-    return {
-        NAME: {
-            "Type": "Task",
-            "Comment": "Scores the test predictions against the held-out labels, beside a baseline that learnt nothing.",
-            "Resource": refs.integration("lambda:invoke"),
-            "Parameters": {
-                "FunctionName": refs.function_arn,
-                "Payload": {"action": ACTION, "executionName.$": "$$.Execution.Name"},
-            },
-            "Retry": [LAMBDA_RETRY],
-            "Catch": errors.catch_all(NAME),
-            "ResultSelector": {f"{field}.$": f"$.Payload.{field}" for field in RESULT_FIELDS},
-            "ResultPath": "$.evaluation",
-            **then(next_state),
-        },
-        **errors.fail_state(NAME),
-    }
+    return invoke_function(
+        refs, NAME, "Scores the test predictions against the held-out labels, beside a baseline that learnt nothing.",
+        {"Payload": {"action": ACTION, "executionName.$": "$$.Execution.Name"}},
+        {f"{field}.$": f"$.Payload.{field}" for field in RESULT_FIELDS}, "$.evaluation", next_state)
 
 
 STEP = Step(NAME, states, invoke_statements, outputs={"evaluation.$": "$.evaluation"})

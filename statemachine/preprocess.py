@@ -33,23 +33,28 @@ def states(refs: Refs, settings: PipelineSettings, next_state: str | None) -> di
         "sagemaker_submit_directory": refs.training_code_uri,
         "sagemaker_region": refs.region,
     }
+    # The Lambda event: the execution input plus executionName, executionArn and action (from Start).
+    return invoke_function(refs, NAME, "Validates the dataset, splits it under runs/<execution>/ and plans the jobs.",
+                           {"Payload.$": "States.JsonMerge($, $.execution, false)"}, selector, "$.run", next_state)
+
+
+def invoke_function(refs: Refs, name: str, comment: str, payload: dict, selector: dict, result_path: str,
+                    next_state: str | None) -> dict[str, dict]:
+    """A Task state that invokes the pipeline's function (each action of it: Preprocess, Evaluate), with
+    AWS's recommended Lambda Retry, and its <name>Failed state."""
     return {
-        NAME: {
+        name: {
             "Type": "Task",
-            "Comment": "Validates the dataset, splits it under runs/<execution>/ and plans the jobs.",
+            "Comment": comment,
             "Resource": refs.integration("lambda:invoke"),
-            "Parameters": {
-                "FunctionName": refs.function_arn,
-                # The Lambda event: the execution input plus executionName, executionArn and action (from Start).
-                "Payload.$": "States.JsonMerge($, $.execution, false)",
-            },
+            "Parameters": {"FunctionName": refs.function_arn, **payload},
             "Retry": [LAMBDA_RETRY],
-            "Catch": errors.catch_all(NAME),
+            "Catch": errors.catch_all(name),
             "ResultSelector": selector,
-            "ResultPath": "$.run",
+            "ResultPath": result_path,
             **then(next_state),
         },
-        **errors.fail_state(NAME),
+        **errors.fail_state(name),
     }
 
 

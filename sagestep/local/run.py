@@ -49,7 +49,7 @@ def run_local(args, console: Console) -> int:
         result["notifications"] = engine.notifications(arn, description["status"])
         logs = engine.client("logs")
         attach_job_log(result, logs, engine.region)
-        attach_curves(result, logs)
+        curves = attach_curves(result, logs)
         files: dict[str, Path] = {}
         if description["status"] == "SUCCEEDED":
             output = result.pop("output")
@@ -60,7 +60,7 @@ def run_local(args, console: Console) -> int:
         described = attach_cost(result, progress.events, engine.client, engine.region, estimate=True)
         if args.report:
             record = report_record(result, description, progress.events, json.loads(synthesis.definition), described,
-                                   files, logs, engine.region, local=True)
+                                   files, curves, logs, engine.region, local=True)
             result["report"] = str(write_report(record, out_dir))
     local_paths = {} if dataset.startswith("s3://") else {uri: dataset}
     return report(in_cli_terms(result, local_paths), args.json, console)
