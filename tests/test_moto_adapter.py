@@ -174,3 +174,16 @@ def test_filter_logs_by_stream_prefix_keeps_other_streams_out(stack):
     found = logs.filter_log_events(logGroupName="g", logStreamNamePrefix="job-a/")["events"]
     assert [e["message"] for e in found] == ["job-a/algo-1-1"]
     assert logs.filter_log_events(logGroupName="g", logStreamNamePrefix="job-c/")["events"] == []
+
+
+def test_tags_of_a_state_machine_that_does_not_exist_are_resource_not_found(stack):
+    """AWS answers ResourceNotFound (API reference, ListTagsForResource); moto would answer no tags, and
+    `sagestep prune` would then say "no sagestep:stack tag" instead of naming the missing state machine."""
+    sfn = client("stepfunctions")
+    arn = sfn.create_state_machine(name="tagged", roleArn=ROLE, tags=[{"key": "k", "value": "v"}], definition=json.dumps(
+        {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}))["stateMachineArn"]
+    moto_adapter.tags_need_the_state_machine(stack)
+    assert sfn.list_tags_for_resource(resourceArn=arn)["tags"] == [{"key": "k", "value": "v"}]
+    with pytest.raises(ClientError) as caught:
+        sfn.list_tags_for_resource(resourceArn=f"{arn}-gone")
+    assert caught.value.response["Error"]["Code"] == "ResourceNotFound"

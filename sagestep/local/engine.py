@@ -93,6 +93,7 @@ class LocalEngine:
         moto_adapter.filter_logs_by_stream_prefix(stack)
         moto_adapter.emit_status_changes(stack, self._status_changed)
         moto_adapter.deliver_events_to_sns(stack)
+        moto_adapter.tags_need_the_state_machine(stack)
         if self.retry_wait_factor != 1.0:
             moto_adapter.scale_retry_waits(stack, self.retry_wait_factor)
         jobs = sagemaker_task.JOBS = sagemaker_task.LocalJobs(self.region, self.on_line)

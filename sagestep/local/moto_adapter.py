@@ -35,6 +35,8 @@ from moto.sagemaker.models import sagemaker_backends
 from moto.sagemaker.responses import SageMakerResponse
 from moto.server import ThreadedMotoServer
 from moto.sns.models import sns_backends
+from moto.stepfunctions.exceptions import ResourceNotFound
+from moto.stepfunctions.models import StepFunctionBackend
 from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
@@ -250,3 +252,15 @@ def published(topic_arn: str) -> list[str]:
     """Every message published to an emulated SNS topic, in order (an e-mail subscription keeps none)."""
     _, _, _, region, account, _ = topic_arn.split(":")
     return [message for _, message, *_ in sns_backends[account][region].topics[topic_arn].sent_notifications]
+
+
+def tags_need_the_state_machine(stack: ExitStack) -> None:
+    """ListTagsForResource on a state machine that does not exist answers ResourceNotFound on AWS
+    (Step Functions API reference, ListTagsForResource, Errors); moto answers an empty list."""
+    original = StepFunctionBackend.list_tags_for_resource
+
+    def list_tags_for_resource(self, arn: str):
+        if ":stateMachine:" in arn and not any(machine.arn == arn for machine in self.state_machines):
+            raise ResourceNotFound(arn)
+        return original(self, arn)
+    stack.enter_context(mock.patch.object(StepFunctionBackend, "list_tags_for_resource", list_tags_for_resource))
