@@ -32,8 +32,9 @@ from statemachine.naming import PROJECT
 
 PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
 
-# training/train.py trains on a single instance (no distributed XGBoost).
-MAX_TRAINING_INSTANCES = 1
+# training/train.py trains one model across the instances (XGBoost's collective). The API sets no maximum;
+# AWS's Service Quotas do, per account: 20 instances per training job is a common default (adjustable).
+MAX_TRAINING_INSTANCES = 20
 # Container versions whose XGBoost release the training and inference code is written and tested for
 # (container "3.0-5" ships xgboost 3.0.5; requirements.txt pins the same release).
 SUPPORTED_XGBOOST = {"3.0-5": "3.0.5"}
@@ -266,7 +267,7 @@ def read_settings(lookup: Callable[[str], str | None], stack: str, given: Iterab
     pipeline = PipelineSettings(
         training_instance_type=reader.instance_type("trainingInstanceType", "TrainingInstanceType"),
         training_instance_count=reader.integer(
-            "trainingInstanceCount", 1, MAX_TRAINING_INSTANCES, " (training/train.py trains on one instance)"),
+            "trainingInstanceCount", 1, MAX_TRAINING_INSTANCES, " (a common default quota per training job)"),
         training_volume_size_gb=reader.integer("trainingVolumeSizeGb", 1, 16384),
         training_max_runtime_seconds=max_runtime,
         use_spot_training=use_spot,

@@ -21,6 +21,10 @@ class DatasetAccessDenied(PreprocessError):
     pass
 
 
+class DatasetChanged(PreprocessError):
+    """An object was replaced while the run read it (each pass reads the version the plan saw)."""
+
+
 class InvalidEncoding(PreprocessError):
     pass
 
@@ -41,6 +45,18 @@ class MalformedRow(PreprocessError):
     pass
 
 
+class MultilineRecord(PreprocessError):
+    """A quoted line break in an object that is cut into byte ranges (the cuts are at line breaks)."""
+
+
+class HeaderMismatch(PreprocessError):
+    """A shard whose header differs from the dataset's (its first shard's)."""
+
+
+class MixedColumn(PreprocessError):
+    """A column that is text in one shard and holds too many distinct numbers in another to be coded."""
+
+
 class InvalidLabel(PreprocessError):
     pass
 
@@ -59,6 +75,10 @@ class DatasetTooLarge(PreprocessError):
 
 class InvalidQualityGate(PreprocessError):
     """qualityMetric / qualityThreshold that no run of this objective can pass or fail."""
+
+
+class ShardFailed(PreprocessError):
+    """A work item failed without saying why (a timeout, or the function ran out of memory)."""
 
 
 class FunctionMisconfigured(PreprocessError):

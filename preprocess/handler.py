@@ -1,43 +1,45 @@
-"""The pipeline's Lambda, two actions on one run's data (one function, role and deploy for both):
-- preprocess (the default): validate the dataset, split it under runs/<execution>/, plan the jobs;
-- evaluate: the batch predictions against the held-out labels, with a baseline beside them.
+"""The pipeline's Lambda: the actions of the Preprocess step on one run's data, and the Evaluate step's
+(one function, role and deploy for all).
 
-Reads objects as streams and writes every output with multipart uploads that are completed only when
-the whole action succeeded (and aborted otherwise); memory does not grow with the dataset.
+Preprocess, as the state machine runs it: plan (list the dataset, cut it into work items) → profile each
+item (a Distributed Map) → merge the profiles into one plan → split each item (a Distributed Map) → finish
+(combine the items' results, write the schema). A failure on the way ends at discard, which deletes what
+the run wrote and raises the first failure an item recorded. "preprocess" runs the same phases in one
+invocation (the event contract for a direct call). evaluate: the batch predictions against the held-out
+labels, with a baseline beside them.
+
+Objects are read as streams and every output is written with multipart uploads that are completed only when
+the item succeeded (and aborted otherwise); memory does not grow with the dataset.
 """
 from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
+from itertools import tee, zip_longest
+from operator import itemgetter
 
 import boto3
 
-from . import layout
-from .dataset import split_dataset
-from .errors import FunctionMisconfigured, InvalidExecutionInput
-from .evaluation import evaluate
-from .general import read_rows
+from . import errors, layout, shards
+from .csvrows import read_rows
+from .errors import FunctionMisconfigured, InvalidExecutionInput, PreprocessError, ShardFailed
+from .evaluation import MisalignedPredictions, evaluate
 from .naming import run_name, tag_value
-from .plan import csv_field, objective_hyperparameters, parse_event, quality_gate
+from .plan import Columns, csv_field, find_columns, objective_hyperparameters, parse_event, quality_gate
+from .profile import merge_profiles, profile_with_restarts
+from .rowsplit import RowSplitter
+from .shards import item_batches, item_where, list_objects, read_header, work_items
 from .sink import Outputs, S3Output, Uploader
-from .source import S3Dataset
+from .source import S3Object
+from .split import combine, empty_outputs, output_keys, split_item
 
 DEFAULT_REMAINING_MS = 900_000
 MAX_MATRIX_CLASSES_IN_OUTPUT = 50      # 2,500 counts: a few KB of the execution's output
-
-
-def _targets(prefix: str) -> dict[str, tuple[str, str]]:
-    return {
-        "train": (f"{prefix}{layout.TRAIN_DIR}train.csv", "text/csv"),
-        "validation": (f"{prefix}{layout.VALIDATION_DIR}validation.csv", "text/csv"),
-        "test": (f"{prefix}{layout.TEST_FEATURES_DIR}test.csv", "text/csv"),
-        "labels": (f"{prefix}{layout.TEST_LABELS}", "text/csv"),
-        "schema": (f"{prefix}{layout.SCHEMA}", "application/json"),
-    }
-
-
 REQUIRED_ENVIRONMENT = ("DATA_BUCKET", "JOB_NAME_PREFIX", "OBJECTIVES", "QUALITY_GATE")
-ACTIONS = ("preprocess", "evaluate")
+RUN_ACTIONS = ("profile", "merge", "split", "finish", "discard", "evaluate")
+ACTIONS = ("preprocess", "plan", *RUN_ACTIONS)
+DELETE_BATCH = 1000                    # keys per DeleteObjects request
 
 
 def handler(event, context):
@@ -48,86 +50,266 @@ def handler(event, context):
     action = event.get("action", "preprocess") if isinstance(event, dict) else "preprocess"
     if action not in ACTIONS:
         raise InvalidExecutionInput(f"action {action!r} is not one of {', '.join(ACTIONS)}")
-    return evaluate_run(event) if action == "evaluate" else preprocess_run(event, context)
+    if action == "preprocess":
+        return preprocess_run(event, context)
+    if action == "plan":
+        return plan_run(event, context)
+    run = Run(event)
+    if action == "evaluate":
+        return evaluate_run(run)
+    return getattr(run, action)(event)
+
+
+def _instances(name: str) -> int:
+    value = os.environ.get(name, "1")
+    if not value.isdigit() or int(value) < 1:
+        raise FunctionMisconfigured(f"the function's {name} is {value!r}, not a count; deploy it with the stack")
+    return int(value)
+
+
+def plan_run(event, context) -> dict:
+    """Validate the input, read the header, cut the dataset into work items; write them for the Maps."""
+    request = parse_event(event)
+    s3 = boto3.client("s3")
+    objects = list_objects(s3, request.bucket, request.key)
+    header = read_header(s3, objects[0])
+    find_columns(header, request, objects[0].where)
+    remaining = context.get_remaining_time_in_millis() if context is not None else DEFAULT_REMAINING_MS
+    items = work_items(objects, shards.RANGE_BYTES, remaining / 1000)
+    run = Run(event)
+    run.put(layout.REQUEST, {"event": {key: value for key, value in event.items() if key != "action"},
+                             "header": header, "items": len(items)})
+    run.put(layout.ITEMS, items)
+    return {"itemsKey": f"{run.prefix}{layout.ITEMS}", "items": len(items), "objects": len(objects),
+            "ranged": sum(item["ranged"] for item in items)}
 
 
 def preprocess_run(event, context) -> dict:
-    request = parse_event(event)
-    data_bucket = os.environ["DATA_BUCKET"]
-    s3 = boto3.client("s3")
-    dataset = S3Dataset(s3, request.bucket, request.key)
-    remaining = context.get_remaining_time_in_millis() if context is not None else DEFAULT_REMAINING_MS
-    dataset.check_size(remaining)
-    prefix = layout.run_prefix(request.execution_name)
-    targets = _targets(prefix)
+    """Every phase in one invocation, in the order the state machine runs them (a direct call)."""
+    plan_run(event, context)
+    run = Run(event)
+    try:
+        items = run.get(layout.ITEMS)
+        for item in items:
+            run.profile({"item": item})
+        run.merge({})
+        for item in items:
+            run.split({"item": item})
+        return run.finish({})
+    except PreprocessError as error:
+        run.delete_all()
+        raise error from None
 
-    def outputs() -> Outputs:
-        uploader = Uploader()
-        return Outputs({name: S3Output(s3, data_bucket, key, kind, uploader)
-                        for name, (key, kind) in targets.items()}, uploader)
 
-    planned: dict = {}
+class Run:
+    """One execution's preprocess data under runs/<executionName>/ in the data bucket."""
 
-    def plan(result: dict) -> None:
-        """The hyperparameters and the quality gate, checked before the split is committed."""
+    def __init__(self, event: dict):
+        name = event.get("executionName") if isinstance(event, dict) else None
+        if not isinstance(name, str) or not name:
+            raise InvalidExecutionInput("the event has no executionName (the state machine passes it)")
+        self.name, self.bucket = name, os.environ["DATA_BUCKET"]
+        self.prefix = layout.run_prefix(name)
+        self.s3 = boto3.client("s3")
+
+    def put(self, key: str, value) -> None:
+        self.s3.put_object(Bucket=self.bucket, Key=f"{self.prefix}{key}", Body=json.dumps(value).encode(),
+                           ContentType="application/json")
+
+    def get(self, key: str):
+        return json.loads(self.s3.get_object(Bucket=self.bucket, Key=f"{self.prefix}{key}")["Body"].read())
+
+    def keys(self, under: str = "") -> list[str]:
+        listing = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=f"{self.prefix}{under}")
+        return sorted(item["Key"] for page in listing for item in page.get("Contents", []))
+
+    def request(self) -> tuple[dict, object, Columns]:
+        stored = self.get(layout.REQUEST)
+        request = parse_event(stored["event"])
+        return stored, request, find_columns(stored["header"], request, "the dataset")
+
+    def _recording(self, item: dict, work):
+        """work(), and a PreprocessError it raises recorded for discard (which names the first item's)."""
+        try:
+            return work()
+        except PreprocessError as error:
+            self.put(f"{layout.FAILURES_DIR}{layout.part_name(item['item'], suffix='.json')}",
+                     {"item": item["item"], "error": type(error).__name__, "cause": str(error)})
+            raise
+
+    def profile(self, event: dict) -> dict:
+        item = event["item"]
+        stored, _, columns = self.request()
+
+        def work() -> dict:
+            profile = profile_with_restarts(lambda: item_batches(self.s3, item, stored["header"]), columns,
+                                            item_where(item))
+            self.put(f"{layout.PROFILES_DIR}{layout.part_name(item['item'], suffix='.json')}", profile)
+            return {"item": item["item"], "rows": profile["rows"]}
+        return self._recording(item, work)
+
+    def merge(self, event: dict) -> dict:
+        """One plan from every item's profile, with the hyperparameters and the quality gate, checked
+        before any item is split."""
+        stored, request, columns = self.request()
+        items = self.get(layout.ITEMS)
+        keys = self.keys(layout.PROFILES_DIR)
+        if len(keys) != len(items):
+            raise ShardFailed(f"{len(keys)} of {len(items)} work items have a profile; the profile Map did not finish")
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            profiles = list(pool.map(lambda key: json.loads(
+                self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()), keys))
+        plan = merge_profiles(profiles, columns, [item_where(item) for item in items], request.ratios, request.seed)
+        classes = plan["classes"]
         hyperparameters = {
-            **objective_hyperparameters(result["problem"], result["classes"], json.loads(os.environ["OBJECTIVES"])),
+            **objective_hyperparameters(plan["problem"], classes, json.loads(os.environ["OBJECTIVES"])),
             **json.loads(os.environ.get("HYPERPARAMETERS", "{}")), **request.hyperparameters}
-        planned.update(hyperparameters=hyperparameters,
-                       gate=quality_gate(request, json.loads(os.environ["QUALITY_GATE"]), hyperparameters))
+        plan.update(hyperparameters=hyperparameters,
+                    gate=quality_gate(request, json.loads(os.environ["QUALITY_GATE"]), hyperparameters))
+        self.put(layout.PLAN, plan)
+        return {"rows": plan["rows"], "problem": plan["problem"]}
 
-    result = split_dataset(dataset.chunks, dataset.where, request, outputs, check=plan)
-    hyperparameters = planned["hyperparameters"]
-    base = f"s3://{data_bucket}/{prefix}"
-    return {
-        "runName": run_name(os.environ["JOB_NAME_PREFIX"], request.execution_name, request.execution_arn),
-        "executionTag": tag_value(request.execution_name),
-        "channels": {"train": f"{base}{layout.TRAIN_DIR}", "validation": f"{base}{layout.VALIDATION_DIR}"},
-        "transformInput": f"{base}{layout.TEST_FEATURES_DIR}",
-        "predictionsUri": f"{base}{layout.PREDICTIONS_DIR}",
-        "checkpointsUri": f"{base}{layout.CHECKPOINTS_DIR}",
-        "testLabelsUri": f"{base}{layout.TEST_LABELS}",
-        "schemaUri": f"{base}{layout.SCHEMA}",
-        "hyperparameters": hyperparameters,
-        "objective": hyperparameters["objective"],
-        "problem": result["problem"],
-        "rows": result["counts"],
-        "ignoredColumns": result["ignored"],
-        "gate": planned["gate"],
-    }
+    def split(self, event: dict) -> dict:
+        item = event["item"]
+        stored, request, columns = self.request()
+        plan = self.get(layout.PLAN)
+        hosts, instances = _instances("TRAINING_HOSTS"), _instances("TRANSFORM_INSTANCES")
+
+        def work() -> dict:
+            keys = output_keys(self.prefix, item["item"], hosts, instances)
+            uploader = Uploader()
+            outputs = Outputs({name: S3Output(self.s3, self.bucket, key, "text/csv", uploader)
+                               for name, key in keys.items()}, uploader)
+            with outputs:
+                result = split_item(item_batches(self.s3, item, stored["header"]), columns, plan,
+                                    RowSplitter(request.ratios, request.seed, plan["offsets"][item["item"]]),
+                                    outputs, hosts, instances)
+                for name in empty_outputs(result["written"], keys):
+                    outputs.outputs.pop(name).abort()
+                outputs.commit()
+            self.put(f"{layout.SPLITS_DIR}{layout.part_name(item['item'], suffix='.json')}", result)
+            return {"item": item["item"], "rows": result["counts"]}
+        return self._recording(item, work)
+
+    def finish(self, event: dict) -> dict:
+        """The items' results together, the schema, and what the state machine keeps of the run."""
+        stored, request, columns = self.request()
+        plan = self.get(layout.PLAN)
+        keys = self.keys(layout.SPLITS_DIR)
+        if len(keys) != stored["items"]:
+            raise ShardFailed(f"{len(keys)} of {stored['items']} work items were split; the split Map did not finish")
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            results = list(pool.map(lambda key: json.loads(
+                self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()), keys))
+        combined = combine(results, plan)
+        ignored = columns.left_out() + plan["identifiers"]
+        header = stored["header"]
+        schema = {"dataset": stored["event"]["datasetUri"], "shards": stored["items"],
+                  "label": {"name": columns.label_name, "classes": plan["classes"], **combined["labelStats"]},
+                  "id": None if columns.id is None else header[columns.id],
+                  "features": [{"name": header[i], "type": "categorical", "categories": plan["categories"][str(i)]}
+                               if str(i) in plan["categories"] else {"name": header[i], "type": "numeric"}
+                               for i in plan["features"]],
+                  "ignored": ignored, "problem": plan["problem"], "rows": combined["counts"]}
+        self.put(layout.SCHEMA, schema)
+        hyperparameters = plan["hyperparameters"]
+        base = f"s3://{self.bucket}/{self.prefix}"
+        execution = stored["event"]
+        return {
+            "runName": run_name(os.environ["JOB_NAME_PREFIX"], self.name, execution["executionArn"]),
+            "executionTag": tag_value(self.name),
+            "channels": {"train": f"{base}{layout.TRAIN_DIR}", "validation": f"{base}{layout.VALIDATION_DIR}"},
+            "transformInput": f"{base}{layout.TEST_FEATURES_DIR}",
+            "predictionsUri": f"{base}{layout.PREDICTIONS_DIR}",
+            "checkpointsUri": f"{base}{layout.CHECKPOINTS_DIR}",
+            "testLabelsUri": f"{base}{layout.TEST_LABELS_DIR}",
+            "schemaUri": f"{base}{layout.SCHEMA}",
+            "hyperparameters": hyperparameters,
+            "objective": hyperparameters["objective"],
+            "problem": plan["problem"],
+            "rows": combined["counts"],
+            "shards": stored["items"],
+            "ignoredColumns": ignored,
+            "gate": plan["gate"],
+        }
+
+    def discard(self, event: dict) -> None:
+        """Delete everything the run wrote, then fail with the first failure an item recorded (in dataset
+        order), or with the error the state machine caught."""
+        failures = []
+        for key in self.keys(layout.FAILURES_DIR):
+            failures.append(json.loads(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()))
+        self.delete_all()
+        if failures:
+            first = min(failures, key=lambda failure: failure["item"])
+            raise _named(first["error"], first["cause"])
+        caught = event.get("error") or {}
+        name, cause = caught.get("Error", "ShardFailed"), caught.get("Cause", "")
+        try:
+            message = json.loads(cause).get("errorMessage", cause)
+        except (TypeError, ValueError, AttributeError):
+            message = cause
+        if name.startswith("States.") or not name.isidentifier():
+            raise ShardFailed(f"{name}: {message}")
+        raise _named(name, message)
+
+    def delete_all(self) -> None:
+        keys = self.keys()
+        for start in range(0, len(keys), DELETE_BATCH):
+            self.s3.delete_objects(Bucket=self.bucket, Delete={
+                "Objects": [{"Key": key} for key in keys[start:start + DELETE_BATCH]], "Quiet": True})
 
 
-def evaluate_run(event: dict) -> dict:
-    """Pairs the batch predictions (every object under predictions/, in key order) with the held-out
-    labels, writes them joined with their header as predictions.csv and the metrics as evaluation.json."""
-    name = event.get("executionName")
-    if not isinstance(name, str) or not name:
-        raise InvalidExecutionInput("the evaluate event has no executionName (the state machine passes it)")
-    data_bucket, s3 = os.environ["DATA_BUCKET"], boto3.client("s3")
-    prefix = layout.run_prefix(name)
-    schema = json.loads(s3.get_object(Bucket=data_bucket, Key=f"{prefix}{layout.SCHEMA}")["Body"].read())
-    listing = s3.get_paginator("list_objects_v2").paginate(Bucket=data_bucket, Prefix=f"{prefix}{layout.PREDICTIONS_DIR}")
-    keys = sorted(item["Key"] for page in listing for item in page.get("Contents", []))
+def _named(name: str, message: str) -> PreprocessError:
+    """The error an item raised, raised again under its name (Lambda's errorType is the class name)."""
+    known = getattr(errors, name, None)
+    cls = known if isinstance(known, type) and issubclass(known, PreprocessError) else type(name, (PreprocessError,), {})
+    return cls(message)
+
+
+def evaluate_run(run: Run) -> dict:
+    """Pairs the batch predictions with the held-out labels object by object (the predictions of each
+    test-features object are <its name>.out), writes them joined with their header as predictions.csv and
+    the metrics as evaluation.json."""
+    s3, bucket, prefix = run.s3, run.bucket, run.prefix
+    schema = run.get(layout.SCHEMA)
+    names = [key.rsplit("/", 1)[1] for key in run.keys(layout.TEST_FEATURES_DIR)]
+    predicted = set(run.keys(layout.PREDICTIONS_DIR))
 
     def rows_of(key: str):
-        dataset = S3Dataset(s3, data_bucket, key)
-        return read_rows(dataset.chunks(), dataset.where)
+        obj = S3Object(s3, bucket, key)
+        return read_rows(obj.chunks(), obj.where)
 
-    predictions = (row for key in keys for row in rows_of(key))
+    def pairs(name: str):
+        key = f"{prefix}{layout.PREDICTIONS_DIR}{name}.out"
+        if key not in predicted:
+            raise MisalignedPredictions(f"s3://{bucket}/{key} is missing: the batch transform wrote no predictions "
+                                        f"for test-features/{name}")
+        labels = rows_of(f"{prefix}{layout.TEST_LABELS_DIR}{name}")
+        next(labels, None)                                  # each labels object starts with the header
+        for number, (prediction, held_out) in enumerate(zip_longest(rows_of(key), labels), start=1):
+            if prediction is None or held_out is None:
+                raise MisalignedPredictions(
+                    f"s3://{bucket}/{key} has {'fewer' if prediction is None else 'more'} lines than "
+                    f"test-labels/{name} (from line {number}): the predictions do not pair up with the held-out rows")
+            yield prediction, held_out
+
+    first, second = tee(pair for name in names for pair in pairs(name))
+    predictions, labels = map(itemgetter(0), first), map(itemgetter(1), second)
+    header = (next(rows_of(f"{prefix}{layout.TEST_LABELS_DIR}{names[0]}"), []) if names else []) + ["predicted"] + [
+        f"P({name})" for name in schema["label"]["classes"] or []]
     uploader = Uploader()
-    with Outputs({"predictions": S3Output(s3, data_bucket, f"{prefix}{layout.JOINED_PREDICTIONS}", "text/csv", uploader),
-                  "evaluation": S3Output(s3, data_bucket, f"{prefix}{layout.EVALUATION}", "application/json",
+    with Outputs({"predictions": S3Output(s3, bucket, f"{prefix}{layout.JOINED_PREDICTIONS}", "text/csv", uploader),
+                  "evaluation": S3Output(s3, bucket, f"{prefix}{layout.EVALUATION}", "application/json",
                                          uploader)}, uploader) as outputs:
         joined = outputs["predictions"]
-        labels = rows_of(f"{prefix}{layout.TEST_LABELS}")
-        header = next(labels, []) + ["predicted"] + [f"P({name})" for name in schema["label"]["classes"] or []]
         joined.write((",".join(map(csv_field, header)) + "\n").encode())
 
         def write(prediction: list[str], held_out: list[str]) -> None:
             joined.write((",".join(map(csv_field, held_out + prediction)) + "\n").encode())
 
         result = evaluate(schema, predictions, labels, on_row=write)
-        base = f"s3://{data_bucket}/{prefix}"
+        base = f"s3://{bucket}/{prefix}"
         result = {**result, "predictionsFile": f"{base}{layout.JOINED_PREDICTIONS}",
                   "evaluationFile": f"{base}{layout.EVALUATION}"}
         outputs["evaluation"].write(json.dumps(result, indent=2).encode())

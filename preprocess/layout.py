@@ -9,12 +9,26 @@ RUNS_PREFIX = "runs/"
 TRAIN_DIR = "train/"
 VALIDATION_DIR = "validation/"
 TEST_FEATURES_DIR = "test-features/"   # the batch transform input
-TEST_LABELS = "test-labels.csv"
-SCHEMA = f"{TRAIN_DIR}schema.json"     # in the train channel, so the model carries it
+TEST_LABELS_DIR = "test-labels/"     # the held-out labels, one object per test-features object
+SCHEMA = f"{VALIDATION_DIR}schema.json"  # in a channel every training host gets whole, so the model carries it
 PREDICTIONS_DIR = "predictions/"        # the batch transform output
 JOINED_PREDICTIONS = "predictions.csv"  # the Evaluate step's: held-out rows and predictions, with a header
 EVALUATION = "evaluation.json"          # the Evaluate step's metrics
 CHECKPOINTS_DIR = "checkpoints/"        # managed spot training
+WORK_DIR = "preprocess/"                # the preprocess step's own records: its items, profiles, plan, results
+REQUEST = f"{WORK_DIR}request.json"     # the execution input and the dataset header, for every action
+ITEMS = f"{WORK_DIR}items.json"         # the Distributed Maps' ItemReader reads it
+PROFILES_DIR = f"{WORK_DIR}profiles/"
+SPLITS_DIR = f"{WORK_DIR}splits/"
+FAILURES_DIR = f"{WORK_DIR}failures/"
+PLAN = f"{WORK_DIR}plan.json"
+MAP_RESULTS_DIR = f"{WORK_DIR}map-results/"   # the Distributed Maps' ResultWriter
+
+
+def part_name(item: int, part: int | None = None, suffix: str = ".csv") -> str:
+    """The object one work item writes (and its part, where an item writes one per instance); sorted
+    keys follow the dataset's order."""
+    return f"part-{item:05d}" + ("" if part is None else f"-{part:03d}") + suffix
 
 
 def run_prefix(execution_name: str) -> str:

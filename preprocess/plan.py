@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections import Counter
 from dataclasses import dataclass
 from operator import itemgetter
 
@@ -16,7 +15,6 @@ DEFAULT_RATIOS = {"train": 0.7, "validation": 0.15, "test": 0.15}
 DEFAULT_SEED = 42
 MAX_CLASSES_FROM_INTEGERS = 10     # integer labels with at most this many values are classes
 # A row's partition at its first comma: (label, ",", features).
-LABEL_PART = itemgetter(0)
 FEATURES_PART = itemgetter(2)
 S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(.+)$")
 
@@ -144,36 +142,6 @@ def labels_header(columns: Columns) -> str:
     """The held-out labels file's header: the id column first when there is one, then the label."""
     names = ([] if columns.id is None else [columns.header[columns.id]]) + [columns.label_name]
     return ",".join(map(csv_field, names)) + "\n"
-
-
-class LabelStats:
-    """The train split's labels, for the baselines the Evaluate step measures the model against: counts
-    per value while there are at most `limit` values (the classes; their mean follows from the counts),
-    then only the running sum (a continuous label's mean), so classification never parses a number."""
-
-    def __init__(self, limit: int):
-        self.limit = limit
-        self.counts: Counter | None = Counter()
-        self.sums: list[float] = []
-        self.rows = 0
-
-    def add(self, values: list) -> None:
-        self.rows += len(values)
-        if self.counts is None:
-            self.sums.append(math.fsum(map(float, values)))
-            return
-        self.counts.update(values)
-        if len(self.counts) > self.limit:
-            self.sums.append(math.fsum(float(value) * count for value, count in self.counts.items()))
-            self.counts = None
-
-    def summary(self, kind: str, keys: list) -> dict:
-        """{"trainCounts": [per class, in class order]} or {"trainMean": x}."""
-        if kind != "regression":
-            return {"trainCounts": [self.counts[key] for key in keys]}
-        total = self.sums + ([] if self.counts is None else
-                             [math.fsum(float(value) * count for value, count in self.counts.items())])
-        return {"trainMean": math.fsum(total) / max(self.rows, 1)}
 
 
 def find_columns(header: list[str], request: Request, where: str) -> Columns:

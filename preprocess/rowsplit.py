@@ -5,7 +5,6 @@ does not depend on how the file was chunked, so the same dataset and seed give t
 """
 from __future__ import annotations
 
-import itertools
 import random
 
 SPLITS = ("train", "validation", "test")
@@ -22,14 +21,15 @@ def thresholds(ratios: dict[str, float]) -> list[int]:
 
 
 class RowSplitter:
-    def __init__(self, ratios: dict[str, float], seed: int):
+    def __init__(self, ratios: dict[str, float], seed: int, start: int = 0):
+        """start: the index of the first row this splitter sees (a work item's offset in the dataset)."""
         self.seed = seed
         low = 0
         self.tables = {}
         for split, high in zip(SPLITS, thresholds(ratios)):
             self.tables[split] = bytes(1 if low <= b < high else 0 for b in range(256))
             low = high
-        self.row = 0
+        self.row = start
 
     def _draws(self, count: int) -> bytes:
         start, end = self.row, self.row + count
@@ -47,7 +47,3 @@ class RowSplitter:
         so several aligned lists (rows, ids, labels) can be split alike."""
         draws = self._draws(count)
         return {split: draws.translate(table) for split, table in self.tables.items()}
-
-    def split(self, rows: list) -> dict[str, list]:
-        """The next len(rows) rows, grouped by split, each group in file order."""
-        return {split: list(itertools.compress(rows, mask)) for split, mask in self.masks(len(rows)).items()}

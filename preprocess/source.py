@@ -11,15 +11,11 @@ from typing import BinaryIO, Iterator
 from botocore.exceptions import ClientError
 
 from . import layout
-from .errors import DatasetAccessDenied, DatasetNotFound, DatasetTooLarge, InvalidEncoding
+from .errors import DatasetAccessDenied, DatasetChanged, DatasetNotFound, InvalidEncoding
 
 CHUNK = 4 << 20
 GZIP_MAGIC = b"\x1f\x8b"
 BOM = b"\xef\xbb\xbf"
-# What one run reliably processes, in bytes of input per second (the slower, quoted-text path),
-# and the compression a gzip CSV typically has; together they bound what one Lambda run can finish.
-SAFE_BYTES_PER_SECOND = 25 << 20
-GZIP_RATIO = 5
 
 
 def chunks(stream: BinaryIO, gzipped: bool, where: str, size: int = CHUNK) -> Iterator[bytes]:
@@ -58,21 +54,22 @@ def _decoded(stream: BinaryIO, gzipped: bool, where: str, size: int) -> Iterator
             yield rest
 
 
-class S3Dataset:
-    """One dataset object: its size, whether it is gzip, and fresh chunk streams (one per pass)."""
+class S3Object:
+    """One object of a dataset (or of a run): its size, version and fresh chunk streams, one per pass,
+    each reading the version the first one saw."""
 
-    def __init__(self, s3, bucket: str, key: str):
+    def __init__(self, s3, bucket: str, key: str, size: int | None = None, etag: str | None = None):
         self.s3, self.bucket, self.key = s3, bucket, key
         self.where = f"s3://{bucket}/{key}"
-        try:
-            head = s3.head_object(Bucket=bucket, Key=key)
-        except ClientError as error:
-            raise self._error(error) from None
-        self.size = head["ContentLength"]
-        self.etag = head["ETag"]
-        self.gzipped = key.endswith(".gz") or head.get("ContentEncoding") == "gzip" or self._starts_with_gzip_magic()
+        if size is None or etag is None:
+            try:
+                head = s3.head_object(Bucket=bucket, Key=key)
+            except ClientError as error:
+                raise self.error(error) from None
+            size, etag = head["ContentLength"], head["ETag"]
+        self.size, self.etag = size, etag
 
-    def _error(self, error: ClientError) -> Exception:
+    def error(self, error: ClientError) -> Exception:
         code = error.response["Error"]["Code"]
         if code in ("NoSuchKey", "NoSuchBucket", "404", "NotFound"):
             return DatasetNotFound(f"{self.where} does not exist")
@@ -81,33 +78,50 @@ class S3Dataset:
                 f"{self.where} cannot be read by the stack; datasets are read from "
                 f"s3://{os.environ.get('DATA_BUCKET', '<data bucket>')}/{layout.DATASETS_PREFIX} and the "
                 "buckets in sagestep:datasetBuckets")
+        if code in ("PreconditionFailed", "412"):
+            return DatasetChanged(f"{self.where} changed while the run read it; start the run again")
         return error
 
-    def _starts_with_gzip_magic(self) -> bool:
-        if self.size < 2:
-            return False
-        return self._get(Range="bytes=0-1")["Body"].read() == GZIP_MAGIC
-
-    def _get(self, **extra):
+    def get(self, first: int = 0, last: int | None = None) -> BinaryIO:
+        """The object's bytes from first (to last, inclusive), streamed in the background."""
+        extra = {} if first == 0 and last is None else {"Range": f"bytes={first}-{'' if last is None else last}"}
         try:
             # IfMatch: every pass reads the same version of the object.
-            return self.s3.get_object(Bucket=self.bucket, Key=self.key, IfMatch=self.etag, **extra)
+            body = self.s3.get_object(Bucket=self.bucket, Key=self.key, IfMatch=self.etag, **extra)["Body"]
         except ClientError as error:
-            raise self._error(error) from None
+            raise self.error(error) from None
+        return _Prefetch(body)
 
-    def check_size(self, remaining_ms: int) -> None:
-        """Refuse what cannot finish in the time this invocation has left."""
-        expanded = self.size * (GZIP_RATIO if self.gzipped else 1)
-        limit = remaining_ms / 1000 * SAFE_BYTES_PER_SECOND
-        if expanded > limit:
-            raise DatasetTooLarge(
-                f"{self.where} is {self.size / 1e9:.2f} GB{' gzip' if self.gzipped else ''}; one preprocess run "
-                f"with {remaining_ms / 1000:.0f} s left handles about {limit / 1e9:.2f} GB of CSV "
-                f"({SAFE_BYTES_PER_SECOND >> 20} MB/s): split the dataset into several files or raise "
-                "sagestep:preprocessTimeoutSeconds")
+    def starts_with_gzip(self) -> bool:
+        if self.size < len(GZIP_MAGIC):
+            return False
+        stream = self.get(0, len(GZIP_MAGIC) - 1)
+        try:
+            return stream.read(CHUNK) == GZIP_MAGIC
+        finally:
+            stream.close()
 
     def chunks(self) -> Iterator[bytes]:
-        return chunks(_Prefetch(self._get()["Body"]), self.gzipped, self.where)
+        """The whole object, decoded: gunzipped when it is gzip (by its magic bytes), without a BOM."""
+        stream = self.get()
+        first = stream.read(CHUNK)
+        return chunks(_Replay(first, stream), first.startswith(GZIP_MAGIC), self.where)
+
+
+class _Replay:
+    """A stream whose first block was read already (to look at it)."""
+
+    def __init__(self, first: bytes, stream):
+        self._first, self._stream = first, stream
+
+    def read(self, size: int) -> bytes:
+        if self._first is not None:
+            first, self._first = self._first, None
+            return first
+        return self._stream.read(size)
+
+    def close(self) -> None:
+        self._stream.close()
 
 
 class _Prefetch:

@@ -24,10 +24,12 @@ LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 ROLE_KEY = "training"
 TRAINING_BUNDLE = "training"
 CHECKPOINT_DIR = "/opt/ml/checkpoints"
-CHANNELS = ("train", "validation")
+# On several instances each one gets a share of the train objects (training/train.py trains one model across
+# them, so FullyReplicated would count every row once per instance) and all of the validation ones.
+CHANNELS = {"train": "ShardedByS3Key", "validation": "FullyReplicated"}
 
 
-def _channel(name: str) -> dict:
+def _channel(name: str, distribution: str) -> dict:
     return {
         "ChannelName": name,
         "ContentType": "text/csv",
@@ -36,7 +38,7 @@ def _channel(name: str) -> dict:
         "DataSource": {"S3DataSource": {
             "S3DataType": "S3Prefix",
             "S3Uri.$": f"$.run.channels.{name}",
-            "S3DataDistributionType": "FullyReplicated",
+            "S3DataDistributionType": distribution,
         }},
     }
 
@@ -57,7 +59,7 @@ def parameters(refs: Refs, settings: PipelineSettings) -> dict:
         "AlgorithmSpecification": {"TrainingImage": refs.training_image, "TrainingInputMode": "File"},
         # Script mode: the code bundle location overrides anything of the same name.
         "HyperParameters.$": "States.JsonMerge($.run.hyperparameters, $.run.trainingCode, false)",
-        "InputDataConfig": [_channel(name) for name in CHANNELS],
+        "InputDataConfig": [_channel(name, distribution) for name, distribution in CHANNELS.items()],
         "OutputDataConfig": output,
         "ResourceConfig": resources,
         "StoppingCondition": stopping,

@@ -261,3 +261,15 @@ def test_every_instance_family_sagemaker_offers_is_classified_for_local_storage(
     assert not instances.LOCAL_STORAGE & instances.EBS_ONLY
     assert instances.has_local_storage("ml.p6-b200.48xlarge") and not instances.has_local_storage("ml.c7i-flex.large")
     assert instances.has_local_storage("ml.m6id.large"), "an unlisted family named with d"
+
+
+def test_several_training_instances_share_the_train_objects_and_all_read_validation():
+    """On N instances training/train.py trains one model across them: FullyReplicated train data would count
+    every row N times, so the train channel is ShardedByS3Key; validation, and its schema.json, reach every host."""
+    d = json.loads(synthesize("distributed", {"trainingInstanceCount": 3, "useSpotTraining": True}).definition)
+    p = d["States"]["Train"]["Parameters"]
+    assert p["ResourceConfig"] == {"InstanceType": "ml.m5.xlarge", "InstanceCount": 3, "VolumeSizeInGB": 30}
+    assert {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3DataDistributionType"]
+            for c in p["InputDataConfig"]} == {"train": "ShardedByS3Key", "validation": "FullyReplicated"}
+    assert p["EnableManagedSpotTraining"] is True, "managed spot works with several instances"
+    assert check_definition(d) == []

@@ -44,6 +44,18 @@ def read(s3, key):
     return s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode()
 
 
+def read_split(s3, folder, run="Run_1"):
+    """Every object a run wrote under one folder, in key order, as one text (a labels object's header
+    once, first)."""
+    listing = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"runs/{run}/{folder}/").get("Contents", [])
+    texts = [read(s3, item["Key"]) for item in sorted(listing, key=lambda item: item["Key"])
+             if item["Key"].endswith(".csv")]
+    if folder == "test-labels" and texts:
+        header = texts[0].split("\n", 1)[0] + "\n"
+        texts = [header] + [text.split("\n", 1)[1] for text in texts]
+    return "".join(texts)
+
+
 def test_binary_dataset_is_split_and_planned(s3):
     rows = ["x,colour,label"] + [f"{i},{'red' if i % 3 else 'blue'},{'yes' if i % 2 else 'no'}" for i in range(200)]
     uri = put(s3, "datasets/d.csv.gz", "\ufeff" + "\r\n".join(rows), compress=True)
@@ -53,14 +65,14 @@ def test_binary_dataset_is_split_and_planned(s3):
                                        "max_depth": "4", "eta": "0.1"}
     assert sum(plan["rows"].values()) == 200 and min(plan["rows"].values()) > 0
     assert plan["channels"]["train"] == f"s3://{BUCKET}/runs/Run_1/train/"
-    train = list(csv.reader(io.StringIO(read(s3, "runs/Run_1/train/train.csv"))))
+    train = list(csv.reader(io.StringIO(read_split(s3, "train"))))
     assert len(train) == plan["rows"]["train"] and all(len(r) == 3 and r[0] in ("0", "1") for r in train)
     assert {r[2] for r in train} <= {"0", "1"}          # colours as category codes
-    test = list(csv.reader(io.StringIO(read(s3, "runs/Run_1/test-features/test.csv"))))
-    labels = read(s3, "runs/Run_1/test-labels.csv").splitlines()
+    test = list(csv.reader(io.StringIO(read_split(s3, "test-features"))))
+    labels = read_split(s3, "test-labels").splitlines()
     assert labels[0] == "label" and set(labels[1:]) == {"no", "yes"}      # class names, as in the predictions
     assert len(test) == len(labels) - 1 == plan["rows"]["test"] and all(len(r) == 2 for r in test)
-    schema = json.loads(read(s3, "runs/Run_1/train/schema.json"))
+    schema = json.loads(read(s3, "runs/Run_1/validation/schema.json"))
     train_counts = [sum(r[0] == code for r in train) for code in ("0", "1")]
     assert schema["label"] == {"name": "label", "classes": ["no", "yes"], "trainCounts": train_counts}
     assert schema["ignored"] == [] and schema["id"] is None
@@ -70,9 +82,9 @@ def test_binary_dataset_is_split_and_planned(s3):
 def test_same_input_and_seed_give_identical_bytes(s3):
     uri = put(s3, "datasets/r.csv", "a,b,target\n" + "\n".join(f"{i},{i * 2},{i * 0.5}" for i in range(50)))
     first = handler(event(uri), None)
-    first_bytes = read(s3, "runs/Run_1/train/train.csv")
+    first_bytes = read_split(s3, "train")
     second = handler(event(uri), None)
-    assert first == second and read(s3, "runs/Run_1/train/train.csv") == first_bytes
+    assert first == second and read_split(s3, "train") == first_bytes
     assert first["objective"] == "reg:squarederror"
 
 
@@ -118,14 +130,9 @@ def test_bad_execution_input(s3, payload, error):
 
 # ---------------------------------------------------------------- formats and types
 
-def rows_of(s3, key):
-    return list(csv.reader(io.StringIO(read(s3, key))))
-
-
 def split_rows(s3):
-    return {name: rows_of(s3, f"runs/Run_1/{path}") for name, path in (
-        ("train", "train/train.csv"), ("validation", "validation/validation.csv"),
-        ("test", "test-features/test.csv"), ("labels", "test-labels.csv"))}
+    return {name: list(csv.reader(io.StringIO(read_split(s3, folder)))) for name, folder in (
+        ("train", "train"), ("validation", "validation"), ("test", "test-features"), ("labels", "test-labels"))}
 
 
 def test_quotes_crlf_bom_and_multiline_fields(s3):
@@ -137,7 +144,7 @@ def test_quotes_crlf_bom_and_multiline_fields(s3):
     uri = put(s3, "datasets/q.csv", "\ufeff" + "\r\n".join(lines) + "\r\n")
     plan = handler(event(uri), None)
     assert sum(plan["rows"].values()) == 60
-    schema = json.loads(read(s3, "runs/Run_1/train/schema.json"))
+    schema = json.loads(read(s3, "runs/Run_1/validation/schema.json"))
     city = next(f for f in schema["features"] if f["name"] == "city")
     assert city == {"name": "city", "type": "categorical", "categories": ["New York, NY", "Paris", 'The "Big" Smoke']}
     assert schema["features"][0] == {"name": "id", "type": "numeric"}
@@ -171,7 +178,7 @@ def test_labels_become_class_indices(s3, labels, objective, classes):
     text = "x,label\n" + "\n".join(f"{i},{labels[i % len(labels)]}" for i in range(90))
     plan = handler(event(put(s3, "datasets/l.csv", text)), None)
     assert plan["objective"] == objective
-    assert json.loads(read(s3, "runs/Run_1/train/schema.json"))["label"]["classes"] == classes
+    assert json.loads(read(s3, "runs/Run_1/validation/schema.json"))["label"]["classes"] == classes
     train = split_rows(s3)["train"]
     for row in train:
         assert classes[int(row[0])] == labels[int(row[1]) % len(labels)]
@@ -193,11 +200,13 @@ def test_label_anywhere_is_moved_first(s3):
 
 
 def test_a_column_that_turns_to_text_late_is_categorical(s3, monkeypatch):
-    import preprocess.general as general
-    monkeypatch.setattr(general, "BATCH", 16)
+    import preprocess.csvrows as csvrows
+    import preprocess.profile as profile
+    monkeypatch.setattr(csvrows, "BATCH", 16)
+    monkeypatch.setattr(profile, "NUMBER_VALUES_KEPT", 5)      # its numbers are no longer kept: read it again
     text = "a,b,label\n" + "\n".join(f"{i},{'n/a' if i == 70 else i % 20},{i % 2}" for i in range(100))
     handler(event(put(s3, "datasets/late.csv", text, )), None)
-    schema = json.loads(read(s3, "runs/Run_1/train/schema.json"))
+    schema = json.loads(read(s3, "runs/Run_1/validation/schema.json"))
     assert schema["features"][1]["type"] == "categorical" and "n/a" in schema["features"][1]["categories"]
 
 
@@ -214,11 +223,11 @@ def test_split_does_not_depend_on_chunking(s3, monkeypatch):
     assert split_rows(s3) == first
 
 
-def test_numeric_and_general_paths_write_the_same_bytes(s3):
+def test_quoted_and_plain_numbers_write_the_same_bytes(s3):
     body = "\n".join(f"{i % 2},{i},{i * 0.5}" for i in range(500))
     handler(event(put(s3, "datasets/plain.csv", "label,a,b\n" + body)), None)
     plain = split_rows(s3)
-    quoted = "\n".join(f'{i % 2},"{i}",{i * 0.5}' for i in range(500))       # quotes force the general path
+    quoted = "\n".join(f'{i % 2},"{i}",{i * 0.5}' for i in range(500))
     handler(event(put(s3, "datasets/quoted.csv", "label,a,b\n" + quoted)), None)
     assert split_rows(s3) == plain
 
@@ -261,18 +270,19 @@ def test_outputs_read_back_as_the_training_script_reads_them(s3, tmp_path, monke
 
 # ---------------------------------------------------------------- limits
 
-def test_dataset_too_large_for_the_time_left(s3):
+def test_a_gzip_shard_too_large_for_one_lambda_is_refused_before_any_work(s3):
     class Context:
         def get_remaining_time_in_millis(self):
             return 20
-    uri = put(s3, "datasets/big.csv", "a,label\n" + "1234567,1\n" * 100_000)
-    with pytest.raises(errors.DatasetTooLarge, match=r"handles about 0.00 GB"):
+    uri = put(s3, "datasets/big.csv.gz", "a,label\n" + "".join(f"{i},{i % 2}\n" for i in range(100_000)), compress=True)
+    with pytest.raises(errors.DatasetTooLarge, match=r"gzip, which cannot be cut into byte ranges.*several \.gz shards"):
         handler(event(uri), Context())
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="runs/")
 
 
 def test_too_many_categories(s3, monkeypatch):
-    import preprocess.general as general
-    monkeypatch.setattr(general, "MAX_CATEGORIES", 50)
+    import preprocess.profile as profile
+    monkeypatch.setattr(profile, "MAX_CATEGORIES", 50)
     uri = put(s3, "datasets/ids.csv", "user,label\n" + "\n".join(f"u{i % 60},{i % 2}" for i in range(200)))
     with pytest.raises(errors.TooManyCategories, match="column 'user' has more than 50 .* ignoreColumns"):
         handler(event(uri), None)
@@ -311,7 +321,7 @@ def test_a_label_that_looks_like_an_identifier_is_refused_before_training(s3):
 # ---------------------------------------------------------------- columns that are not features
 
 def schema_of(s3):
-    return json.loads(read(s3, "runs/Run_1/train/schema.json"))
+    return json.loads(read(s3, "runs/Run_1/validation/schema.json"))
 
 
 def test_a_text_column_of_distinct_values_is_left_out_as_an_identifier(s3):
@@ -331,8 +341,8 @@ def test_a_text_column_of_distinct_values_is_left_out_as_an_identifier(s3):
     (lambda i: f"v{i % 16}", False),
 ])
 def test_identifier_columns_are_judged_on_the_whole_file(s3, monkeypatch, values, left_out):
-    import preprocess.general as general
-    monkeypatch.setattr(general, "BATCH", 16)
+    import preprocess.csvrows as csvrows
+    monkeypatch.setattr(csvrows, "BATCH", 16)
     text = "x,code,label\n" + "\n".join(f"{i},{values(i)},{i % 2}" for i in range(400))
     handler(event(put(s3, "datasets/late-id.csv", text)), None)
     schema = schema_of(s3)
@@ -340,7 +350,7 @@ def test_identifier_columns_are_judged_on_the_whole_file(s3, monkeypatch, values
     assert [c["name"] for c in schema["ignored"]] == (["code"] if left_out else [])
 
 
-@pytest.mark.parametrize("quote", ["", '"'])          # the numeric path, and the general path (quotes)
+@pytest.mark.parametrize("quote", ["", '"'])
 def test_id_and_ignored_columns_stay_out_of_the_features_and_the_id_joins_the_labels(s3, quote):
     rows = {f"{1000 + i}": (i % 3, i * 2, i % 7, i % 2) for i in range(300)}
     text = "id,a,noise,b,label\n" + "\n".join(f"{key},{quote}{a}{quote},{n},{b},{label}"

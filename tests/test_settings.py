@@ -24,6 +24,10 @@ def test_defaults_come_from_pulumi_yaml():
     assert s.hyperparameters == {} and s.dataset_buckets == () and s.pipeline.kms_key_arn is None
 
 
+def test_training_runs_on_up_to_20_instances():
+    assert settings_from({"trainingInstanceCount": "20"}).pipeline.training_instance_count == 20
+
+
 def test_values_arrive_as_strings_like_the_cli_passes_them():
     s = settings_from({"trainingVolumeSizeGb": "50", "useSpotTraining": "true", "hyperparameters": '{"max_depth": 8, "eta": 0.1}',
                        "datasetBuckets": '["raw-data"]', "logRetentionDays": "90"})
@@ -36,8 +40,8 @@ def test_values_arrive_as_strings_like_the_cli_passes_them():
     ("trainingInstanceType", "m5.xlarge", "ml.<family>.<size>"),
     ("trainingInstanceType", "ml.bogus.huge", "known to botocore"),
     ("transformInstanceType", "ML.M5.LARGE", "ml.<family>.<size>"),
-    ("trainingInstanceCount", "0", "an integer from 1 to 1"),
-    ("trainingInstanceCount", "2", "trains on one instance"),
+    ("trainingInstanceCount", "0", "an integer from 1 to 20"),
+    ("trainingInstanceCount", "21", "a common default quota per training job"),
     ("transformInstanceCount", "-1", "an integer from 1 to 100"),
     ("transformInstanceCount", "two", "an integer"),
     ("trainingVolumeSizeGb", "-5", "an integer from 1 to 16384"),

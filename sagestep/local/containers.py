@@ -1,19 +1,28 @@
 """SageMaker jobs as local subprocesses, run by the SageMaker XGBoost image's own launcher.
 
-A job folder stands in for /opt/ml (SAGEMAKER_BASE_DIR): the input config files SageMaker writes,
-channels downloaded from the (emulated) S3, the code bundle pre-extracted into code/ so the launcher
-downloads nothing. Training runs the image's `train` (sagemaker-containers) in the image environment
-(sagestep.local.image); a transform runs batch_serve.py there, which calls the image's serving app.
-What SageMaker would upload is uploaded: the model as <S3OutputPath>/<job>/output/model.tar.gz,
-predictions as <S3OutputPath>/<input key>.out.
+Each instance of a job (algo-1 … algo-N) is one process with its own folder standing in for /opt/ml
+(SAGEMAKER_BASE_DIR): the input config files SageMaker writes (resourceconfig.json names the instance
+and all hosts), its channels downloaded from the (emulated) S3, the code bundle pre-extracted into code/
+so the launcher downloads nothing. Training runs the image's `train` (sagemaker-containers) in the image
+environment (sagestep.local.image); a transform runs batch_serve.py there, which calls the image's
+serving app. A job completes when every instance exits 0 and fails with the first failing one's reason
+(the others are stopped). What SageMaker would upload is uploaded: the model (from the first host) as
+<S3OutputPath>/<job>/output/model.tar.gz, predictions as <S3OutputPath>/<input key>.out.
+
+The instances of a training job talk over loopback: each host name resolves (sitecustomize in the shim)
+to an address of a 127.X.Y.0/24 block of the job's own, so training/train.py's tracker listens on the
+first host at the port it uses on SageMaker and concurrent jobs differ by address, not by port.
 """
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
+import random
 import shutil
 import signal
+import socket
 import subprocess
 import tarfile
 import tempfile
@@ -21,7 +30,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
 from sagestep.runner import split_s3_uri
 
@@ -31,6 +40,12 @@ BATCH_SERVE = Path(__file__).resolve().parent / "batch_serve.py"
 # Not in a container: the engine's credentials and endpoint, its Python, its pip settings, SM_*.
 HOST_ONLY = ("AWS_", "SM_", "SAGEMAKER_", "PYTHON", "PIP_", "VIRTUAL_ENV", "OMP_NUM_THREADS")
 FAILURE_MAX_CHARS = 1024          # DescribeTrainingJob shows the first 1024 characters of the failure file
+TRACKER_PORT = 9099               # training/train.py's (the image's distributed.py's)
+T = TypeVar("T")
+# Process-wide: the 127.X.Y.0/24 blocks of the training jobs running now.
+_BLOCKS: set[tuple[int, int]] = set()
+_BLOCKS_LOCK = threading.Lock()
+Line = Callable[[str, str], None]   # (host, line) of a job's output
 
 
 @dataclass
@@ -39,19 +54,79 @@ class Outcome:
     failure_reason: str | None = None
 
 
-def download_prefix(s3, uri: str, target: Path) -> list[Path]:
-    """Every object under an S3Prefix (or the one object a full key names), keeping its path below
-    the prefix; returns the local paths."""
+class LoopbackUnavailable(RuntimeError):
+    """A multi-instance training job needs loopback addresses besides 127.0.0.1 (Linux routes 127/8)."""
+
+
+def host_names(count: int) -> list[str]:
+    """SageMaker's names for a job's instances (resourceconfig.json, SM_HOSTS)."""
+    return [f"algo-{index}" for index in range(1, count + 1)]
+
+
+def shard(items: list[T], count: int) -> list[list[T]]:
+    """ShardedByS3Key: whole objects, dealt round robin to the instances in sorted key order. AWS
+    documents only that each instance gets about 1/n of the objects (API S3DataSource,
+    S3DataDistributionType), not which ones; this is one such assignment."""
+    ordered = sorted(items)
+    return [ordered[index::count] for index in range(count)]
+
+
+def loopback_addresses(hosts: list[str]) -> dict[str, str]:
+    """host -> 127.X.Y.<n>, in a block no running job of this process holds and where the tracker's
+    port can be bound now (not held by another process, nor in TIME_WAIT after an earlier job).
+    Another engine process could pick the same block in the same instant: 1 chance in 65,000."""
+    with _BLOCKS_LOCK:
+        for _ in range(100):
+            block = (random.randint(1, 255), random.randint(0, 255))
+            if block in _BLOCKS:
+                continue
+            address = f"127.{block[0]}.{block[1]}.1"
+            with socket.socket() as probe:
+                try:
+                    probe.bind((address, TRACKER_PORT))
+                except OSError as error:
+                    if error.errno == errno.EADDRNOTAVAIL:      # this system routes only 127.0.0.1
+                        raise LoopbackUnavailable(
+                            f"training on {len(hosts)} local instances runs them on loopback addresses such as "
+                            f"{address}, which this system does not route ({error.strerror})") from None
+                    continue
+            _BLOCKS.add(block)
+            return {host: f"127.{block[0]}.{block[1]}.{index}" for index, host in enumerate(hosts, 1)}
+    raise LoopbackUnavailable(f"no free loopback block for the tracker's port {TRACKER_PORT}")
+
+
+def release_addresses(addresses: dict[str, str]) -> None:
+    """The job's block may serve another job (once the probe finds its port free again)."""
+    if addresses:
+        _, x, y, _ = next(iter(addresses.values())).split(".")
+        with _BLOCKS_LOCK:
+            _BLOCKS.discard((int(x), int(y)))
+
+
+def list_prefix(s3, uri: str) -> tuple[str, list[tuple[str, str]]]:
+    """The bucket, and every object under an S3Prefix (or the one object a full key names) as
+    (key, its path below the prefix)."""
     bucket, prefix = split_s3_uri(uri)
-    paths = []
+    objects = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
-            relative = item["Key"][len(prefix):].lstrip("/") or Path(item["Key"]).name
-            path = target / relative
-            path.parent.mkdir(parents=True, exist_ok=True)
-            s3.download_file(bucket, item["Key"], str(path))
-            paths.append(path)
+            objects.append((item["Key"], item["Key"][len(prefix):].lstrip("/") or Path(item["Key"]).name))
+    return bucket, objects
+
+
+def download(s3, bucket: str, objects: list[tuple[str, str]], target: Path) -> list[Path]:
+    """The objects under target, each at its path below the prefix; returns the local paths."""
+    paths = []
+    for key, relative in objects:
+        path = target / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file(bucket, key, str(path))
+        paths.append(path)
     return paths
+
+
+def download_prefix(s3, uri: str, target: Path) -> list[Path]:
+    return download(s3, *list_prefix(s3, uri), target)
 
 
 def extract_tar(s3, uri: str, target: Path) -> None:
@@ -73,10 +148,10 @@ def tar_directory(directory: Path) -> bytes:
 def image_environment(env_dir: Path, root: Path, ml: Path) -> dict[str, str]:
     """What the job's container sees before SageMaker adds its part: the host's HOME and such, the
     image's ENV (docker/3.0-5 Dockerfiles) with its Python first on PATH and /opt/ml at `ml`, and pip
-    offline, without the host's pip configuration, pointed at the job.
+    offline, without the host's pip configuration, pointed at the instance.
 
-    The launcher `pip install`s the code bundle; PIP_TARGET puts it in the job's own folder, so that
-    concurrent jobs do not install into, or uninstall from, the shared environment."""
+    The launcher `pip install`s the code bundle; PIP_TARGET puts it in the instance's own folder, so that
+    concurrent jobs and instances do not install into, or uninstall from, the shared environment."""
     site = root / "site"
     site.mkdir(exist_ok=True)
     host = {k: v for k, v in os.environ.items() if not k.startswith(HOST_ONLY)}
@@ -99,10 +174,11 @@ def image_environment(env_dir: Path, root: Path, ml: Path) -> dict[str, str]:
 
 class _Process:
     """A job's subprocess (in its own process group: the launcher starts the script as a child), its
-    stdout and stderr read together line by line in a thread."""
+    stdout and stderr read together line by line in a thread; `ended` is when it exited (monotonic)."""
 
     def __init__(self, command: list[str], env: dict, cwd: Path, on_line: Callable[[str], None]):
         self.lines: list[str] = []
+        self.ended: float | None = None
         self.proc = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, encoding="utf-8", errors="replace", bufsize=1,
                                      start_new_session=True)
@@ -114,6 +190,8 @@ class _Process:
             line = line.rstrip("\n")
             self.lines.append(line)
             on_line(line)
+        self.proc.wait()
+        self.ended = time.monotonic()
 
     def finished(self) -> int | None:
         code = self.proc.poll()
@@ -128,9 +206,31 @@ class _Process:
         self._reader.join()
 
 
+@dataclass
+class _Host:
+    """One instance of a job: its name, its folder (SAGEMAKER_BASE_DIR is folder/ml), its process."""
+    name: str
+    root: Path
+    process: _Process | None = None
+
+    @property
+    def ml(self) -> Path:
+        return self.root / "ml"
+
+
+def first_failure(hosts: list[_Host]) -> tuple[_Host, int] | None:
+    """The host that failed first, with its exit code: the others may fail after it because it went."""
+    failed = [(host.process.ended or 0.0, index, host) for index, host in enumerate(hosts)
+              if host.process.finished() not in (None, 0)]
+    if not failed:
+        return None
+    _, _, host = min(failed, key=lambda entry: entry[:2])
+    return host, host.process.finished()
+
+
 class _Job:
-    """What the engine asks of a running job besides poll()."""
-    process: _Process
+    """What the engine asks of a running job besides poll(): its instances run as one job."""
+    hosts: list[_Host]
     root: Path
 
     def poll(self) -> Outcome | None:
@@ -138,27 +238,39 @@ class _Job:
         if self.poll_running():
             return self._timed_out()
         try:
-            return self._finish(self.process.finished())
+            failure = first_failure(self.hosts)
+            self._kill()
+            return self._finish(failure)
         finally:
-            shutil.rmtree(self.root, ignore_errors=True)
+            self._cleanup()
 
     def _timed_out(self) -> Outcome | None:
         return None
 
     def poll_running(self) -> bool:
-        return self.process.finished() is None
+        """Until every instance exited, or one failed (the others are then stopped)."""
+        codes = [host.process.finished() for host in self.hosts]
+        return None in codes and not any(codes)
 
     def stop(self) -> None:
         """An aborted execution: the job's processes and its folder go."""
-        self.process.kill()
+        self._kill()
+        self._cleanup()
+
+    def _kill(self) -> None:
+        for host in self.hosts:
+            if host.process:
+                host.process.kill()
+
+    def _cleanup(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def _start(self, prepare: Callable[[], _Process]) -> _Process:
-        """The job folder goes when the job cannot start (a missing bundle, say)."""
+    def _start(self, prepare: Callable[[], None]) -> None:
+        """The job's processes and folder go when the job cannot start (a missing bundle, say)."""
         try:
-            return prepare()
+            prepare()
         except BaseException:
-            shutil.rmtree(self.root, ignore_errors=True)
+            self.stop()
             raise
 
 
@@ -184,53 +296,74 @@ def input_data_config(request: dict) -> dict[str, dict]:
     return config
 
 
-def resource_config(request: dict) -> dict:
-    """resourceconfig.json of a one-instance job."""
+def resource_config(request: dict, current_host: str, hosts: list[str]) -> dict:
+    """resourceconfig.json of one instance of a job (one homogeneous cluster)."""
     instance_type = request["ResourceConfig"]["InstanceType"]
-    return {"current_host": "algo-1", "current_instance_type": instance_type,
-            "current_group_name": "homogeneousCluster", "hosts": ["algo-1"],
+    return {"current_host": current_host, "current_instance_type": instance_type,
+            "current_group_name": "homogeneousCluster", "hosts": hosts,
             "instance_groups": [{"instance_group_name": "homogeneousCluster", "instance_type": instance_type,
-                                 "hosts": ["algo-1"]}],
+                                 "hosts": hosts}],
             "network_interface_name": "eth0"}
 
 
+def channel_shares(s3, channel: dict, count: int) -> tuple[str, list[list[tuple[str, str]]]]:
+    """The bucket, and the objects of a channel each of count instances gets: all of them
+    (FullyReplicated), or its share (ShardedByS3Key)."""
+    source = channel["DataSource"]["S3DataSource"]
+    bucket, objects = list_prefix(s3, source["S3Uri"])
+    if source.get("S3DataDistributionType", "FullyReplicated") == "ShardedByS3Key":
+        return bucket, shard(objects, count)
+    return bucket, [objects] * count
+
+
 class TrainingRun(_Job):
-    def __init__(self, s3, request: dict, on_line: Callable[[str], None] = lambda line: None):
+    def __init__(self, s3, request: dict, on_line: Line = lambda host, line: None):
         self.s3, self.request, self.name = s3, request, request["TrainingJobName"]
         env_dir = image_env()
         self.root = Path(tempfile.mkdtemp(prefix=f"{self.name}-"))
-        self.ml = self.root / "ml"
+        self.hosts = [_Host(name, self.root / name) for name in host_names(request["ResourceConfig"]["InstanceCount"])]
+        self.addresses: dict[str, str] = {}
         self.deadline = time.monotonic() + request["StoppingCondition"]["MaxRuntimeInSeconds"]
-        self.process = self._start(lambda: self._launch(env_dir, on_line))
+        self._start(lambda: self._launch(env_dir, on_line))
 
-    def _launch(self, env_dir: Path, on_line: Callable[[str], None]) -> _Process:
-        for folder in ("model", "output/data", "code", "input/config"):
-            (self.ml / folder).mkdir(parents=True, exist_ok=True)
-        self._write_config()
-        self._download()
-        env = {**image_environment(env_dir, self.root, self.ml), "TRAINING_JOB_NAME": self.name,
-               "SAGESTEP_CHECKPOINT_DIR": str(self.ml / "checkpoints"), **self.request.get("Environment", {})}
-        return _Process([str(env_dir / "bin/train")], env, self.root, on_line)
+    def _launch(self, env_dir: Path, on_line: Line) -> None:
+        """Every instance prepared, then all started: the first host's tracker waits for the others."""
+        names = [host.name for host in self.hosts]
+        if len(names) > 1:
+            self.addresses = loopback_addresses(names)
+        shares = [channel_shares(self.s3, channel, len(self.hosts)) for channel in self.request.get("InputDataConfig", [])]
+        for index, host in enumerate(self.hosts):
+            for folder in ("model", "output/data", "code", "input/config"):
+                (host.ml / folder).mkdir(parents=True, exist_ok=True)
+            self._write_config(host, names)
+            for channel, (bucket, share) in zip(self.request.get("InputDataConfig", []), shares):
+                target = host.ml / "input/data" / channel["ChannelName"]
+                target.mkdir(parents=True)
+                download(self.s3, bucket, share[index], target)
+            self._download(host)
+        for host in self.hosts:
+            env = {**image_environment(env_dir, host.root, host.ml), "TRAINING_JOB_NAME": self.name,
+                   "SAGESTEP_CHECKPOINT_DIR": str(host.ml / "checkpoints"),
+                   **({"SAGESTEP_HOSTS": json.dumps(self.addresses)} if self.addresses else {}),
+                   **self.request.get("Environment", {})}
+            host.process = _Process([str(env_dir / "bin/train")], env, host.root,
+                                    lambda line, name=host.name: on_line(name, line))
 
-    def _write_config(self) -> None:
+    def _write_config(self, host: _Host, names: list[str]) -> None:
         """/opt/ml/input/config as SageMaker writes it (hyperparameter values stay strings)."""
-        config, request = self.ml / "input/config", self.request
+        config, request = host.ml / "input/config", self.request
         (config / "hyperparameters.json").write_text(json.dumps(request.get("HyperParameters", {})))
         (config / "inputdataconfig.json").write_text(json.dumps(input_data_config(request)))
-        (config / "resourceconfig.json").write_text(json.dumps(resource_config(request)))
+        (config / "resourceconfig.json").write_text(json.dumps(resource_config(request, host.name, names)))
         if "CheckpointConfig" in request:
-            local = {**request["CheckpointConfig"], "LocalPath": str(self.ml / "checkpoints")}
+            local = {**request["CheckpointConfig"], "LocalPath": str(host.ml / "checkpoints")}
             (config / "checkpointconfig.json").write_text(json.dumps(local))
 
-    def _download(self) -> None:
-        """Channels, checkpoints, and the code bundle pre-extracted: the launcher then downloads nothing."""
-        for channel in self.request.get("InputDataConfig", []):
-            target = self.ml / "input/data" / channel["ChannelName"]
-            target.mkdir(parents=True)
-            download_prefix(self.s3, channel["DataSource"]["S3DataSource"]["S3Uri"], target)
+    def _download(self, host: _Host) -> None:
+        """Checkpoints, and the code bundle pre-extracted: the launcher then downloads nothing."""
         if "CheckpointConfig" in self.request:
-            (self.ml / "checkpoints").mkdir()
-            download_prefix(self.s3, self.request["CheckpointConfig"]["S3Uri"], self.ml / "checkpoints")
+            (host.ml / "checkpoints").mkdir()
+            download_prefix(self.s3, self.request["CheckpointConfig"]["S3Uri"], host.ml / "checkpoints")
         hyperparameters = self.request.get("HyperParameters", {})
         submit = hyperparameters.get("sagemaker_submit_directory")
         if submit:
@@ -239,7 +372,11 @@ class TrainingRun(_Job):
                     "the launcher cannot download sagemaker_submit_directory: no region (AWS_REGION may not be set "
                     "in a training container, and the sagemaker_region hyperparameter is absent), so it would ask "
                     "https://s3..amazonaws.com")
-            extract_tar(self.s3, submit, self.ml / "code")
+            extract_tar(self.s3, submit, host.ml / "code")
+
+    def _cleanup(self) -> None:
+        super()._cleanup()
+        release_addresses(self.addresses)
 
     def _timed_out(self) -> Outcome | None:
         if time.monotonic() < self.deadline:
@@ -247,55 +384,66 @@ class TrainingRun(_Job):
         self.stop()
         return Outcome("Stopped", "MaxRuntimeExceeded: the job ran past StoppingCondition.MaxRuntimeInSeconds")
 
-    def _finish(self, code: int) -> Outcome:
+    def _finish(self, failure: tuple[_Host, int] | None) -> Outcome:
         self._upload_checkpoints()
-        if code != 0:
-            failure = self.ml / "output/failure"
-            reason = failure.read_text()[:FAILURE_MAX_CHARS].strip() if failure.exists() else "\n".join(
-                self.process.lines[-5:])
+        if failure:
+            host, code = failure
+            path = host.ml / "output/failure"
+            reason = path.read_text()[:FAILURE_MAX_CHARS].strip() if path.exists() else "\n".join(
+                host.process.lines[-5:])
             return Outcome("Failed", f"AlgorithmError: {reason}, exit code: {code}")
         bucket, prefix = split_s3_uri(self.request["OutputDataConfig"]["S3OutputPath"])
         key = f"{prefix.rstrip('/')}/{self.name}/output/model.tar.gz".lstrip("/")
-        self.s3.put_object(Bucket=bucket, Key=key, Body=tar_directory(self.ml / "model"))
+        self.s3.put_object(Bucket=bucket, Key=key, Body=tar_directory(self.hosts[0].ml / "model"))
         return Outcome("Completed")
 
     def _upload_checkpoints(self) -> None:
+        """From the first host: training/train.py checkpoints there only, the others hold what was downloaded."""
         checkpoints = self.request.get("CheckpointConfig")
         if not checkpoints:
             return
         bucket, prefix = split_s3_uri(checkpoints["S3Uri"])
-        local = self.ml / "checkpoints"
+        local = self.hosts[0].ml / "checkpoints"
         for path in local.rglob("*"):
             if path.is_file():
                 self.s3.upload_file(str(path), bucket, f"{prefix.rstrip('/')}/{path.relative_to(local)}")
 
 
 class TransformRun(_Job):
-    def __init__(self, s3, request: dict, model: dict, on_line: Callable[[str], None] = lambda line: None):
+    """N instances, each serving its share of the input objects (whole objects, as with S3Prefix input),
+    so every output <key>.out holds the predictions of exactly its input object."""
+
+    def __init__(self, s3, request: dict, model: dict, on_line: Line = lambda host, line: None):
         self.s3, self.request, self.name = s3, request, request["TransformJobName"]
         env_dir = image_env()
         self.root = Path(tempfile.mkdtemp(prefix=f"{self.name}-"))
-        self.process = self._start(lambda: self._launch(env_dir, model["PrimaryContainer"], on_line))
+        count = request["TransformResources"]["InstanceCount"]
+        self.hosts = [_Host(name, self.root / name) for name in host_names(count)]
+        self._start(lambda: self._launch(env_dir, model["PrimaryContainer"], on_line))
 
-    def _launch(self, env_dir: Path, container: dict, on_line: Callable[[str], None]) -> _Process:
-        ml, request = self.root / "ml", self.request
+    def _launch(self, env_dir: Path, container: dict, on_line: Line) -> None:
+        request = self.request
         environment = container.get("Environment", {})
-        extract_tar(self.s3, container["ModelDataUrl"], ml / "model")
-        if "SAGEMAKER_SUBMIT_DIRECTORY" in environment:
-            extract_tar(self.s3, environment["SAGEMAKER_SUBMIT_DIRECTORY"], ml / "code")
-        download_prefix(self.s3, request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"], self.root / "input")
-        (self.root / "output").mkdir()
-        env = {**image_environment(env_dir, self.root, ml), **self._platform_environment(), **environment,
-               **request.get("Environment", {})}
-        env.setdefault("OMP_NUM_THREADS", "1")
-        command = [str(env_dir / "bin/python"), "-P", str(BATCH_SERVE), "--input", str(self.root / "input"),
-                   "--output", str(self.root / "output"), "--failure", str(self.root / "failure"),
-                   "--max-payload-mb", str(self._max_payload_mb())]
-        for option, value in (("--content-type", request["TransformInput"].get("ContentType")),
-                              ("--accept", request["TransformOutput"].get("Accept"))):
-            if value:
-                command += [option, value]
-        return _Process(command, env, self.root, on_line)
+        bucket, objects = list_prefix(self.s3, request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"])
+        for host, share in zip(self.hosts, shard(objects, len(self.hosts))):
+            extract_tar(self.s3, container["ModelDataUrl"], host.ml / "model")
+            if "SAGEMAKER_SUBMIT_DIRECTORY" in environment:
+                extract_tar(self.s3, environment["SAGEMAKER_SUBMIT_DIRECTORY"], host.ml / "code")
+            (host.root / "input").mkdir()
+            download(self.s3, bucket, share, host.root / "input")
+            (host.root / "output").mkdir()
+        for host in self.hosts:
+            env = {**image_environment(env_dir, host.root, host.ml), **self._platform_environment(), **environment,
+                   **request.get("Environment", {})}
+            env.setdefault("OMP_NUM_THREADS", "1")
+            command = [str(env_dir / "bin/python"), "-P", str(BATCH_SERVE), "--input", str(host.root / "input"),
+                       "--output", str(host.root / "output"), "--failure", str(host.root / "failure"),
+                       "--max-payload-mb", str(self._max_payload_mb())]
+            for option, value in (("--content-type", request["TransformInput"].get("ContentType")),
+                                  ("--accept", request["TransformOutput"].get("Accept"))):
+                if value:
+                    command += [option, value]
+            host.process = _Process(command, env, host.root, lambda line, name=host.name: on_line(name, line))
 
     def _max_payload_mb(self) -> int:
         """SageMaker's default when the request gives none: 6 MB."""
@@ -308,19 +456,20 @@ class TransformRun(_Job):
                 "SAGEMAKER_BATCH_STRATEGY": self.request.get("BatchStrategy", "MultiRecord"),
                 "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS": str(self.request.get("MaxConcurrentTransforms", 1))}
 
-    def _finish(self, code: int) -> Outcome:
-        if code != 0:
-            return Outcome("Failed", self._failure_reason(code))
+    def _finish(self, failure: tuple[_Host, int] | None) -> Outcome:
+        if failure:
+            return Outcome("Failed", self._failure_reason(*failure))
         bucket, prefix = split_s3_uri(self.request["TransformOutput"]["S3OutputPath"])
-        for path in sorted((self.root / "output").rglob("*.out")):
-            key = f"{prefix.rstrip('/')}/{path.relative_to(self.root / 'output')}".lstrip("/")
-            self.s3.upload_file(str(path), bucket, key)
+        for host in self.hosts:
+            output = host.root / "output"
+            for path in sorted(output.rglob("*.out")):
+                self.s3.upload_file(str(path), bucket, f"{prefix.rstrip('/')}/{path.relative_to(output)}".lstrip("/"))
         return Outcome("Completed")
 
-    def _failure_reason(self, code: int) -> str:
+    def _failure_reason(self, host: _Host, code: int) -> str:
         """batch_serve's reason (input file, HTTP status) and the log's last lines (a traceback's end)."""
-        failure = self.root / "failure"
+        failure = host.root / "failure"
         reason = (failure.read_text().strip() if failure.exists()
                   else f"ClientError: the serving container exited with code {code}")
-        tail = [line.strip() for line in self.process.lines if line.strip() and line.strip() != reason][-3:]
+        tail = [line.strip() for line in host.process.lines if line.strip() and line.strip() != reason][-3:]
         return f"{reason}. Last log lines: {' | '.join(tail)}"[:FAILURE_MAX_CHARS]

@@ -20,21 +20,23 @@ from statemachine.framework import (REPOSITORY, MetricDefinition, as_cloudwatch_
                                         metric_definitions, scrape)
 
 
-def stream_name(kind: str, job: str, started: float) -> str:
+def stream_name(kind: str, job: str, host: str, started: float) -> str:
+    """A training instance's stream is named after its host (algo-N); a transform instance's after its
+    EC2 instance id, made up here from the job and the host."""
     epoch = int(started)
     if kind == "training":
-        return f"{job}/algo-1-{epoch}"
-    instance = "i-" + hashlib.sha256(job.encode()).hexdigest()[:17]
+        return f"{job}/{host}-{epoch}"
+    instance = "i-" + hashlib.sha256(f"{job}/{host}".encode()).hexdigest()[:17]
     return f"{job}/{instance}-{epoch}"
 
 
 class JobLog:
-    """Lines arrive from the job's reader thread; flush() writes what came since, in order."""
+    """One instance's stream. Lines arrive from its reader thread; flush() writes what came since, in order."""
 
-    def __init__(self, logs, kind: str, job: str, on_line: Callable[[str], None] = lambda line: None):
+    def __init__(self, logs, kind: str, job: str, host: str, on_line: Callable[[str], None] = lambda line: None):
         self.logs, self.on_line = logs, on_line
         self.group = train.LOG_GROUP if kind == "training" else batch_predict.LOG_GROUP
-        self.stream = stream_name(kind, job, time.time())
+        self.stream = stream_name(kind, job, host, time.time())
         self.stored: list[str] = []
         self._pending: list[dict] = []
         self._lock = threading.Lock()
@@ -56,6 +58,25 @@ class JobLog:
             events, self._pending = self._pending, []
         if events:
             self.logs.put_log_events(logGroupName=self.group, logStreamName=self.stream, logEvents=events)
+
+
+class JobLogs:
+    """A job's log: one stream per instance, as SageMaker writes it."""
+
+    def __init__(self, logs, kind: str, job: str, hosts: list[str], on_line: Callable[[str], None] = lambda line: None):
+        self.streams = {host: JobLog(logs, kind, job, host, on_line) for host in hosts}
+
+    def add(self, host: str, line: str) -> None:
+        self.streams[host].add(line)
+
+    def flush(self) -> None:
+        for stream in self.streams.values():
+            stream.flush()
+
+    @property
+    def stored(self) -> list[str]:
+        """Every stream's lines as stored, host after host (the metric lines come from the first one)."""
+        return [line for stream in self.streams.values() for line in stream.stored]
 
 
 def final_metrics(request: dict, stored_lines: list[str]) -> list[dict] | None:

@@ -21,8 +21,8 @@ from botocore.validate import ParamValidator
 from statemachine.check import sagemaker_model
 from statemachine.errors import SAGEMAKER_API_ERROR
 
-from .containers import Outcome, TrainingRun, TransformRun
-from .job_logs import JobLog, final_metrics
+from .containers import Outcome, TrainingRun, TransformRun, host_names
+from .job_logs import JobLogs, final_metrics
 from .moto_adapter import ServiceTask, sagemaker_jobs
 
 
@@ -61,9 +61,9 @@ class LocalJobs:
         for run in list(self.running):
             run.stop()
 
-    def job_log(self, kind: str, job: str) -> JobLog:
-        """The job's CloudWatch log; each line also goes to on_line (live progress)."""
-        return JobLog(self.client("logs"), kind, job, lambda line: self.on_line(job, line))
+    def job_logs(self, kind: str, job: str, instances: int) -> JobLogs:
+        """The job's CloudWatch log, a stream per instance; each line also goes to on_line (live progress)."""
+        return JobLogs(self.client("logs"), kind, job, host_names(instances), lambda line: self.on_line(job, line))
 
     def client(self, service: str):
         """One client per service, made once: creating boto3 clients from several interpreter threads
@@ -131,7 +131,7 @@ class SageMakerLocal(ServiceTask):
             job.algorithm_specification = normalised_parameters["AlgorithmSpecification"]
             job.training_job_status, job.secondary_status = "InProgress", "Training"
             job.final_metric_data_list = None
-            log = JOBS.job_log("training", name)
+            log = JOBS.job_logs("training", name, normalised_parameters["ResourceConfig"]["InstanceCount"])
             run = _started(lambda: TrainingRun(s3, normalised_parameters, log.add))
             describe = lambda: client.describe_training_job(TrainingJobName=name)  # noqa: E731
         elif operation == "CreateTransformJob":
@@ -139,7 +139,7 @@ class SageMakerLocal(ServiceTask):
             job = backend.transform_jobs[name]
             job.transform_job_status = "InProgress"
             model = client.describe_model(ModelName=normalised_parameters["ModelName"])
-            log = JOBS.job_log("transform", name)
+            log = JOBS.job_logs("transform", name, normalised_parameters["TransformResources"]["InstanceCount"])
             run = _started(lambda: TransformRun(s3, normalised_parameters, model, log.add))
             describe = lambda: client.describe_transform_job(TransformJobName=name)  # noqa: E731
         else:
