@@ -99,8 +99,8 @@ def item_chunks(s3, item: dict) -> Iterator[bytes]:
     if not item["ranged"]:
         return obj.chunks()
     start = item["start"]
-    raw = _stream_chunks(obj.get(max(start - 1, 0)))
-    return _owned(_without_bom(raw) if start == 0 else raw, start, item["end"])
+    owned = _owned(_stream_chunks(obj.get(max(start - 1, 0))), start, item["end"])
+    return _without_bom(owned) if start == 0 else owned          # after _owned, which counts raw bytes
 
 
 def _stream_chunks(stream) -> Iterator[bytes]:

@@ -1,0 +1,208 @@
+"""Datasets as many objects: shards under a prefix, large objects cut into byte ranges, the two-phase
+preprocess (profile, merge, split) run item by item in any order, as the Distributed Maps run them."""
+import gzip
+import json
+import random
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from preprocess import errors, shards
+from preprocess.handler import handler
+from statemachine import framework
+
+BUCKET = "sagestep-dev-data"
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("DATA_BUCKET", BUCKET)
+    monkeypatch.setenv("JOB_NAME_PREFIX", "sagestep-dev")
+    monkeypatch.setenv("OBJECTIVES", json.dumps(framework.OBJECTIVES))
+    monkeypatch.setenv("QUALITY_GATE", json.dumps(framework.quality_gate("", None)))
+    with mock_aws():
+        client = boto3.client("s3")
+        client.create_bucket(Bucket=BUCKET)
+        yield client
+
+
+def put(s3, key, text, compress=False):
+    body = text.encode()
+    s3.put_object(Bucket=BUCKET, Key=key, Body=gzip.compress(body) if compress else body)
+    return f"s3://{BUCKET}/{key}"
+
+
+def event(uri, run="Run_1", **extra):
+    return {"datasetUri": uri, "executionName": run, "executionArn": f"arn:aws:states:::execution:sm:{run}", **extra}
+
+
+def objects(s3, run="Run_1", under=""):
+    listing = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"runs/{run}/{under}").get("Contents", [])
+    return {item["Key"][len(f"runs/{run}/"):]: s3.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read()
+            for item in listing}
+
+
+def data_files(s3, run="Run_1"):
+    """What the jobs read, folder by folder, the objects of each concatenated in key order (the header of
+    each labels object once)."""
+    found = objects(s3, run)
+    out = {}
+    for folder in ("train", "validation", "test-features", "test-labels"):
+        parts = [body for key, body in sorted(found.items()) if key.startswith(f"{folder}/") and key.endswith(".csv")]
+        if folder == "test-labels":
+            parts = parts[:1] + [body.split(b"\n", 1)[1] for body in parts[1:]]
+        out[folder] = b"".join(parts)
+    return out
+
+
+def run_in_phases(uri, run="Run_1", order=lambda items: items, **extra):
+    """The state machine's sequence, each Map's items in the given order (concurrency reorders them)."""
+    planned = handler({**event(uri, run, **extra), "action": "plan"}, None)
+    s3 = boto3.client("s3")
+    items = json.loads(s3.get_object(Bucket=BUCKET, Key=planned["itemsKey"])["Body"].read())
+    for item in order(items):
+        handler({"action": "profile", "executionName": run, "item": item}, None)
+    handler({"action": "merge", "executionName": run}, None)
+    for item in order(items):
+        handler({"action": "split", "executionName": run, "item": item}, None)
+    return planned, handler({"action": "finish", "executionName": run}, None)
+
+
+def sharded(s3):
+    """Mixed plain and gzip shards; 'teal' (a category) and 'c' (a class) appear only in the last one."""
+    header = "colour,size,label\n"
+    put(s3, "datasets/clicks/part-0.csv", header + "".join(f"red,{i},{'ab'[i % 2]}\n" for i in range(40)))
+    put(s3, "datasets/clicks/part-1.csv.gz", header + "".join(f"blue,{i},{'ab'[i % 2]}\n" for i in range(40)), True)
+    put(s3, "datasets/clicks/part-2.csv", header)                                 # a header and no rows
+    put(s3, "datasets/clicks/part-3.csv", "")                                     # empty
+    put(s3, "datasets/clicks/_SUCCESS", "")
+    put(s3, "datasets/clicks/part-4.csv.gz", header + "".join(f"teal,{i},c\n" for i in range(40)), True)
+    return f"s3://{BUCKET}/datasets/clicks/"
+
+
+def test_a_prefix_of_mixed_shards_is_one_dataset_with_codes_from_every_shard(s3):
+    planned, result = run_in_phases(sharded(s3))
+    assert planned["objects"] == 4 and planned["items"] == 4         # the empty object and _SUCCESS are no shards
+    schema = json.loads(objects(s3)["validation/schema.json"])
+    assert schema["label"]["classes"] == ["a", "b", "c"] and schema["problem"] == "multiclass"
+    assert schema["features"][0] == {"name": "colour", "type": "categorical", "categories": ["blue", "red", "teal"]}
+    assert sum(result["rows"].values()) == 120 and result["shards"] == 4
+    files = data_files(s3)
+    train = [line.split(",") for line in files["train"].decode().splitlines()]
+    assert {(row[0], row[1]) for row in train} == {("0", "1"), ("1", "1"), ("0", "0"), ("1", "0"), ("2", "2")}
+    labels = files["test-labels"].decode().splitlines()
+    assert labels[0] == "label" and set(labels[1:]) <= {"a", "b", "c"}
+
+
+def test_codes_and_bytes_do_not_depend_on_the_order_items_run_in(s3):
+    uri = sharded(s3)
+    run_in_phases(uri, "Forward")
+    run_in_phases(uri, "Backward", order=lambda items: items[::-1])
+    run_in_phases(uri, "Shuffled", order=lambda items: random.Random(7).sample(items, len(items)))
+    forward = data_files(s3, "Forward")
+    assert data_files(s3, "Backward") == forward == data_files(s3, "Shuffled")
+    assert objects(s3, "Forward")["validation/schema.json"] == objects(s3, "Backward")["validation/schema.json"]
+
+
+def test_a_shard_with_another_header_is_named_and_nothing_is_left(s3):
+    uri = sharded(s3)
+    put(s3, "datasets/clicks/part-5.csv", "colour,weight,label\nred,1,a\n")
+    with pytest.raises(errors.HeaderMismatch, match=r"s3://sagestep-dev-data/datasets/clicks/part-5\.csv has the header "
+                                                    r"'colour,weight,label', but the dataset's first shard has "
+                                                    r"'colour,size,label'"):
+        handler(event(uri), None)
+    assert objects(s3) == {}
+
+
+def test_a_folder_without_the_slash_is_the_prefix(s3):
+    sharded(s3)
+    assert sum(handler(event(f"s3://{BUCKET}/datasets/clicks"), None)["rows"].values()) == 120
+
+
+def test_a_prefix_without_shards_is_not_found(s3):
+    with pytest.raises(errors.DatasetNotFound, match="holds no dataset shard"):
+        handler(event(f"s3://{BUCKET}/datasets/nothing/"), None)
+
+
+def text_dataset(rows=3000):
+    lines = ["id,city,amount,label"]
+    for i in range(rows):
+        city = ('"New York, NY"', "Paris", '"Say ""hi"""')[i % 3]
+        lines.append(f"{i},{city},{i * 0.25},{('yes', 'no')[i % 7 == 0]}")
+    return "\r\n".join(lines) + "\r\n"
+
+
+@pytest.mark.parametrize("range_bytes", [1000, 4096, 33333])
+def test_one_object_cut_in_byte_ranges_is_split_byte_for_byte_as_whole(s3, monkeypatch, range_bytes):
+    uri = put(s3, "datasets/big.csv", "\ufeff" + text_dataset())
+    run_in_phases(uri, "Whole")
+    monkeypatch.setattr(shards, "RANGE_BYTES", range_bytes)
+    planned, _ = run_in_phases(uri, "Ranged", order=lambda items: items[::-1])
+    assert planned["items"] > 2 and planned["ranged"] == planned["items"]
+    assert data_files(s3, "Ranged") == data_files(s3, "Whole")
+
+
+def test_ranges_cut_exactly_at_a_line_break_lose_and_repeat_nothing(s3, monkeypatch):
+    line = "1,2,0\n"                                      # every range boundary falls on a line break or after one
+    uri = put(s3, "datasets/even.csv", "a,b,label\n" + line.replace("0\n", "1\n") * 5 + line * 95)
+    run_in_phases(uri, "Whole")
+    for size in (6, 10, 12):
+        monkeypatch.setattr(shards, "RANGE_BYTES", size)
+        run_in_phases(uri, f"R{size}")
+        assert data_files(s3, f"R{size}") == data_files(s3, "Whole")
+
+
+def test_a_quoted_line_break_in_a_ranged_object_is_refused_by_name(s3, monkeypatch):
+    lines = ["note,amount,label"] + [f"plain,{i},{i % 2}" for i in range(200)]
+    lines[150] = '"two\nlines",1,0'
+    uri = put(s3, "datasets/notes.csv", "\n".join(lines) + "\n")
+    monkeypatch.setattr(shards, "RANGE_BYTES", 512)
+    with pytest.raises(errors.MultilineRecord, match=r"notes\.csv \(bytes \d+-\d+\): a quoted field holds a line break"):
+        handler(event(uri), None)
+    assert objects(s3) == {}
+    monkeypatch.setattr(shards, "RANGE_BYTES", 1 << 20)     # whole, the same file is fine
+    assert sum(handler(event(uri), None)["rows"].values()) == 200
+
+
+def test_a_bad_row_deep_in_a_later_shard_names_the_shard_and_row_and_leaves_nothing(s3):
+    header = "a,b,label\n"
+    put(s3, "datasets/bad/p0.csv", header + "".join(f"{i},{i},{i % 2}\n" for i in range(50)))
+    put(s3, "datasets/bad/p1.csv", header + "".join(f"{i},{i},{i % 2}\n" for i in range(30)) + "1,2\n")
+    with pytest.raises(errors.MalformedRow, match=r"bad/p1\.csv, row 32: expected 3 fields, found 2"):
+        handler(event(f"s3://{BUCKET}/datasets/bad/"), None)
+    assert objects(s3) == {}
+
+
+def test_a_column_text_in_one_shard_and_many_numbers_in_another_is_named(s3, monkeypatch):
+    import preprocess.profile as profile
+    monkeypatch.setattr(profile, "NUMBER_VALUES_KEPT", 10)
+    put(s3, "datasets/mixed/p0.csv", "code,label\n" + "".join(f"{i},{i % 2}\n" for i in range(40)))
+    put(s3, "datasets/mixed/p1.csv", "code,label\n" + "".join(f"x{i % 3},{i % 2}\n" for i in range(40)))
+    with pytest.raises(errors.MixedColumn, match=r"column 'code' holds text in .*p1\.csv but more than 10 distinct "
+                                                 r"numbers in .*p0\.csv"):
+        handler(event(f"s3://{BUCKET}/datasets/mixed/"), None)
+
+
+@pytest.mark.parametrize("hosts, instances", [(3, 1), (1, 2), (2, 4)])
+def test_train_and_test_rows_are_dealt_to_one_object_per_host_and_instance(s3, monkeypatch, hosts, instances):
+    uri = put(s3, "datasets/deal.csv", "a,label\n" + "".join(f"{i},{i % 2}\n" for i in range(400)))
+    run_in_phases(uri, "One")
+    monkeypatch.setenv("TRAINING_HOSTS", str(hosts))
+    monkeypatch.setenv("TRANSFORM_INSTANCES", str(instances))
+    run_in_phases(uri, "Many")
+    found = objects(s3, "Many")
+    assert sorted(key for key in found if key.startswith("train/")) == [
+        f"train/part-00000-{k:03d}.csv" for k in range(hosts)]
+    tests = sorted(key for key in found if key.startswith("test-features/"))
+    assert [key.replace("test-features", "test-labels") for key in tests] == sorted(
+        key for key in found if key.startswith("test-labels/")) and len(tests) == instances
+    one = data_files(s3, "One")
+    many_train = sorted(b"".join(found[f"train/part-00000-{k:03d}.csv"] for k in range(hosts)).splitlines())
+    assert many_train == sorted(one["train"].splitlines())
+    for key in tests:                                 # each features object pairs with its labels object
+        rows = found[key].decode().splitlines()
+        labels = found[key.replace("test-features", "test-labels")].decode().splitlines()
+        assert labels[0] == "label" and len(labels) == len(rows) + 1
+        assert all(label == ("1" if int(row) % 2 else "0") for row, label in zip(rows, labels[1:]))
