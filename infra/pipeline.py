@@ -85,6 +85,9 @@ class Pipeline(pulumi.ComponentResource):
                 "HYPERPARAMETERS": json.dumps(settings.hyperparameters, sort_keys=True),
                 "OBJECTIVES": json.dumps(framework.OBJECTIVES, sort_keys=True),
                 "QUALITY_GATE": json.dumps(framework.quality_gate(settings.quality_metric, settings.quality_threshold)),
+                # The split writes one train object per training host and one test object per transform instance.
+                "TRAINING_HOSTS": str(settings.pipeline.training_instance_count),
+                "TRANSFORM_INSTANCES": str(settings.pipeline.transform_instance_count),
             }), opts=self._child())
         self.preprocess_function = self.preprocess.function.name
         role_arns = pulumi.Output.all(**{key: role.arn for key, (role, _) in self.job_roles.items()})
@@ -133,7 +136,7 @@ class Pipeline(pulumi.ComponentResource):
             for job in statemachine.job_roles()}
 
     def _state_machine(self, refs: pulumi.Output, partition, account) -> aws.sfn.StateMachine:
-        name = f"{self.prefix}-pipeline"
+        name = statemachine.refs.state_machine_name(self.prefix)
         arn = pulumi.Output.format("arn:{0}:states:{1}:{2}:stateMachine:{3}", partition, self.region, account, name)
         role, policy = self._role(
             f"{self.prefix}-states", "sagestep state machine: invoke the preprocess Lambda, run SageMaker jobs",

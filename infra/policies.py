@@ -28,12 +28,16 @@ def preprocess_policy(refs: Refs, dataset_buckets: tuple[str, ...], log_group_na
               + [refs.s3(bucket, "*") for bucket in dataset_buckets]),
         # Without ListBucket a missing key answers 403, and the Lambda could not say "not found".
         allow("ListDatasetBuckets", ["s3:ListBucket"], [refs.s3(bucket) for bucket in readable]),
-        # The evaluate action reads back what the run wrote: predictions, held-out labels, schema.
+        # The actions read back what the run wrote: the preprocess records (items, profiles, plan, results),
+        # and for evaluate the predictions, held-out labels and schema.
         allow("ReadRunResults", ["s3:GetObject"],
               [refs.s3(refs.data_bucket, f"{layout.RUNS_PREFIX}*/{path}")
-               for path in (f"{layout.PREDICTIONS_DIR}*", layout.TEST_LABELS, layout.SCHEMA)]),
+               for path in (f"{layout.WORK_DIR}*", f"{layout.PREDICTIONS_DIR}*", f"{layout.TEST_LABELS_DIR}*",
+                            layout.SCHEMA)]),
         allow("WriteRunData", ["s3:AbortMultipartUpload", "s3:PutObject"],
               [refs.s3(refs.data_bucket, f"{layout.RUNS_PREFIX}*")]),
+        # A preprocess that failed deletes what its items wrote (the discard action).
+        allow("DiscardRunData", ["s3:DeleteObject"], [refs.s3(refs.data_bucket, f"{layout.RUNS_PREFIX}*")]),
         allow("OwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], refs.log_group(log_group_name)[1:]),
         *key_use(kms_key_arn),
     ])

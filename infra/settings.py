@@ -278,6 +278,7 @@ def read_settings(lookup: Callable[[str], str | None], stack: str, given: Iterab
             " (at least trainingMaxRuntimeSeconds)" if use_spot else ""),
         transform_instance_type=reader.instance_type("transformInstanceType", "TransformInstanceType"),
         transform_instance_count=reader.integer("transformInstanceCount", 1, 100),
+        preprocess_concurrency=reader.integer("preprocessConcurrency", 1, 1000),
         kms_key_arn=kms_key_arn or None,
     )
     pipeline = _budget(reader, pipeline, region)

@@ -9,7 +9,7 @@ evaluation.json.
 from __future__ import annotations
 
 from .preprocess import invoke_function
-from .preprocess import statements as invoke_statements
+from .preprocess import invoke_statements
 from .refs import Refs
 from .settings import PipelineSettings
 from .step import Step

@@ -1,8 +1,18 @@
-"""Preprocess: invoke the preprocess Lambda, which plans the run and splits the dataset.
+"""Preprocess: the preprocess Lambda's actions, with the dataset shared among many Lambdas.
 
-The Lambda's own role belongs to the function (infra/function.py); this step needs only to invoke it.
+Preprocess (plan) lists the dataset and cuts it into work items (preprocess/items.json); ProfileShards, a
+Distributed Map that reads the items with its ItemReader, profiles each one; MergeProfiles makes one plan of
+the profiles (column types, category codes, classes, each item's first row); SplitShards splits each item with
+it; FinishPreprocess puts the items' results together. Every Map writes its results to S3 (ResultWriter), so no
+payload grows with the dataset. A failure after the plan goes through DiscardPreprocess, which deletes what the
+run wrote and fails with the first failure an item recorded, so PreprocessFailed names the shard and the row.
+
+The Lambda's own role belongs to the function (infra/function.py); the Maps need this role to start their
+child executions and read and write the preprocess records (statements below).
 """
 from __future__ import annotations
+
+from preprocess import layout
 
 from . import errors
 from .iam import allow
@@ -11,17 +21,21 @@ from .settings import PipelineSettings
 from .step import Step, then
 
 NAME = "Preprocess"
+PROFILE, MERGE, SPLIT, FINISH, DISCARD = "ProfileShards", "MergeProfiles", "SplitShards", "FinishPreprocess", \
+    "DiscardPreprocess"
 TRAINING_PROGRAM = "train.py"
 
 # What the state machine keeps of the Lambda's answer ($.run); the rest stays in the Lambda's logs.
 PLAN_FIELDS = ("runName", "executionTag", "channels", "transformInput", "predictionsUri", "checkpointsUri",
-               "testLabelsUri", "schemaUri", "hyperparameters", "objective", "rows", "ignoredColumns", "gate")
+               "testLabelsUri", "schemaUri", "hyperparameters", "objective", "rows", "shards", "ignoredColumns",
+               "gate")
 # AWS's recommended Retry for Lambda tasks, plus throttling.
 LAMBDA_RETRY = {
     "ErrorEquals": ["Lambda.ClientExecutionTimeoutException", "Lambda.ServiceException",
                     "Lambda.AWSLambdaException", "Lambda.SdkClientException", "Lambda.TooManyRequestsException"],
     "IntervalSeconds": 2, "MaxAttempts": 6, "BackoffRate": 2.0, "JitterStrategy": "FULL",
 }
+RUN = "$$.Execution.Name"
 
 
 def states(refs: Refs, settings: PipelineSettings, next_state: str | None) -> dict[str, dict]:
@@ -33,34 +47,104 @@ def states(refs: Refs, settings: PipelineSettings, next_state: str | None) -> di
         "sagemaker_submit_directory": refs.training_code_uri,
         "sagemaker_region": refs.region,
     }
-    # The Lambda event: the execution input plus executionName, executionArn and action (from Start).
-    return invoke_function(refs, NAME, "Validates the dataset, splits it under runs/<execution>/ and plans the jobs.",
-                           {"Payload.$": "States.JsonMerge($, $.execution, false)"}, selector, "$.run", next_state)
+    fail = errors.fail_state_name(NAME)
+    return {
+        # The Lambda event: the execution input plus executionName, executionArn and action (from Start).
+        NAME: lambda_task(refs, "Checks the input and the dataset's header, lists its shards and cuts them into "
+                                "work items (preprocess/items.json).",
+                          {"Payload.$": "States.JsonMerge($, $.execution, false)"},
+                          {"items.$": "$.Payload.items", "objects.$": "$.Payload.objects"}, "$.shards", PROFILE, fail),
+        PROFILE: work_map(refs, settings, "profile", "Profiles each work item: types, categories, classes, rows.",
+                          MERGE),
+        MERGE: lambda_task(refs, "One plan from every profile: types, category codes, classes, each item's first row.",
+                           {"Payload": {"action": "merge", "executionName.$": RUN}}, None, None, SPLIT, DISCARD),
+        SPLIT: work_map(refs, settings, "split", "Splits each work item with the plan into train, validation and test.",
+                        FINISH),
+        FINISH: lambda_task(refs, "Puts the items' results together, writes the schema and plans the jobs.",
+                            {"Payload": {"action": "finish", "executionName.$": RUN}}, selector, "$.run",
+                            next_state, DISCARD),
+        DISCARD: lambda_task(refs, "Deletes what the run wrote and fails with the first failure a work item recorded.",
+                             {"Payload": {"action": "discard", "executionName.$": RUN, "error.$": "$.error"}},
+                             None, None, fail, fail),
+        **errors.fail_state(NAME),
+    }
+
+
+def lambda_task(refs: Refs, comment: str, payload: dict, selector: dict | None, result_path: str | None,
+                next_state: str | None, catch_to: str | None) -> dict:
+    """A Task state that invokes the pipeline's function (one of its actions), with AWS's recommended
+    Lambda Retry; any other error goes to catch_to, under $.error (or fails the execution: a Map's child)."""
+    return {
+        "Type": "Task",
+        "Comment": comment,
+        "Resource": refs.integration("lambda:invoke"),
+        "Parameters": {"FunctionName": refs.function_arn, **payload},
+        "Retry": [LAMBDA_RETRY],
+        **({"Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": catch_to}]} if catch_to else {}),
+        **({"ResultSelector": selector} if selector else {}),
+        "ResultPath": result_path,
+        **then(next_state),
+    }
+
+
+def work_map(refs: Refs, settings: PipelineSettings, action: str, comment: str, next_state: str) -> dict:
+    """A Distributed Map over the work items: one child execution per item invokes the function's action,
+    up to preprocessConcurrency at once; results go to S3, and any failure to DiscardPreprocess."""
+    child = f"{action.capitalize()}Item"
+    return {
+        "Type": "Map",
+        "Comment": comment,
+        "ItemReader": {
+            "Resource": refs.integration("s3:getObject"),
+            "ReaderConfig": {"InputType": "JSON"},
+            "Parameters": {"Bucket": refs.data_bucket,
+                           "Key.$": f"States.Format('{layout.RUNS_PREFIX}{{}}/{layout.ITEMS}', {RUN})"},
+        },
+        "ItemSelector": {"action": action, "executionName.$": RUN, "item.$": "$$.Map.Item.Value"},
+        "MaxConcurrency": settings.preprocess_concurrency,
+        "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            "StartAt": child,
+            # A failure fails the child execution, and so the Map run (no failure is tolerated).
+            "States": {child: lambda_task(refs, f"The {action} action on one work item.", {"Payload.$": "$"},
+                                          {"result.$": "$.Payload"}, "$", None, None)},
+        },
+        "ResultWriter": {
+            "Resource": refs.integration("s3:putObject"),
+            "Parameters": {"Bucket": refs.data_bucket,
+                           "Prefix.$": f"States.Format('{layout.RUNS_PREFIX}{{}}/{layout.MAP_RESULTS_DIR}{action}', {RUN})"},
+        },
+        "ResultPath": None,
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": DISCARD}],
+        "Next": next_state,
+    }
 
 
 def invoke_function(refs: Refs, name: str, comment: str, payload: dict, selector: dict, result_path: str,
                     next_state: str | None) -> dict[str, dict]:
-    """A Task state that invokes the pipeline's function (each action of it: Preprocess, Evaluate), with
-    AWS's recommended Lambda Retry, and its <name>Failed state."""
-    return {
-        name: {
-            "Type": "Task",
-            "Comment": comment,
-            "Resource": refs.integration("lambda:invoke"),
-            "Parameters": {"FunctionName": refs.function_arn, **payload},
-            "Retry": [LAMBDA_RETRY],
-            "Catch": errors.catch_all(name),
-            "ResultSelector": selector,
-            "ResultPath": result_path,
-            **then(next_state),
-        },
-        **errors.fail_state(name),
-    }
+    """A step that is one action of the pipeline's function (Evaluate), with its <name>Failed state."""
+    return {name: lambda_task(refs, comment, payload, selector, result_path, next_state, errors.fail_state_name(name)),
+            **errors.fail_state(name)}
+
+
+def invoke_statements(refs: Refs) -> list[dict]:
+    """Invoke exactly this function, unqualified or any version/alias of it."""
+    return [allow("InvokePreprocess", ["lambda:InvokeFunction"], [refs.function_arn, f"{refs.function_arn}:*"])]
 
 
 def statements(refs: Refs) -> list[dict]:
-    """Invoke exactly this function, unqualified or any version/alias of it."""
-    return [allow("InvokePreprocess", ["lambda:InvokeFunction"], [refs.function_arn, f"{refs.function_arn}:*"])]
+    """The function, and the Distributed Maps ("IAM policies for using Distributed Map states"): start this
+    state machine's child executions and follow or stop them (their ARNs are execution:<name>/<map run>:<id>),
+    read the work items, write the results (multipart) under the run's preprocess records."""
+    name, runs = refs.state_machine_name, f"{layout.RUNS_PREFIX}*/"
+    return invoke_statements(refs) + [
+        allow("StartMapChildren", ["states:StartExecution"], [refs.arn("states", f"stateMachine:{name}")]),
+        allow("FollowMapChildren", ["states:DescribeExecution", "states:StopExecution"],
+              [refs.arn("states", f"execution:{name}/*")]),
+        allow("ReadWorkItems", ["s3:GetObject"], [refs.s3(refs.data_bucket, f"{runs}{layout.ITEMS}")]),
+        allow("WriteMapResults", ["s3:AbortMultipartUpload", "s3:GetObject", "s3:ListMultipartUploadParts",
+                                  "s3:PutObject"], [refs.s3(refs.data_bucket, f"{runs}{layout.MAP_RESULTS_DIR}*")]),
+    ]
 
 
 STEP = Step(NAME, states, statements, outputs={

@@ -24,6 +24,10 @@ def image_repository(image_uri: str) -> str:
     return match.group(3) if match else ""
 
 
+def state_machine_name(name_prefix: str) -> str:
+    return f"{name_prefix}-pipeline"
+
+
 @dataclass(frozen=True)
 class Refs:
     partition: str
@@ -42,6 +46,10 @@ class Refs:
 
     def with_arns(self, function_arn: str, role_arns: dict[str, str]) -> "Refs":
         return dataclasses.replace(self, function_arn=function_arn, role_arns=dict(role_arns))
+
+    @property
+    def state_machine_name(self) -> str:
+        return state_machine_name(self.name_prefix)
 
     def role_arn(self, key: str) -> str:
         if key not in self.role_arns:

@@ -14,5 +14,6 @@ class PipelineSettings:
     spot_max_wait_seconds: int = 8 * 3600
     transform_instance_type: str = "ml.m5.large"
     transform_instance_count: int = 1
+    preprocess_concurrency: int = 10                 # work items the preprocess Maps run at once
     transform_timeout_seconds: int | None = None     # BatchPredict's TimeoutSeconds (maxRunCostUsd), else none
     kms_key_arn: str | None = None

@@ -25,12 +25,20 @@ def test_static_check_finds_nothing(definition):
     assert check_definition(definition) == []
 
 
+# statelint 3.1.0 (the latest) knows only MaxItems in an ItemReader's ReaderConfig; AWS's ItemReader reference
+# documents InputType (JSON for a JSON array in an object), which the Distributed Maps need.
+STATELINT_OUTDATED = re.compile(r'^ *Field "InputType" not allowed in State Machine\.States\.\w+\.ItemReader\.ReaderConfig$')
+
+
 def test_statelint_accepts_the_definition(tmp_path, stack):
     path = tmp_path / "statemachine.asl.json"
     path.write_text(stack.definition)
     statelint = shutil.which("statelint", path=str(Path(sys.executable).parent))
     result = subprocess.run([statelint, str(path)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+    problems = [line for line in result.stdout.splitlines()[1:] if line.strip()]
+    outdated = [line for line in problems if STATELINT_OUTDATED.match(line)]
+    assert len(outdated) == 2, "only the two Distributed Maps' ReaderConfig is beyond statelint"
+    assert result.returncode == 1 and problems == outdated, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("mutate, problem", [
@@ -50,7 +58,8 @@ def test_static_check_catches_broken_definitions(definition, mutate, problem):
 
 
 def test_states_run_in_order_and_every_task_fails_to_its_own_state(definition):
-    assert state_order(definition) == ["Start", "Preprocess", "Train", "HasTrainingMetrics", "TrainingResult",
+    assert state_order(definition) == ["Start", "Preprocess", "ProfileShards", "MergeProfiles", "SplitShards",
+                                       "FinishPreprocess", "Train", "HasTrainingMetrics", "TrainingResult",
                                        "QualityGate", "FindGateMetric", "GateVerdict", "GatePassed",
                                        "CreateModel", "BatchPredict", "Evaluate", "Summarize"]
     for task in TASKS:
@@ -60,6 +69,40 @@ def test_states_run_in_order_and_every_task_fails_to_its_own_state(definition):
         fail = definition["States"][f"{task}Failed"]
         assert fail["Type"] == "Fail" and fail["Error"] == f"{task}Failed"
         assert fail["CausePath"] == "States.JsonToString($.error)" and "ErrorPath" not in fail
+
+
+def test_after_the_plan_every_preprocess_failure_discards_the_run_then_fails_at_preprocess_failed(definition):
+    states = definition["States"]
+    for name in ("ProfileShards", "MergeProfiles", "SplitShards", "FinishPreprocess"):
+        assert states[name]["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error",
+                                          "Next": "DiscardPreprocess"}], name
+    discard = states["DiscardPreprocess"]
+    assert discard["Parameters"]["Payload"] == {"action": "discard", "executionName.$": "$$.Execution.Name",
+                                                "error.$": "$.error"}
+    assert discard["Catch"][0]["Next"] == discard["Next"] == "PreprocessFailed"
+
+
+def test_the_preprocess_maps_are_distributed_over_the_work_items_with_results_in_s3():
+    synthesis = synthesize("concurrent", {"preprocessConcurrency": 8, "trainingInstanceCount": 3})
+    definition = json.loads(synthesis.definition)
+    assert check_definition(definition) == []
+    data = synthesis.outputs["dataBucket"]
+    for name, action in (("ProfileShards", "profile"), ("SplitShards", "split")):
+        state = definition["States"][name]
+        assert state["MaxConcurrency"] == 8
+        assert state["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
+        assert state["ItemReader"] == {
+            "Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "JSON"},
+            "Parameters": {"Bucket": data, "Key.$": "States.Format('runs/{}/preprocess/items.json', $$.Execution.Name)"}}
+        assert state["ItemSelector"] == {"action": action, "executionName.$": "$$.Execution.Name",
+                                         "item.$": "$$.Map.Item.Value"}
+        assert state["ResultWriter"]["Parameters"]["Prefix.$"] == (
+            f"States.Format('runs/{{}}/preprocess/map-results/{action}', $$.Execution.Name)")
+        assert state["ResultPath"] is None, "the Map's output (a pointer to its results) is not kept"
+        (child,) = state["ItemProcessor"]["States"].values()
+        assert "Catch" not in child and child["End"], "a failed item fails its child execution, and so the Map"
+    lambda_env = synthesis.one("aws:lambda/function:Function")["inputs"]["environment"]["variables"]
+    assert lambda_env["TRAINING_HOSTS"] == "3" and lambda_env["TRANSFORM_INSTANCES"] == "1"
 
 
 @pytest.mark.parametrize("task, field, group", [("Train", "TrainingJobName.$", "/aws/sagemaker/TrainingJobs"),
@@ -89,18 +132,21 @@ def test_no_path_points_at_a_field_aws_can_leave_out(definition):
 
 def test_preprocess_invokes_the_function_with_the_execution(definition, stack):
     state = definition["States"]["Preprocess"]
+    assert state["Next"] == "ProfileShards" and state["ResultPath"] == "$.shards"
     assert state["Resource"] == "arn:aws:states:::lambda:invoke"
     assert state["Parameters"]["FunctionName"].endswith(":function:sagestep-dev-preprocess")
     assert state["Parameters"]["Payload.$"] == "States.JsonMerge($, $.execution, false)"
-    # The action is merged last, so an execution input holding "action" cannot turn Preprocess into Evaluate.
+    # The action is merged last, so an execution input holding "action" cannot turn the plan into another action.
     assert definition["States"]["Start"]["Parameters"] == {
-        "executionName.$": "$$.Execution.Name", "executionArn.$": "$$.Execution.Id", "action": "preprocess"}
+        "executionName.$": "$$.Execution.Name", "executionArn.$": "$$.Execution.Id", "action": "plan"}
     [retry] = state["Retry"]
     assert retry["ErrorEquals"] == ["Lambda.ClientExecutionTimeoutException", "Lambda.ServiceException",
                                     "Lambda.AWSLambdaException", "Lambda.SdkClientException",
                                     "Lambda.TooManyRequestsException"] and retry["BackoffRate"] == 2
-    assert set(state["ResultSelector"]) >= {"runName.$", "executionTag.$", "channels.$", "hyperparameters.$",
-                                            "rows.$", "trainingCode"}
+    finish = definition["States"]["FinishPreprocess"]
+    assert finish["ResultPath"] == "$.run" and finish["Parameters"]["Payload"]["action"] == "finish"
+    assert set(finish["ResultSelector"]) >= {"runName.$", "executionTag.$", "channels.$", "hyperparameters.$",
+                                             "rows.$", "shards.$", "trainingCode"}
 
 
 def test_train_is_a_sync_script_mode_job_with_tags_and_no_metric_definitions(definition, stack):
@@ -110,7 +156,7 @@ def test_train_is_a_sync_script_mode_job_with_tags_and_no_metric_definitions(def
     assert p["AlgorithmSpecification"] == {"TrainingImage": stack.outputs["trainingImage"], "TrainingInputMode": "File"}
     assert [c["ChannelName"] for c in p["InputDataConfig"]] == ["train", "validation"]
     assert all(c["ContentType"] == "text/csv" for c in p["InputDataConfig"])
-    code = definition["States"]["Preprocess"]["ResultSelector"]["trainingCode"]
+    code = definition["States"]["FinishPreprocess"]["ResultSelector"]["trainingCode"]
     assert code["sagemaker_program"] == "train.py" and code["sagemaker_region"] == "us-east-1"  # R8
     assert code["sagemaker_submit_directory"].startswith(f"s3://{stack.outputs['artifactsBucket']}/code/training-")
     assert p["OutputDataConfig"] == {"S3OutputPath": f"s3://{stack.outputs['artifactsBucket']}/models/"}
@@ -196,10 +242,14 @@ def test_task_resources_use_the_stack_partition():
     china = json.loads(synthesize("cn", {"aws:region": "cn-north-1"}).definition)
     resources = {name: state["Resource"] for name, state in china["States"].items() if "Resource" in state}
     assert resources == {"Preprocess": "arn:aws-cn:states:::lambda:invoke",
+                         "MergeProfiles": "arn:aws-cn:states:::lambda:invoke",
+                         "FinishPreprocess": "arn:aws-cn:states:::lambda:invoke",
+                         "DiscardPreprocess": "arn:aws-cn:states:::lambda:invoke",
                          "Train": "arn:aws-cn:states:::sagemaker:createTrainingJob.sync",
                          "CreateModel": "arn:aws-cn:states:::sagemaker:createModel",
                          "BatchPredict": "arn:aws-cn:states:::sagemaker:createTransformJob.sync",
                          "Evaluate": "arn:aws-cn:states:::lambda:invoke"}
+    assert '"arn:aws:' not in json.dumps(china), "the Maps' readers, writers and children too"
     assert check_definition(china) == []
 
 
@@ -246,8 +296,9 @@ def test_synth_summary_says_why_the_volume_key_is_left_out():
     text = console.export_text()
     assert ("training: 1 x ml.g5.xlarge\n  VolumeKmsKeyId omitted: ml.g5.xlarge has local instance storage" in text)
     assert "batch prediction: 1 x ml.m5.large\n" in text and text.count("VolumeKmsKeyId omitted") == 1
-    assert ("states: Start → Preprocess → Train → HasTrainingMetrics → TrainingResult → QualityGate → "
-            "FindGateMetric → GateVerdict → GatePassed → CreateModel") in text
+    assert ("states: Start → Preprocess → ProfileShards → MergeProfiles → SplitShards → FinishPreprocess → Train → "
+            "HasTrainingMetrics → TrainingResult → QualityGate → "
+            "FindGateMetric → GateVerdict → GatePassed → CreateModel") in " ".join(text.split())
 
 
 def test_every_instance_family_sagemaker_offers_is_classified_for_local_storage():

@@ -39,21 +39,24 @@ def logs(group):
 
 
 def test_preprocess_role_reads_datasets_and_writes_only_runs(stack):
-    """Preprocess reads datasets; Evaluate, the same function's second action, reads back only the
-    predictions, the held-out labels and the schema of a run."""
+    """Preprocess reads datasets and its own records; Evaluate, the same function's last action, reads back
+    only the predictions, the held-out labels and the schema of a run; a failed preprocess deletes its run."""
     data, _ = names(stack)
     assert statements_by_sid(policy(stack, "sagestep-dev-preprocess-policy")) == {
         "ReadDatasets": {"Sid": "ReadDatasets", "Effect": "Allow", "Action": ["s3:GetObject"],
                          "Resource": [f"arn:aws:s3:::{data}/datasets/*"]},
         "ReadRunResults": {"Sid": "ReadRunResults", "Effect": "Allow", "Action": ["s3:GetObject"],
-                           "Resource": [f"arn:aws:s3:::{data}/runs/*/predictions/*",
-                                        f"arn:aws:s3:::{data}/runs/*/test-labels.csv",
-                                        f"arn:aws:s3:::{data}/runs/*/train/schema.json"]},
+                           "Resource": [f"arn:aws:s3:::{data}/runs/*/preprocess/*",
+                                        f"arn:aws:s3:::{data}/runs/*/predictions/*",
+                                        f"arn:aws:s3:::{data}/runs/*/test-labels/*",
+                                        f"arn:aws:s3:::{data}/runs/*/validation/schema.json"]},
         "ListDatasetBuckets": {"Sid": "ListDatasetBuckets", "Effect": "Allow", "Action": ["s3:ListBucket"],
                                "Resource": [f"arn:aws:s3:::{data}"]},
         "WriteRunData": {"Sid": "WriteRunData", "Effect": "Allow",
                          "Action": ["s3:AbortMultipartUpload", "s3:PutObject"],
                          "Resource": [f"arn:aws:s3:::{data}/runs/*"]},
+        "DiscardRunData": {"Sid": "DiscardRunData", "Effect": "Allow", "Action": ["s3:DeleteObject"],
+                           "Resource": [f"arn:aws:s3:::{data}/runs/*"]},
         "OwnLogs": {"Sid": "OwnLogs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
                     "Resource": logs("/aws/lambda/sagestep-dev-preprocess")[1:]},
     }
@@ -115,8 +118,17 @@ def test_state_machine_role_is_the_union_of_its_steps(stack):
     to_sagemaker = {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
     rule = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/StepFunctionsGetEventsForSageMaker"
     statements = statements_by_sid(policy(stack, "sagestep-dev-states-policy"))
+    data, _ = names(stack)
     expected = {
         "InvokePreprocess": (["lambda:InvokeFunction"], [fn, f"{fn}:*"], None),
+        # The preprocess Distributed Maps: their child executions, their item list and their results.
+        "StartMapChildren": (["states:StartExecution"],
+                             [f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:sagestep-dev-pipeline"], None),
+        "FollowMapChildren": (["states:DescribeExecution", "states:StopExecution"],
+                              [f"arn:aws:states:{REGION}:{ACCOUNT}:execution:sagestep-dev-pipeline/*"], None),
+        "ReadWorkItems": (["s3:GetObject"], [f"arn:aws:s3:::{data}/runs/*/preprocess/items.json"], None),
+        "WriteMapResults": (["s3:AbortMultipartUpload", "s3:GetObject", "s3:ListMultipartUploadParts",
+                             "s3:PutObject"], [f"arn:aws:s3:::{data}/runs/*/preprocess/map-results/*"], None),
         "TrainingJobs": (["sagemaker:AddTags", "sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob",
                           "sagemaker:StopTrainingJob"], [f"{sm}:training-job/sagestep-dev--*"], None),
         "SageMakerListTags": (["sagemaker:ListTags"], ["*"], None),
@@ -180,7 +192,9 @@ def test_roles_cannot_do_each_others_work(stack):
                     if "s3:PutObject" in s["Action"] for r in s["Resource"]}
     assert model_writes == {f"arn:aws:s3:::{data}/runs/*/predictions/*"}
     states = policy(stack, "sagestep-dev-states-policy")["Statement"]
-    assert not [a for s in states for a in s["Action"] if a.startswith("s3:")], "the state machine needs no S3"
+    assert {r for s in states for r in s["Resource"] if r.startswith("arn:aws:s3")} == {
+        f"arn:aws:s3:::{data}/runs/*/preprocess/items.json", f"arn:aws:s3:::{data}/runs/*/preprocess/map-results/*"}, \
+        "the state machine reads the work items and writes the Maps' results, nothing else in S3"
 
 
 def test_trust_policies_carry_confused_deputy_conditions(stack):

@@ -1,26 +1,33 @@
 """Local jobs behave as the sagemaker-xgboost 3.0-5 image does, because its own launcher runs them.
 
 Throwaway bundles print what they received; the assertions are the image's behaviour (reference
-xgboost-container.md §2-§4), not ours. One test runs the real training/train.py and inference/inference.py.
+xgboost-container.md §2-§4), not ours. Some tests run the real training/train.py and inference/inference.py.
 """
 from __future__ import annotations
 
 import io
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import tarfile
 import threading
 import time
+from collections import defaultdict
 
 import boto3
+import numpy as np
 import pytest
+import xgboost as xgb
 from moto import mock_aws
+from sklearn.datasets import make_classification
 
 from sagestep import ROOT
 from sagestep.local import image
-from sagestep.local.containers import Outcome, TrainingRun, TransformRun
+from sagestep.local.containers import Outcome, TrainingRun, TransformRun, first_failure, shard
+from sagestep.local.job_logs import JobLogs
 
 REGION = "eu-west-1"
 BUCKET = "launcher-tests"
@@ -121,7 +128,8 @@ def finish(run, timeout: float = 120) -> Outcome:
 
 
 def training_request(name: str, code_uri: str, hyperparameters: dict[str, str], channels: dict[str, str],
-                     **extra) -> dict:
+                     instances: int = 1, **extra) -> dict:
+    """As the Train state sends it: the train channel ShardedByS3Key, the others FullyReplicated."""
     return {
         "TrainingJobName": name,
         "HyperParameters": {**hyperparameters, "sagemaker_program": "train.py",
@@ -129,10 +137,11 @@ def training_request(name: str, code_uri: str, hyperparameters: dict[str, str], 
         "AlgorithmSpecification": {"TrainingImage": "xgboost", "TrainingInputMode": "File"},
         "InputDataConfig": [{"ChannelName": channel, "ContentType": "text/csv", "CompressionType": "None",
                              "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri,
-                                                             "S3DataDistributionType": "FullyReplicated"}}}
+                                                             "S3DataDistributionType": "ShardedByS3Key"
+                                                             if channel == "train" else "FullyReplicated"}}}
                             for channel, uri in channels.items()],
         "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/models"},
-        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
+        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": instances, "VolumeSizeInGB": 10},
         "StoppingCondition": {"MaxRuntimeInSeconds": 300},
         **extra,
     }
@@ -142,12 +151,26 @@ def train(s3, name: str, files: dict[str, str], hyperparameters: dict[str, str],
           **extra) -> tuple[Outcome, list[str]]:
     code = put(s3, f"code/{name}.tar.gz", tar_gz(files))
     lines: list[str] = []
-    outcome = finish(TrainingRun(s3, training_request(name, code, hyperparameters, channels, **extra), lines.append))
+    outcome = finish(TrainingRun(s3, training_request(name, code, hyperparameters, channels, **extra),
+                                 lambda host, line: lines.append(line)))
     return outcome, lines
 
 
+def start_training(s3, name: str, files: dict[str, str], hyperparameters: dict[str, str], channels: dict[str, str],
+                   instances: int, on_line=None) -> tuple[TrainingRun, dict[str, list[str]]]:
+    """A training job on several instances, and each host's lines."""
+    code = put(s3, f"code/{name}.tar.gz", tar_gz(files))
+    lines: dict[str, list[str]] = defaultdict(list)
+
+    def heard(host: str, line: str) -> None:
+        lines[host].append(line)
+        if on_line:
+            on_line(host, line)
+    return TrainingRun(s3, training_request(name, code, hyperparameters, channels, instances), heard), lines
+
+
 def transform(s3, name: str, inference: str, inputs: dict[str, str], content_type: str | None = "text/csv",
-              accept: str | None = None, max_payload_mb: int = 6, model_uri: str | None = None,
+              accept: str | None = None, max_payload_mb: int = 6, model_uri: str | None = None, instances: int = 1,
               **environment) -> tuple[Outcome, list[str]]:
     code = put(s3, f"code/{name}.tar.gz", tar_gz({"inference.py": inference}))
     model_uri = model_uri or put(s3, f"models/{name}/model.tar.gz", tar_gz({"model.txt": "weights"}))
@@ -159,12 +182,12 @@ def transform(s3, name: str, inference: str, inputs: dict[str, str], content_typ
                "TransformInput": transform_input,
                "TransformOutput": {"S3OutputPath": f"s3://{BUCKET}/predictions/{name}", "AssembleWith": "Line",
                                    **({"Accept": accept} if accept else {})},
-               "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1}}
+               "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": instances}}
     model = {"PrimaryContainer": {"ModelDataUrl": model_uri, "Environment": {
         "SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": code, "SAGEMAKER_REGION": REGION,
         **environment}}}
     lines: list[str] = []
-    return finish(TransformRun(s3, request, model, lines.append)), lines
+    return finish(TransformRun(s3, request, model, lambda host, line: lines.append(line))), lines
 
 
 def output_lines(s3, name: str, key: str) -> list[str]:
@@ -195,8 +218,9 @@ def test_the_script_sees_what_the_image_gives_it(s3):
 
     # inputdataconfig.json is an object keyed by channel name; the channels are downloaded.
     assert report["inputdataconfig"] == {name: {"ContentType": "text/csv", "TrainingInputMode": "File",
-                                                "S3DistributionType": "FullyReplicated", "RecordWrapperType": "None"}
-                                         for name in ("train", "validation")}
+                                                "S3DistributionType": distribution, "RecordWrapperType": "None"}
+                                         for name, distribution in (("train", "ShardedByS3Key"),
+                                                                    ("validation", "FullyReplicated"))}
     assert report["channel_files"] == ["part-1.csv"]
     ml = env["SAGEMAKER_BASE_DIR"]
     assert env["SM_CHANNEL_TRAIN"] == f"{ml}/input/data/train" and json.loads(env["SM_CHANNELS"]) == ["train", "validation"]
@@ -306,6 +330,187 @@ def test_the_real_training_and_inference_scripts(s3):
     # The image wraps its own default input_fn like a user's, so an unsupported type is a 500, not a 415.
     assert outcome.failure_reason.startswith("ClientError: test.csv: POST /invocations answered HTTP 500")
     assert "Content type application/json is not supported by this framework" in outcome.failure_reason
+
+
+# ---------------------------------------------------------------- several instances
+
+HOSTS_TRAIN = """
+import json, os, socket
+hosts = json.loads(os.environ["SM_HOSTS"])
+with open(os.path.join(os.environ["SM_INPUT_CONFIG_DIR"], "resourceconfig.json")) as f:
+    resources = json.load(f)
+print("HOST " + json.dumps({"current": os.environ["SM_CURRENT_HOST"], "hosts": hosts, "resources": resources,
+                            "train": sorted(os.listdir(os.environ["SM_CHANNEL_TRAIN"])),
+                            "validation": sorted(os.listdir(os.environ["SM_CHANNEL_VALIDATION"])),
+                            "addresses": [socket.gethostbyname(host) for host in hosts]}), flush=True)
+"""
+
+FAILING_HOST_TRAIN = """
+import os, sys, time
+if os.environ["SM_CURRENT_HOST"] == "algo-2":
+    print("TrainingError: algo-2's own reason", file=sys.stderr, flush=True)
+    sys.exit(3)
+time.sleep(110)
+print("algo-1 slept", flush=True)
+"""
+
+ECHO_INFERENCE = """
+import os
+HOST = os.path.basename(os.path.dirname(os.environ["SAGEMAKER_BASE_DIR"]))
+
+def model_fn(model_dir):
+    return None
+
+def input_fn(data, content_type):
+    return data if isinstance(data, str) else data.decode()
+
+def predict_fn(data, model):
+    return "".join(f"{HOST},{line}\\n" for line in data.splitlines())
+
+def output_fn(prediction, accept):
+    return prediction, accept
+"""
+
+
+def test_objects_are_dealt_whole_in_key_order():
+    assert shard(["c", "a", "e", "b", "d"], 2) == [["a", "c", "e"], ["b", "d"]]
+    assert shard(["a"], 3) == [["a"], [], []]
+
+
+def put_parts(s3, prefix: str, rows: np.ndarray, parts: int, fmt: str = "%.6g") -> list[str]:
+    """rows as part-00000.csv … under prefix, as the preprocess step writes them."""
+    keys = []
+    for index, chunk in enumerate(np.array_split(rows, parts)):
+        text = "\n".join(",".join(fmt % value for value in row) for row in chunk) + "\n"
+        keys.append(put(s3, f"{prefix}/part-{index:05d}.csv", text))
+    return keys
+
+
+def test_each_host_gets_its_share_of_train_and_all_of_validation_and_resolves_the_others(s3):
+    put_parts(s3, "sharded/train", np.arange(10.0).reshape(5, 2), 5)
+    put(s3, "sharded/validation/part-00000.csv", "1,2\n")
+    put(s3, "sharded/validation/schema.json", "{}")
+    channels = {"train": f"s3://{BUCKET}/sharded/train/", "validation": f"s3://{BUCKET}/sharded/validation/"}
+    run, lines = start_training(s3, "sharded", {"train.py": HOSTS_TRAIN}, {}, channels, instances=2)
+    assert finish(run) == Outcome("Completed"), dict(lines)
+    seen = {host: json.loads(next(line for line in lines[host] if line.startswith("HOST "))[len("HOST "):])
+            for host in ("algo-1", "algo-2")}
+    assert seen["algo-1"]["train"] == ["part-00000.csv", "part-00002.csv", "part-00004.csv"]
+    assert seen["algo-2"]["train"] == ["part-00001.csv", "part-00003.csv"]
+    for host, report in seen.items():
+        assert report["current"] == host and report["hosts"] == ["algo-1", "algo-2"]
+        assert report["resources"]["current_host"] == host and report["resources"]["hosts"] == ["algo-1", "algo-2"]
+        assert report["validation"] == ["part-00000.csv", "schema.json"]
+    # Both hosts resolve both names, to two loopback addresses of one block of the job's own.
+    first, second = seen["algo-1"]["addresses"]
+    assert seen["algo-2"]["addresses"] == [first, second] and first.startswith("127.") and first != "127.0.0.1"
+    assert first.rsplit(".", 1) == [second.rsplit(".", 1)[0], "1"] and second.endswith(".2")
+
+
+def test_a_failing_host_fails_the_job_with_its_reason_and_stops_the_others(s3):
+    channels = {"train": put(s3, "failing-host/train/part-00000.csv", "1,2\n")}
+    run, lines = start_training(s3, "failing-host", {"train.py": FAILING_HOST_TRAIN}, {}, channels, instances=2)
+    outcome = finish(run)
+    assert outcome.status == "Failed"
+    # algo-2's launcher exited 1 with its ExecuteUserScriptError; algo-1 was stopped (SIGKILL), not waited for.
+    assert outcome.failure_reason.startswith("AlgorithmError: ExecuteUserScriptError:")
+    assert outcome.failure_reason.endswith(", exit code: 1")
+    assert "TrainingError: algo-2's own reason" in lines["algo-2"]
+    assert "algo-1 slept" not in lines["algo-1"] and run.hosts[0].process.proc.returncode == -signal.SIGKILL
+
+
+def test_first_failure_is_the_host_that_ended_first():
+    class Ended:
+        def __init__(self, code, ended):
+            self.code, self.ended = code, ended
+
+        def finished(self):
+            return self.code
+
+    class Host:
+        def __init__(self, name, code, ended):
+            self.name, self.process = name, Ended(code, ended)
+    hosts = [Host("algo-1", 1, 5.0), Host("algo-2", 3, 2.0), Host("algo-3", None, None)]
+    assert [(host.name, code) for host, code in [first_failure(hosts)]] == [("algo-2", 3)]
+    assert first_failure([Host("algo-1", 0, 1.0), Host("algo-2", None, None)]) is None
+
+
+def binary_dataset(s3, name: str) -> dict[str, str]:
+    """4,000 rows: train in 5 part files, validation with its schema.json, test features in 3 parts."""
+    x, y = make_classification(n_samples=4000, n_features=8, n_informative=5, random_state=7)
+    rows = np.column_stack([y, x])
+    put_parts(s3, f"{name}/train", rows[:2800], 5)
+    put_parts(s3, f"{name}/validation", rows[2800:3400], 2)
+    put(s3, f"{name}/validation/schema.json", json.dumps({"label": {"name": "y", "classes": ["no", "yes"]}}))
+    put_parts(s3, f"{name}/test-features", x[3400:], 3)
+    return {"train": f"s3://{BUCKET}/{name}/train/", "validation": f"s3://{BUCKET}/{name}/validation/"}
+
+
+def model_files(s3, name: str) -> tarfile.TarFile:
+    body = s3.get_object(Bucket=BUCKET, Key=f"models/{name}/output/model.tar.gz")["Body"].read()
+    return tarfile.open(fileobj=io.BytesIO(body))
+
+
+def test_two_hosts_train_one_model_as_good_as_one_host_and_two_instances_predict_it(s3):
+    channels = binary_dataset(s3, "data")
+    hyperparameters = {"objective": "binary:logistic", "eval_metric": "logloss", "num_round": "60", "max_depth": "4"}
+    script = {"train.py": (ROOT / "training/train.py").read_text()}
+    single, single_lines = start_training(s3, "single", script, hyperparameters, channels, instances=1)
+    assert finish(single) == Outcome("Completed"), single_lines["algo-1"][-20:]
+
+    logs = boto3.client("logs", region_name=REGION)
+    log = JobLogs(logs, "training", "pair", ["algo-1", "algo-2"])
+    pair, lines = start_training(s3, "pair", script, hyperparameters, channels, instances=2, on_line=log.add)
+    while pair.poll_running():
+        time.sleep(0.05)
+    assert [host.process.finished() for host in pair.hosts] == [0, 0], dict(lines)
+    # Only the first host writes the model.
+    assert sorted(p.name for p in (pair.hosts[0].ml / "model").iterdir()) == ["metrics.json", "schema.json",
+                                                                              "xgboost-model.json"]
+    assert not any((pair.hosts[1].ml / "model").iterdir())
+    assert finish(pair) == Outcome("Completed")
+
+    # One model across both hosts, as good as on one host.
+    metrics = {name: json.load(model_files(s3, name).extractfile("metrics.json"))["metrics"]
+               for name in ("single", "pair")}
+    assert metrics["pair"]["validation:logloss"] == pytest.approx(metrics["single"]["validation:logloss"], rel=0.01)
+    assert metrics["pair"]["validation:logloss"] < 0.35
+    # Only the first host prints the metric lines the console scrapes, in its own stream, as SageMaker names it.
+    log.flush()
+    streams = [s["logStreamName"] for s in logs.describe_log_streams(logGroupName="/aws/sagemaker/TrainingJobs")[
+        "logStreams"]]
+    assert sorted(stream.rsplit("-", 1)[0] for stream in streams) == ["pair/algo-1", "pair/algo-2"]
+    assert all(re.fullmatch(r"pair/algo-[12]-\d{10}", stream) for stream in streams)
+    rounds = [line for line in log.streams["algo-1"].stored if "#011validation-logloss:" in line]
+    assert len(rounds) == json.load(model_files(s3, "pair").extractfile("metrics.json"))["rounds"]
+    assert not [line for line in log.streams["algo-2"].stored if "validation-logloss" in line or "final" in line]
+
+    # Batch prediction on two instances: each test object's predictions in its own .out, aligned with it.
+    inputs = {key["Key"].rsplit("/", 1)[1]: s3.get_object(Bucket=BUCKET, Key=key["Key"])["Body"].read().decode()
+              for key in s3.list_objects_v2(Bucket=BUCKET, Prefix="data/test-features/")["Contents"]}
+    outcome, _ = transform(s3, "pair-predict", (ROOT / "inference/inference.py").read_text(), inputs,
+                           accept="text/csv", model_uri=f"s3://{BUCKET}/models/pair/output/model.tar.gz", instances=2)
+    assert outcome == Outcome("Completed")
+    booster = xgb.Booster()
+    booster.load_model(bytearray(model_files(s3, "pair").extractfile("xgboost-model.json").read()))
+    for key, text in inputs.items():
+        expected = booster.predict(xgb.DMatrix(np.loadtxt(io.StringIO(text), delimiter=",", ndmin=2)))
+        rows = [line.split(",") for line in output_lines(s3, "pair-predict", key)]
+        assert [float(row[-1]) for row in rows] == pytest.approx(expected.tolist(), abs=1e-5), key
+        assert {row[0] for row in rows} <= {"no", "yes"}
+
+
+def test_a_transform_on_two_instances_shares_whole_objects_and_keeps_outputs_aligned(s3):
+    inputs = {f"part-{index:05d}.csv": "".join(f"{index},{row}\n" for row in range(index + 2)) for index in range(5)}
+    outcome, lines = transform(s3, "shared", ECHO_INFERENCE, inputs, accept="text/csv", instances=2)
+    assert outcome == Outcome("Completed"), lines[-20:]
+    served = {}
+    for key, text in inputs.items():
+        rows = [line.split(",", 1) for line in output_lines(s3, "shared", key)]
+        assert [row[1] for row in rows] == text.splitlines(), key
+        [served[key]] = {row[0] for row in rows}          # one instance served the whole object
+    assert served == {"part-00000.csv": "algo-1", "part-00001.csv": "algo-2", "part-00002.csv": "algo-1",
+                      "part-00003.csv": "algo-2", "part-00004.csv": "algo-1"}
 
 
 # ---------------------------------------------------------------- the environment itself

@@ -71,7 +71,8 @@ def test_preprocess_lambda(stack):
     # The framework's objectives reach the Lambda through its environment (cloud code imports nothing else).
     assert env == {"DATA_BUCKET": stack.outputs["dataBucket"], "JOB_NAME_PREFIX": "sagestep-dev", "HYPERPARAMETERS": "{}",
                    "OBJECTIVES": json.dumps(framework.OBJECTIVES, sort_keys=True),
-                   "QUALITY_GATE": json.dumps(framework.quality_gate("", None))}
+                   "QUALITY_GATE": json.dumps(framework.quality_gate("", None)),
+                   "TRAINING_HOSTS": "1", "TRANSFORM_INSTANCES": "1"}
     assert set(fn["code"]["archive"]) >= {"preprocess/handler.py", "preprocess/plan.py", "preprocess/layout.py",
                                           "preprocess/naming.py", "preprocess/errors.py", "preprocess/__init__.py"}
     assert fn["loggingConfig"] == {"logFormat": "JSON", "logGroup": "/aws/lambda/sagestep-dev-preprocess"}

@@ -135,11 +135,13 @@ def test_with_two_metrics_each_validation_value_ends_its_line(tmp_path):
 
 
 def test_multiclass_output_uses_the_schema_labels(tmp_path):
-    (tmp_path / "input/data/train").mkdir(parents=True)
+    """schema.json lies beside the validation data (FullyReplicated: every host has it) and is not read as data."""
     x, y = dataset("multiclass")
-    write_channel(tmp_path / "input/data/validation", x[120:], y[120:])
-    np.savetxt(tmp_path / "input/data/train/part-0.csv", np.column_stack([y[:120], x[:120]]), delimiter=",", fmt="%.6g")
-    (tmp_path / "input/data/train/schema.json").write_text(json.dumps(
+    write_channel(tmp_path / "input/data/train", x[:120], y[:120])
+    (tmp_path / "input/data/validation").mkdir(parents=True)
+    np.savetxt(tmp_path / "input/data/validation/part-0.csv", np.column_stack([y[120:], x[120:]]), delimiter=",",
+               fmt="%.6g")
+    (tmp_path / "input/data/validation/schema.json").write_text(json.dumps(
         {"label": {"name": "species", "classes": ["setosa", "versicolor", "virginica"]}}))
     result, _, _ = run_training(tmp_path, "multiclass", channels=False)
     assert result.returncode == 0, result.stderr
