@@ -231,11 +231,10 @@ def writable_folder(path: Path) -> Path:
 
 
 def download_outputs(s3, output: dict, out_dir: Path) -> dict[str, Path]:
-    """A successful run's files, each into out_dir under its own name: the joined predictions, the
-    held-out labels, the schema, the metrics file and the model."""
+    """A successful run's files, each into out_dir under its own name: the predictions joined with the
+    held-out rows' labels (and ids), the schema, the metrics file and the model."""
     evaluation = output.get("evaluation") or {}
-    uris = {"predictions": evaluation.get("predictionsFile"), "testLabels": output.get("testLabelsUri"),
-            "schema": output.get("schemaUri"), "metrics": evaluation.get("evaluationFile"),
+    uris = {"predictions": evaluation.get("predictionsFile"), "schema": output.get("schemaUri"), "metrics": evaluation.get("evaluationFile"),
             "modelArtifact": output.get("modelArtifacts")}
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {}

@@ -149,5 +149,5 @@ def statements(refs: Refs) -> list[dict]:
 
 STEP = Step(NAME, states, statements, outputs={
     "runName.$": "$.run.runName", "objective.$": "$.run.objective", "rows.$": "$.run.rows",
-    "testLabelsUri.$": "$.run.testLabelsUri", "schemaUri.$": "$.run.schemaUri",
+    "testLabelsUri.$": "$.run.testLabelsUri", "schemaUri.$": "$.run.schemaUri", "shards.$": "$.run.shards",
     "ignoredColumns.$": "$.run.ignoredColumns"})

@@ -23,6 +23,7 @@ from sagestep.synth import synthesize
 from tests.test_run_report import assert_renders, browser, open_report  # noqa: F401  (browser is a fixture)
 
 IRIS = ROOT / "examples/iris.csv"
+PREPROCESS = ["Start", "Preprocess", "ProfileShards", "MergeProfiles", "SplitShards", "FinishPreprocess"]
 
 
 def write_dataset(path, loader, label="label"):
@@ -53,13 +54,13 @@ def test_pipeline_succeeds(tmp_path, capsys, browser, definition, kind):
         label = "label"
     code, result = run_cli(capsys, dataset, "--label", label, "--out", tmp_path / "out", "--report")
     assert code == 0 and result["status"] == "SUCCEEDED", result
-    assert [s["name"] for s in result["states"]] == ["Start", "Preprocess", "Train", "HasTrainingMetrics",
-                                                     "TrainingResult", "QualityGate", "NoQualityGate", "CreateModel",
-                                                     "BatchPredict", "Evaluate", "Summarize"]
-    # --out receives the joined predictions, the held-out labels, the schema, the metrics and the model.
+    assert [s["name"] for s in result["states"]] == PREPROCESS + ["Train", "HasTrainingMetrics",
+                                                                  "TrainingResult", "QualityGate", "NoQualityGate",
+                                                                  "CreateModel", "BatchPredict", "Evaluate", "Summarize"]
+    # --out receives the predictions joined with the held-out labels, the schema, the metrics and the model.
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == ["evaluation.json", "model.tar.gz", "predictions.csv",
-                                                     "report.html", "schema.json", "test-labels.csv"]
+                                                     "report.html", "schema.json"]
     # The report of the real run, as a person sees it in chromium: every chart drawn, every state named.
     report = out / "report.html"
     assert result["report"] == str(report)
@@ -70,13 +71,12 @@ def test_pipeline_succeeds(tmp_path, capsys, browser, definition, kind):
     cost = result["cost"]
     assert cost["estimate"] and [item["item"] for item in cost["items"]] == [
         "training", "batch transform", "preprocess Lambda", "state transitions"]
-    assert "2 invocations at 1769 MB" in cost["items"][2]["detail"] and cost["usd"] > 0
+    # plan, merge, finish and evaluate (the Maps' children run in child executions, outside this history)
+    assert "4 invocations at 1769 MB" in cost["items"][2]["detail"] and cost["usd"] > 0
     with tarfile.open(result["outputs"]["modelArtifact"]) as model:
         assert {"xgboost-model.json", "schema.json"} <= set(model.getnames())
     predictions = list(csv.reader(open(result["outputs"]["predictions"])))
-    labels = list(csv.reader(open(result["outputs"]["testLabels"])))
-    assert len(predictions) == len(labels) == result["rows"]["test"] + 1
-    assert [row[0] for row in predictions] == [row[0] for row in labels]      # the held-out label, then the prediction
+    assert len(predictions) == result["rows"]["test"] + 1
     metric = {"multiclass": "validation:mlogloss", "binary": "validation:logloss", "regression": "validation:rmse"}[kind]
     assert metric in result["metrics"]
     # The curve the console would plot: scraped from the job's CloudWatch log by the image's definition.
@@ -156,6 +156,97 @@ def test_bad_dataset_fails_at_preprocess_and_starts_no_job(engine, tmp_path):
     assert json.loads(description["cause"])["Error"] == "MalformedRow"
     assert "row 4: expected 2 fields, found 1" in description["cause"]
     assert engine.client("sagemaker").list_training_jobs()["TrainingJobSummaries"] == []
+
+
+def write_shards(folder, rows=120):
+    """Four shards, plain and gzip, one empty; 'teal' and the class 'huge' appear only in the last one."""
+    import gzip
+    folder.mkdir()
+    shade = random.Random(3)
+    for k in range(4):
+        lines = ["colour,size,label"]
+        for i in range(0 if k == 2 else rows):
+            colour = shade.choice(["red", "blue"] + (["teal"] if k == 3 else []))
+            size = shade.random() * 10
+            lines.append(f"{colour},{size:.3f},{'huge' if colour == 'teal' else ('big' if size > 5 else 'small')}")
+        data = ("\n".join(lines) + "\n").encode()
+        (folder / f"part-{k}.csv{'.gz' if k % 2 else ''}").write_bytes(gzip.compress(data) if k % 2 else data)
+    return folder
+
+
+def run_objects(engine, execution_arn):
+    listing = engine.client("s3").list_objects_v2(Bucket=engine.data_bucket,
+                                                  Prefix=f"runs/{execution_arn.rsplit(':', 1)[1]}/")
+    return sorted(item["Key"].split("/", 2)[2] for item in listing.get("Contents", []))
+
+
+def test_a_folder_of_shards_runs_through_the_distributed_maps(engine, tmp_path):
+    folder = write_shards(tmp_path / "clicks")
+    uri = engine.upload_dataset(folder, sorted(folder.iterdir()))
+    description, progress = execute(engine, {"datasetUri": uri, "labelColumn": "label"}, name="shards")
+    assert description["status"] == "SUCCEEDED", description.get("cause")
+    output = json.loads(description["output"])
+    assert sum(output["rows"].values()) == 360 and output["evaluation"]["rows"] == output["rows"]["test"]
+    keys = run_objects(engine, description["executionArn"])
+    schema = json.loads(engine.client("s3").get_object(Bucket=engine.data_bucket, Key=output["schemaUri"].split(
+        "/", 3)[3])["Body"].read())
+    assert schema["label"]["classes"] == ["big", "huge", "small"] and schema["shards"] == 4
+    assert schema["features"][0]["categories"] == ["blue", "red", "teal"]
+    # one object per item with rows in each folder (shard 2 has a header only), and the Maps' results as
+    # AWS's ResultWriter writes them
+    assert [key for key in keys if key.startswith("train/")] == [f"train/part-0000{i}-000.csv" for i in (0, 1, 3)]
+    assert [key for key in keys if key.startswith("predictions/")] == [
+        f"predictions/part-0000{i}-000.csv.out" for i in (0, 1, 3)]
+    manifests = [key for key in keys if key.endswith("manifest.json")]
+    assert [key.split("/")[2] for key in manifests] == ["profile", "split"]
+    for manifest in manifests:
+        body = json.loads(engine.client("s3").get_object(Bucket=engine.data_bucket,
+                                                          Key=f"runs/shards/{manifest}")["Body"].read())
+        (results,) = body["ResultFiles"]["SUCCEEDED"]
+        records = json.loads(engine.client("s3").get_object(Bucket=engine.data_bucket, Key=results["Key"])["Body"].read())
+        assert sorted(json.loads(record["Output"])["result"]["item"] for record in records) == [0, 1, 2, 3]
+
+
+def test_a_bad_shard_fails_at_preprocess_naming_it_and_leaves_nothing_of_the_run(engine, tmp_path):
+    folder = write_shards(tmp_path / "clicks")
+    (folder / "part-5.csv").write_text("colour,size,label\nred,1.5,big\nred,2\n")
+    uri = engine.upload_dataset(folder, sorted(folder.iterdir()))
+    description, progress = execute(engine, {"datasetUri": uri}, name="badshard")
+    assert description["status"] == "FAILED" and description["error"] == "PreprocessFailed"
+    cause = json.loads(description["cause"])
+    assert cause["Error"] == "MalformedRow"
+    assert "datasets/clicks/part-5.csv, row 3: expected 3 fields, found 2" in cause["Cause"]
+    history = engine.client("stepfunctions").get_execution_history(executionArn=description["executionArn"])["events"]
+    failed = [event["mapRunFailedEventDetails"] for event in history if event["type"] == "MapRunFailed"]
+    assert failed == [{"error": "States.ExceedToleratedFailureThreshold",
+                       "cause": "The specified tolerated failure threshold was exceeded"}]
+    assert run_objects(engine, description["executionArn"]) == [], "nothing of the run is left"
+    assert engine.client("sagemaker").list_training_jobs()["TrainingJobSummaries"] == []
+
+
+def test_the_preprocess_lambdas_run_concurrently_up_to_the_stack_s_concurrency(tmp_path, monkeypatch):
+    from preprocess import handler as handler_module
+    running, most = [], []
+    original = handler_module.Run.profile
+
+    def profile(self, event):
+        running.append(1)
+        most.append(len(running))
+        time.sleep(0.3)
+        try:
+            return original(self, event)
+        finally:
+            running.pop()
+    monkeypatch.setattr(handler_module.Run, "profile", profile)
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for k in range(6):
+        (folder / f"p{k}.csv").write_text("a,label\n" + "".join(f"{i},{i % 2}\n" for i in range(20)))
+    with LocalEngine(synthesize("conc", {"preprocessConcurrency": 3})) as running_engine:
+        uri = running_engine.upload_dataset(folder, sorted(folder.iterdir()))
+        description, _ = execute(running_engine, {"datasetUri": uri}, name="conc")
+    assert description["status"] == "SUCCEEDED", description.get("cause")
+    assert len(most) == 6 and max(most) == 3
 
 
 def test_failing_training_fails_at_train_with_the_reason(engine):

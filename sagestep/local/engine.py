@@ -16,7 +16,7 @@ import os
 import threading
 import time
 import zipfile
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from unittest import mock
 
@@ -48,16 +48,49 @@ class _Context:
         return max(int((self._deadline - time.monotonic()) * 1000), 0)
 
 
-_INVOKE_LOCK = threading.Lock()
+class _Environments:
+    """os.environ is the process's: invocations with the same function environment run side by side
+    (a Distributed Map's children), one with another environment waits until they are done."""
+
+    def __init__(self):
+        self._changed = threading.Condition()
+        self._current: dict[str, str] | None = None
+        self._saved: dict[str, str | None] = {}
+        self._active = 0
+
+    @contextmanager
+    def applied(self, variables: dict[str, str]):
+        with self._changed:
+            self._changed.wait_for(lambda: self._active == 0 or self._current == variables)
+            if self._active == 0:
+                self._saved = {name: os.environ.get(name) for name in variables}
+                self._current = dict(variables)
+                os.environ.update(variables)
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._active -= 1
+                if self._active == 0:
+                    for name, value in self._saved.items():
+                        if value is None:
+                            os.environ.pop(name, None)
+                        else:
+                            os.environ[name] = value
+                    self._current = None
+                    self._changed.notify_all()
+
+
+_ENVIRONMENTS = _Environments()
 
 
 def invoke_handler(configuration: dict, event) -> object:
-    """A Lambda function's Python handler, called in-process with the function's environment (one
-    at a time: the environment is the process's)."""
+    """A Lambda function's Python handler, called in-process with the function's environment; calls of
+    the same function run concurrently, as Lambda runs them."""
     module_name, _, attribute = configuration["Handler"].rpartition(".")
     handler = getattr(importlib.import_module(module_name), attribute)
-    variables = configuration.get("Environment", {}).get("Variables", {})
-    with _INVOKE_LOCK, mock.patch.dict(os.environ, variables):
+    with _ENVIRONMENTS.applied(configuration.get("Environment", {}).get("Variables", {})):
         return handler(event, _Context(configuration.get("Timeout", 3)))
 
 
@@ -94,6 +127,8 @@ class LocalEngine:
         moto_adapter.emit_status_changes(stack, self._status_changed)
         moto_adapter.deliver_events_to_sns(stack)
         moto_adapter.tags_need_the_state_machine(stack)
+        moto_adapter.write_map_results(stack)
+        moto_adapter.fail_map_runs_beyond_tolerance(stack)
         if self.retry_wait_factor != 1.0:
             moto_adapter.scale_retry_waits(stack, self.retry_wait_factor)
         jobs = sagemaker_task.JOBS = sagemaker_task.LocalJobs(self.region, self.on_line)
@@ -189,7 +224,12 @@ class LocalEngine:
                 return found
             time.sleep(0.05)
 
-    def upload_dataset(self, path: Path) -> str:
-        key = f"datasets/{path.name}"
-        self.client("s3").upload_file(str(path), self.data_bucket, key)
-        return f"s3://{self.data_bucket}/{key}"
+    def upload_dataset(self, path: Path, shards: list[Path] | None = None) -> str:
+        """A file as datasets/<name>, or a folder's shards under the prefix datasets/<name>/."""
+        s3 = self.client("s3")
+        if shards is None:
+            s3.upload_file(str(path), self.data_bucket, f"datasets/{path.name}")
+            return f"s3://{self.data_bucket}/datasets/{path.name}"
+        for shard in shards:
+            s3.upload_file(str(shard), self.data_bucket, f"datasets/{path.name}/{shard.relative_to(path).as_posix()}")
+        return f"s3://{self.data_bucket}/datasets/{path.name}/"

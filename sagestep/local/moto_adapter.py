@@ -12,7 +12,11 @@ The hooks, each installed on an ExitStack and undone when it closes:
 - intercept_requests: a check before moto handles a request of a JSON-protocol service;
 - sagemaker_jobs: moto's SageMaker backend, to put a local job's real lifecycle back;
 - filter_logs_by_stream_prefix: FilterLogEvents honours logStreamNamePrefix (what `aws logs tail
-  --log-stream-name-prefix` sends), which moto ignores.
+  --log-stream-name-prefix` sends), which moto ignores;
+- write_map_results: a Distributed Map's ResultWriter writes the children's results as AWS does (moto
+  writes a manifest that lists none);
+- fail_map_runs_beyond_tolerance: a Map Run with more failed items than it tolerates fails the Map state
+  with States.ExceedToleratedFailureThreshold, as on AWS (moto lets it succeed without their results).
 """
 from __future__ import annotations
 
@@ -37,7 +41,7 @@ from moto.server import ThreadedMotoServer
 from moto.sns.models import sns_backends
 from moto.stepfunctions.exceptions import ResourceNotFound
 from moto.stepfunctions.models import StepFunctionBackend
-from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+from moto.stepfunctions.parser.api import HistoryEventType, MapRunFailedEventDetails, TaskFailedEventDetails
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
 from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import ErrorEqualsDecl
@@ -46,6 +50,10 @@ from moto.stepfunctions.parser.asl.component.common.error_name.failure_event imp
 from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
 from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import StatesErrorNameType
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.distributed_iteration_component import (
+    DistributedIterationComponent)
+from moto.stepfunctions.parser.asl.component.state.exec.state_map.result_writer.resource_eval import (
+    resource_eval_s3 as result_writer_s3)
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_factory
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
@@ -264,3 +272,53 @@ def tags_need_the_state_machine(stack: ExitStack) -> None:
             raise ResourceNotFound(arn)
         return original(self, arn)
     stack.enter_context(mock.patch.object(StepFunctionBackend, "list_tags_for_resource", list_tags_for_resource))
+
+
+def write_map_results(stack: ExitStack) -> None:
+    """ResultWriter (Step Functions developer guide, "ResultWriter (Map)"): under <Prefix>/<map run id>/,
+    manifest.json lists the result files, and SUCCEEDED_0.json holds one record per child execution with
+    its Output as a JSON string; the Map state's output points at the manifest."""
+    def put_object(env, resource_runtime_part, state_credentials) -> None:
+        parameters = env.stack.pop()
+        outputs = env.stack.pop()
+        s3 = result_writer_s3.ResourceEvalS3._get_s3_client(resource_runtime_part=resource_runtime_part,
+                                                            state_credentials=state_credentials)
+        record = env.map_run_record_pool_manager.get_all().pop()
+        run_id = record.map_run_arn.split(":")[-1]
+        prefix = parameters.get("Prefix", "")
+        folder = f"{prefix.rstrip('/')}/{run_id}/" if prefix else f"{run_id}/"
+        results = [{"Name": f"{run_id}-{index}", "Status": "SUCCEEDED", "Output": json.dumps(output),
+                    "OutputDetails": {"Included": True}} for index, output in enumerate(outputs)]
+        body = json.dumps(results).encode()
+        s3.put_object(Bucket=parameters["Bucket"], Key=f"{folder}SUCCEEDED_0.json", Body=body)
+        manifest = {"DestinationBucket": parameters["Bucket"], "MapRunArn": record.map_run_arn,
+                    "ResultFiles": {"FAILED": [], "PENDING": [],
+                                    "SUCCEEDED": [{"Key": f"{folder}SUCCEEDED_0.json", "Size": len(body)}]}}
+        s3.put_object(Bucket=parameters["Bucket"], Key=f"{folder}manifest.json", Body=json.dumps(manifest).encode())
+        env.stack.append({"MapRunArn": record.map_run_arn,
+                          "ResultWriterDetails": {"Bucket": parameters["Bucket"], "Key": f"{folder}manifest.json"}})
+    stack.enter_context(mock.patch.object(result_writer_s3.ResourceEvalS3, "_handle_put_object",
+                                          staticmethod(put_object)))
+
+
+TOLERANCE_EXCEEDED = "The specified tolerated failure threshold was exceeded"
+
+
+def fail_map_runs_beyond_tolerance(stack: ExitStack) -> None:
+    """ToleratedFailureCount and ToleratedFailurePercentage (both 0 unless set): "the maximum number
+    (percentage) of failed items before the Map Run fails" (UpdateMapRun, API reference); the Map state
+    then fails with States.ExceedToleratedFailureThreshold. Here the check comes when every item has run."""
+    original = DistributedIterationComponent._map_run
+
+    def map_run(self, env, eval_input) -> None:
+        original(self, env, eval_input)
+        record = eval_input.map_run_record
+        failed, total = record.item_counter.failed.get(), record.item_counter.total.get()
+        if failed > record.tolerated_failure_count or (
+                total and 100 * failed / total > record.tolerated_failure_percentage and failed):
+            name = StatesErrorNameType.StatesExceedToleratedFailureThreshold
+            raise FailureEventException(FailureEvent(
+                env=env, error_name=StatesErrorName(typ=name), event_type=HistoryEventType.MapRunFailed,
+                event_details=EventDetails(mapRunFailedEventDetails=MapRunFailedEventDetails(
+                    error=name.to_name(), cause=TOLERANCE_EXCEEDED))))
+    stack.enter_context(mock.patch.object(DistributedIterationComponent, "_map_run", map_run))

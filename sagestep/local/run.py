@@ -23,18 +23,29 @@ from .engine import LocalEngine
 DATASET_SUFFIXES = (".csv", ".gz", ".txt")
 
 
+def dataset_files(folder: Path) -> list[Path]:
+    """A folder's shards: its CSV files, in any sub-folder, as a prefix of shards holds them."""
+    return sorted(path for path in folder.rglob("*") if path.is_file() and path.name.lower().endswith(DATASET_SUFFIXES)
+                  and not path.name.startswith(("_", ".")))
+
+
 def run_local(args, console: Console) -> int:
     dataset = args.dataset
     if not dataset.startswith("s3://"):
         path = Path(dataset)
-        if not path.is_file():
-            raise UsageError(f"{dataset}: no such file")
-        if not path.name.lower().endswith(DATASET_SUFFIXES):
+        if path.is_dir():
+            if not dataset_files(path):
+                raise UsageError(f"{dataset}: a folder with no CSV shard (expected .csv, .csv.gz or .txt files)")
+        elif not path.is_file():
+            raise UsageError(f"{dataset}: no such file or folder")
+        elif not path.name.lower().endswith(DATASET_SUFFIXES):
             raise UsageError(f"{dataset}: not a CSV file (expected .csv, .csv.gz or .txt)")
     reporter = Reporter(console, args.json)
     synthesis = synthesize(args.stack or DEFAULT_STACK, required=args.stack is not None)
     with LocalEngine(synthesis, on_line=reporter.line) as engine:
-        uri = dataset if dataset.startswith("s3://") else engine.upload_dataset(Path(dataset))
+        path = Path(dataset)
+        uri = dataset if dataset.startswith("s3://") else engine.upload_dataset(
+            path, dataset_files(path) if path.is_dir() else None)
         sfn, s3 = engine.client("stepfunctions"), engine.client("s3")
         run_input = execution_input(uri, args)
         name = execution_name()
@@ -62,7 +73,8 @@ def run_local(args, console: Console) -> int:
             record = report_record(result, description, progress.events, json.loads(synthesis.definition), described,
                                    files, curves, logs, engine.region, local=True)
             result["report"] = str(write_report(record, out_dir))
-    local_paths = {} if dataset.startswith("s3://") else {uri: dataset}
+    local = dataset.rstrip("/") + "/" if uri.endswith("/") else dataset      # a folder's shards: its paths
+    local_paths = {} if dataset.startswith("s3://") else {uri: local}
     return report(in_cli_terms(result, local_paths), args.json, console)
 
 
