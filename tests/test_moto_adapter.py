@@ -187,3 +187,53 @@ def test_tags_of_a_state_machine_that_does_not_exist_are_resource_not_found(stac
     with pytest.raises(ClientError) as caught:
         sfn.list_tags_for_resource(resourceArn=f"{arn}-gone")
     assert caught.value.response["Error"]["Code"] == "ResourceNotFound"
+
+
+def distributed_map(child: dict, **extra) -> dict:
+    """A Distributed Map over a JSON array in S3, its results written to S3."""
+    return {"StartAt": "M", "States": {"M": {
+        "Type": "Map",
+        "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "JSON"},
+                       "Parameters": {"Bucket": "map-test", "Key": "items.json"}},
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                          "StartAt": "C", "States": {"C": child}},
+        "ResultWriter": {"Resource": "arn:aws:states:::s3:putObject", "Parameters": {"Bucket": "map-test", "Prefix": "out"}},
+        "End": True, **extra}}}
+
+
+def items_in_s3(items):
+    s3 = client("s3")
+    s3.create_bucket(Bucket="map-test")
+    s3.put_object(Bucket="map-test", Key="items.json", Body=json.dumps(items).encode())
+    return s3
+
+
+def test_write_map_results_writes_each_child_s_output_and_a_manifest_listing_them(stack):
+    moto_adapter.write_map_results(stack)
+    s3 = items_in_s3([{"n": 1}, {"n": 2}])
+    description = run(distributed_map({"Type": "Pass", "Parameters": {"double.$": "States.MathAdd($.n, $.n)"},
+                                       "End": True}))
+    assert description["status"] == "SUCCEEDED", description
+    output = json.loads(description["output"])
+    manifest = json.loads(s3.get_object(Bucket="map-test", Key=output["ResultWriterDetails"]["Key"])["Body"].read())
+    assert output["ResultWriterDetails"]["Key"].startswith("out/") and manifest["DestinationBucket"] == "map-test"
+    (succeeded,) = manifest["ResultFiles"]["SUCCEEDED"]
+    records = json.loads(s3.get_object(Bucket="map-test", Key=succeeded["Key"])["Body"].read())
+    assert sorted(json.loads(record["Output"])["double"] for record in records) == [2, 4]
+    assert {record["Status"] for record in records} == {"SUCCEEDED"}
+
+
+@pytest.mark.parametrize("tolerance, status", [({}, "FAILED"), ({"ToleratedFailureCount": 1}, "SUCCEEDED"),
+                                               ({"ToleratedFailurePercentage": 50.0}, "SUCCEEDED")])
+def test_fail_map_runs_beyond_tolerance_fails_the_map_as_aws_does(stack, tolerance, status):
+    moto_adapter.fail_map_runs_beyond_tolerance(stack)
+    items_in_s3([{"fail": False}, {"fail": True}])
+    child = {"Type": "Choice", "Choices": [{"Variable": "$.fail", "BooleanEquals": True, "Next": "F"}], "Default": "OK"}
+    definition = distributed_map(child, **tolerance)
+    definition["States"]["M"]["ItemProcessor"]["States"].update(
+        {"F": {"Type": "Fail", "Error": "Bad", "Cause": "bad item"}, "OK": {"Type": "Succeed"}})
+    description = run(definition, name=f"t{len(tolerance)}{status}")
+    assert description["status"] == status
+    if status == "FAILED":
+        assert description["error"] == "States.ExceedToleratedFailureThreshold"
+        assert description["cause"] == "The specified tolerated failure threshold was exceeded"

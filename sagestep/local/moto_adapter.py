@@ -305,17 +305,20 @@ TOLERANCE_EXCEEDED = "The specified tolerated failure threshold was exceeded"
 
 
 def fail_map_runs_beyond_tolerance(stack: ExitStack) -> None:
-    """ToleratedFailureCount and ToleratedFailurePercentage (both 0 unless set): "the maximum number
-    (percentage) of failed items before the Map Run fails" (UpdateMapRun, API reference); the Map state
-    then fails with States.ExceedToleratedFailureThreshold. Here the check comes when every item has run."""
+    """ToleratedFailureCount and ToleratedFailurePercentage: "the maximum number (percentage) of failed items
+    before the Map Run fails" (UpdateMapRun, API reference); without either, the first failure fails it, and the
+    Map state fails with States.ExceedToleratedFailureThreshold. Here the check comes when every item has run."""
     original = DistributedIterationComponent._map_run
 
     def map_run(self, env, eval_input) -> None:
         original(self, env, eval_input)
         record = eval_input.map_run_record
         failed, total = record.item_counter.failed.get(), record.item_counter.total.get()
-        if failed > record.tolerated_failure_count or (
-                total and 100 * failed / total > record.tolerated_failure_percentage and failed):
+        count, percentage = record.tolerated_failure_count, record.tolerated_failure_percentage
+        # 0 is unset; with both unset none is tolerated; with both set, either one exceeded fails the run.
+        exceeded = failed > 0 if not (count or percentage) else (
+            (count and failed > count) or (percentage and total and 100 * failed / total > percentage))
+        if exceeded:
             name = StatesErrorNameType.StatesExceedToleratedFailureThreshold
             raise FailureEventException(FailureEvent(
                 env=env, error_name=StatesErrorName(typ=name), event_type=HistoryEventType.MapRunFailed,
