@@ -80,19 +80,7 @@ def child(kind: str, where: str, source: str, out_dir: str) -> dict:
     started = time.perf_counter()
     if kind == "sagestep":
         if where == "local":
-            from preprocess.dataset import split_dataset
-            from preprocess.plan import Request
-            from preprocess.sink import FileOutput, Outputs
-            from preprocess.source import chunks
-
-            def open_chunks():
-                return chunks(open(source, "rb"), source.endswith(".gz"), source)
-            names = ("train", "validation", "test", "labels", "schema")
-            request = Request(bucket="", key=source, label_column=None, execution_name="bench", execution_arn="bench",
-                              hyperparameters={}, ratios=RATIOS, seed=42)
-            result = split_dataset(open_chunks, source, request,
-                                   lambda: Outputs({n: FileOutput(os.path.join(out_dir, n)) for n in names}))
-            detail = {"rows": result["counts"], "path": result["path"]}
+            detail = split_local_file(source, out_dir)
         else:
             from preprocess.handler import handler
             plan = handler({"datasetUri": source, "executionName": "bench", "executionArn": "bench"}, None)
@@ -129,12 +117,12 @@ def child(kind: str, where: str, source: str, out_dir: str) -> dict:
         import boto3
 
         from preprocess.sink import Outputs, S3Output, Uploader
-        from preprocess.source import S3Dataset
+        from preprocess.source import S3Object
         s3 = boto3.client("s3")
         bucket, key = source[5:].split("/", 1)
         uploader = Uploader()
         with Outputs({"copy": S3Output(s3, BUCKET, "copy/data.csv", "text/csv", uploader)}, uploader) as out:
-            for block in S3Dataset(s3, bucket, key).chunks():
+            for block in S3Object(s3, bucket, key).chunks():
                 out["copy"].write(block)
             out.commit()
         detail = {}
@@ -153,6 +141,36 @@ def child(kind: str, where: str, source: str, out_dir: str) -> dict:
         detail = {"bytes": total}
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **detail}
+
+
+def split_local_file(source: str, out_dir: str) -> dict:
+    """The preprocess phases on one local file as one work item (profile, merge, split), into files:
+    the Lambda's work without S3."""
+    from preprocess.csvrows import read_rows
+    from preprocess.plan import Request, find_columns
+    from preprocess.profile import merge_profiles, profile_with_restarts
+    from preprocess.rowsplit import RowSplitter
+    from preprocess.shards import data_batches
+    from preprocess.sink import FileOutput, Outputs
+    from preprocess.source import chunks
+    from preprocess.split import split_item
+
+    def stream():
+        return chunks(open(source, "rb"), source.endswith(".gz"), source)
+    header = next(read_rows(stream(), source))
+
+    def rows():
+        return data_batches(stream(), source, header)
+    request = Request(bucket="", key=source, label_column=None, execution_name="bench", execution_arn="bench",
+                      hyperparameters={}, ratios=RATIOS, seed=42)
+    columns = find_columns(header, request, source)
+    profile = profile_with_restarts(rows, columns, source)
+    plan = merge_profiles([profile], columns, [source], RATIOS, 42)
+    names = ("train0", "validation", "test0", "labels0")
+    with Outputs({name: FileOutput(os.path.join(out_dir, name)) for name in names}) as outputs:
+        result = split_item(rows(), columns, plan, RowSplitter(RATIOS, 42), outputs, 1, 1)
+        outputs.commit()
+    return {"rows": result["counts"]}
 
 
 def run_child(kind: str, where: str, source: str, env: dict) -> dict:

@@ -9,7 +9,7 @@ refuses one (csvrows.batches, single_line), and the range before the cut would s
 from __future__ import annotations
 
 from itertools import chain
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from botocore.exceptions import ClientError
 
@@ -184,12 +184,18 @@ def read_header(s3, obj: S3Object) -> list[str]:
 
 
 def item_batches(s3, item: dict, header: list[str]) -> Iterator[tuple[int, list[list[str]]]]:
-    """The item's data rows in batches, as (the row number of the batch's first row, rows): in an item
-    that starts its object, the header is checked against the dataset's and left out, and rows are
-    numbered from 2 as in a spreadsheet; in a later range, from 1 within the range."""
-    where = item_where(item)
-    pending_header = item["start"] == 0
-    for row, rows in batches(item_chunks(s3, item), where, single_line=item["ranged"]):
+    """The item's data rows in batches (data_batches), from the bytes it owns."""
+    return data_batches(item_chunks(s3, item), item_where(item), header if item["start"] == 0 else None,
+                        single_line=item["ranged"])
+
+
+def data_batches(chunks: Iterable[bytes], where: str, header: list[str] | None,
+                 single_line: bool = False) -> Iterator[tuple[int, list[list[str]]]]:
+    """Data rows in batches, as (the row number of the batch's first row, rows). A stream that starts its
+    object (header given) has its header checked against the dataset's and left out, and its rows numbered
+    from 2, as in a spreadsheet; a later byte range's from 1 within the range."""
+    pending_header = header is not None
+    for row, rows in batches(chunks, where, single_line=single_line):
         if pending_header and rows:
             if rows[0] != header:
                 raise HeaderMismatch(

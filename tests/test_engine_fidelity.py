@@ -112,7 +112,7 @@ def test_a_failed_job_reports_its_last_log_lines_and_where_to_read_them(engine):
 def test_a_training_request_without_sagemaker_region_fails_as_the_launcher_may(engine):
     """R8: the definition always passes sagemaker_region; without it, the job cannot fetch its code."""
     definition = json.loads(engine.synthesis.definition)
-    del definition["States"]["Preprocess"]["ResultSelector"]["trainingCode"]["sagemaker_region"]
+    del definition["States"]["FinishPreprocess"]["ResultSelector"]["trainingCode"]["sagemaker_region"]
     machine = engine.synthesis.one("aws:sfn/stateMachine:StateMachine")["inputs"]
     arn = engine.client("stepfunctions").create_state_machine(
         name="no-region", definition=json.dumps(definition), roleArn=machine["roleArn"])["stateMachineArn"]
