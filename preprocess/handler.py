@@ -27,12 +27,14 @@ from .errors import FunctionMisconfigured, InvalidExecutionInput, PreprocessErro
 from .evaluation import MisalignedPredictions, evaluate
 from .naming import run_name, tag_value
 from .plan import Columns, csv_field, find_columns, objective_hyperparameters, parse_event, quality_gate
+from .numeric import NotNumeric, numeric_blocks, numeric_plan, profile_numeric, split_numeric
+from . import profile as profiling
 from .profile import merge_profiles, profile_with_restarts
 from .rowsplit import RowSplitter
-from .shards import item_batches, item_where, list_objects, read_header, work_items
+from .shards import item_batches, item_chunks, item_where, list_objects, read_header, work_items
 from .sink import Outputs, S3Output, Uploader
 from .source import S3Object
-from .split import combine, empty_outputs, output_keys, split_item
+from .split import SplitWriter, combine, empty_outputs, output_keys, split_item
 
 DEFAULT_REMAINING_MS = 900_000
 MAX_MATRIX_CLASSES_IN_OUTPUT = 50      # 2,500 counts: a few KB of the execution's output
@@ -101,6 +103,34 @@ def preprocess_run(event, context) -> dict:
         raise error from None
 
 
+def _header_of(item: dict, header: list[str]) -> list[str] | None:
+    """The header an item's bytes start with: its object's, when the item starts the object."""
+    return header if item["start"] == 0 else None
+
+
+def profile_any(s3, item: dict, header: list[str], columns: Columns) -> dict:
+    """The numeric fast path, or the csv module when the item holds anything but numbers."""
+    where = item_where(item)
+    try:
+        return profile_numeric(numeric_blocks(item_chunks(s3, item), where, _header_of(item, header)), columns,
+                               where, profiling.NUMBER_VALUES_KEPT)
+    except NotNumeric:
+        return profile_with_restarts(lambda: item_batches(s3, item, header), columns, where)
+
+
+def split_any(s3, item: dict, header: list[str], columns: Columns, plan: dict, writer, outputs) -> dict:
+    """The numeric fast path when the plan has no text feature and the item holds only numbers, else the
+    csv module; a fast path that meets anything else is undone (its parts aborted) and the csv path
+    writes the item."""
+    if numeric_plan(plan):
+        try:
+            return split_numeric(numeric_blocks(item_chunks(s3, item), item_where(item), _header_of(item, header)),
+                                 columns, plan, writer())
+        except NotNumeric:
+            outputs.abort()
+    return split_item(item_batches(s3, item, header), columns, plan, writer())
+
+
 class Run:
     """One execution's preprocess data under runs/<executionName>/ in the data bucket."""
 
@@ -142,8 +172,7 @@ class Run:
         stored, _, columns = self.request()
 
         def work() -> dict:
-            profile = profile_with_restarts(lambda: item_batches(self.s3, item, stored["header"]), columns,
-                                            item_where(item))
+            profile = profile_any(self.s3, item, stored["header"], columns)
             self.put(f"{layout.PROFILES_DIR}{layout.part_name(item['item'], suffix='.json')}", profile)
             return {"item": item["item"], "rows": profile["rows"]}
         return self._recording(item, work)
@@ -181,9 +210,9 @@ class Run:
             outputs = Outputs({name: S3Output(self.s3, self.bucket, key, "text/csv", uploader)
                                for name, key in keys.items()}, uploader)
             with outputs:
-                result = split_item(item_batches(self.s3, item, stored["header"]), columns, plan,
-                                    RowSplitter(request.ratios, request.seed, plan["offsets"][item["item"]]),
-                                    outputs, hosts, instances)
+                result = split_any(self.s3, item, stored["header"], columns, plan, lambda: SplitWriter(
+                    outputs, columns, RowSplitter(request.ratios, request.seed, plan["offsets"][item["item"]]),
+                    plan["problem"] == "regression", hosts, instances), outputs)
                 for name in empty_outputs(result["written"], keys):
                     outputs.outputs.pop(name).abort()
                 outputs.commit()

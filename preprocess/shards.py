@@ -197,13 +197,16 @@ def data_batches(chunks: Iterable[bytes], where: str, header: list[str] | None,
     pending_header = header is not None
     for row, rows in batches(chunks, where, single_line=single_line):
         if pending_header and rows:
-            if rows[0] != header:
-                raise HeaderMismatch(
-                    f"{where} has the header {_line(rows[0])}, but the dataset's first shard has {_line(header)}: "
-                    "every shard must have the same header")
+            check_header(rows[0], header, where)
             rows, row, pending_header = rows[1:], row + 1, False
         if rows:
             yield row, rows
+
+
+def check_header(found: list[str], header: list[str], where: str) -> None:
+    if found != header:
+        raise HeaderMismatch(f"{where} has the header {_line(found)}, but the dataset's first shard has "
+                             f"{_line(header)}: every shard must have the same header")
 
 
 def _line(fields: list[str]) -> str:

@@ -74,10 +74,12 @@ class S3Output:
         self.buffer.clear()
 
     def abort(self) -> None:
+        """Drop what was written; the output may be written again from the start."""
         wait(self.parts)
         if self.upload_id is not None:
             self.s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id)
             self.upload_id = None
+        self.parts.clear()
         self.buffer.clear()
 
 
@@ -103,7 +105,6 @@ class Outputs:
     def abort(self) -> None:
         for output in self.outputs.values():
             output.abort()
-
     def commit(self) -> None:
         """Complete every output; the completions run side by side (each is one request)."""
         if self.uploader is None or len(self.outputs) < 2:
@@ -122,16 +123,22 @@ class FileOutput:
     def __init__(self, path: str):
         self.path, self.partial = path, f"{path}.partial"
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        self.file = open(self.partial, "wb")
+        self.file = None
 
     def write(self, data: bytes) -> None:
+        if self.file is None:
+            self.file = open(self.partial, "wb")
         self.file.write(data)
 
     def commit(self) -> None:
+        self.write(b"")
         self.file.close()
         os.replace(self.partial, self.path)
+        self.file = None
 
     def abort(self) -> None:
-        self.file.close()
-        if os.path.exists(self.partial):
+        """Drop what was written; the output may be written again from the start."""
+        if self.file is not None:
+            self.file.close()
             os.remove(self.partial)
+            self.file = None

@@ -35,57 +35,81 @@ def _deal(rows: list, dealt: int, parts: int) -> list[list]:
     return [rows[(k - dealt) % parts::parts] for k in range(parts)]
 
 
-def split_item(batches: Iterable[tuple[int, list[list[str]]]], columns: Columns, plan: dict, splitter: RowSplitter,
-               outputs, training_hosts: int, transform_instances: int) -> dict:
-    """Write the item's rows (label first, codes for text; test features without the label) and return
-    its counts per split and per object, and its train labels' counts (classes) or sum (regression)."""
+def _lines(rows: list) -> bytes:
+    """Rows (str or bytes) as the lines of an object."""
+    return b"\n".join(rows) + b"\n" if isinstance(rows[0], bytes) else ("\n".join(rows) + "\n").encode()
+
+
+class SplitWriter:
+    """Writes an item's rows, batch by batch, however they were read (the csv module or the numeric fast
+    path, as str or bytes): train rows dealt to one object per training host, test rows (features without
+    the label, and their held-out labels beside them) to one pair of objects per transform instance."""
+
+    def __init__(self, outputs, columns: Columns, splitter: RowSplitter, regression: bool, training_hosts: int,
+                 transform_instances: int):
+        self.outputs, self.splitter, self.regression = outputs, splitter, regression
+        self.hosts, self.instances = training_hosts, transform_instances
+        self.counts = dict.fromkeys(SPLITS, 0)
+        self.written: Counter = Counter()
+        self.label_counts: Counter = Counter()
+        self.label_sums: list[float] = []
+        header = labels_header(columns).encode()
+        for k in range(transform_instances):
+            outputs[f"labels{k}"].write(header)
+
+    def write(self, joined: list, labels: list, held_out: list) -> None:
+        """joined: label-first rows as training reads them; labels: their label as trained (a class code or
+        a number); held_out: the held-out label fields as written (the id first, with an id column)."""
+        masks = self.splitter.masks(len(joined))
+        train_labels = list(compress(labels, masks["train"]))
+        if self.regression:
+            self.label_sums.append(math.fsum(map(float, train_labels)))
+        else:
+            self.label_counts.update(train_labels)
+        for k, rows in enumerate(_deal(list(compress(joined, masks["train"])), self.counts["train"], self.hosts)):
+            if rows:
+                self.outputs[f"train{k}"].write(_lines(rows))
+                self.written[f"train{k}"] += len(rows)
+        validation = list(compress(joined, masks["validation"]))
+        if validation:
+            self.outputs["validation"].write(_lines(validation))
+            self.written["validation"] += len(validation)
+        comma = b"," if joined and isinstance(joined[0], bytes) else ","
+        test = list(map(FEATURES_PART, map(type(comma).partition, compress(joined, masks["test"]), repeat(comma))))
+        features = _deal(test, self.counts["test"], self.instances)
+        for k, rows in enumerate(_deal(list(compress(held_out, masks["test"])), self.counts["test"], self.instances)):
+            if rows:
+                self.outputs[f"test{k}"].write(_lines(features[k]))
+                self.outputs[f"labels{k}"].write(_lines(rows))
+                self.written[f"test{k}"] += len(rows)
+        for split, mask in masks.items():
+            self.counts[split] += mask.count(1)
+
+    def result(self) -> dict:
+        """Counts per split and per object, and the train labels' counts (classes) or sum (regression)."""
+        labels = ({"trainSum": math.fsum(self.label_sums)} if self.regression else
+                  {"trainCounts": {(key.decode() if isinstance(key, bytes) else key): count
+                                   for key, count in self.label_counts.items()}})
+        return {"counts": self.counts, "written": dict(self.written), **labels}
+
+
+def split_item(batches: Iterable[tuple[int, list[list[str]]]], columns: Columns, plan: dict,
+               writer: SplitWriter) -> dict:
+    """The csv path: label first, codes for text columns and mapped classes, the rest as written."""
     categories = {int(i): {"": "", **{value: str(code) for code, value in enumerate(values)}}
                   for i, values in plan["categories"].items()}
     classes = {value: str(code) for code, value in enumerate(plan["classes"] or [])} if plan["mapped"] else None
     features = plan["features"]
-    counts = dict.fromkeys(SPLITS, 0)
-    written = Counter()
-    label_counts: Counter = Counter()
-    label_sum = []
-    header = labels_header(columns).encode()
-    for k in range(transform_instances):
-        outputs[f"labels{k}"].write(header)
     for _, batch in batches:
         table = list(zip(*batch))
         label = table[columns.label]
         label_values = list(map(classes.__getitem__, label)) if classes is not None else label
         encoded = [list(map(categories[i].__getitem__, table[i])) if i in categories else table[i] for i in features]
-        joined = list(map(",".join, zip(label_values, *encoded)))
-        masks = splitter.masks(len(joined))
-        train = list(compress(joined, masks["train"]))
-        train_labels = list(compress(label_values, masks["train"]))
-        if plan["problem"] == "regression":
-            label_sum.append(math.fsum(map(float, train_labels)))
-        else:
-            label_counts.update(train_labels)
-        for k, rows in enumerate(_deal(train, counts["train"], training_hosts)):
-            if rows:
-                outputs[f"train{k}"].write(("\n".join(rows) + "\n").encode())
-                written[f"train{k}"] += len(rows)
-        validation = list(compress(joined, masks["validation"]))
-        if validation:
-            outputs["validation"].write(("\n".join(validation) + "\n").encode())
-            written["validation"] += len(validation)
-        test = list(map(FEATURES_PART, map(str.partition, compress(joined, masks["test"]), repeat(","))))
-        held_out = map(csv_field, compress(label, masks["test"]))
+        held_out = list(map(csv_field, label))
         if columns.id is not None:
-            held_out = map(",".join, zip(map(csv_field, compress(table[columns.id], masks["test"])), held_out))
-        dealt_features = _deal(test, counts["test"], transform_instances)
-        for k, labels in enumerate(_deal(list(held_out), counts["test"], transform_instances)):
-            if labels:
-                outputs[f"test{k}"].write(("\n".join(dealt_features[k]) + "\n").encode())
-                outputs[f"labels{k}"].write(("\n".join(labels) + "\n").encode())
-                written[f"test{k}"] += len(labels)
-        for split, mask in masks.items():
-            counts[split] += mask.count(1)
-    labels = ({"trainSum": math.fsum(label_sum)} if plan["problem"] == "regression"
-              else {"trainCounts": dict(label_counts)})
-    return {"counts": counts, "written": dict(written), **labels}
+            held_out = list(map(",".join, zip(map(csv_field, table[columns.id]), held_out)))
+        writer.write(list(map(",".join, zip(label_values, *encoded))), label_values, held_out)
+    return writer.result()
 
 
 def empty_outputs(written: dict[str, int], names: Iterable[str]) -> list[str]:

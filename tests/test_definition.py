@@ -184,7 +184,7 @@ def test_model_and_transform_are_wired_to_the_training_output(definition, stack)
 def test_success_output_is_small_and_complete(definition):
     summary = definition["States"]["Summarize"]["Parameters"]
     assert set(summary) == {"runName.$", "trainingJobName.$", "modelName.$", "transformJobName.$", "objective.$",
-                            "metrics.$", "rows.$", "predictionsUri.$", "testLabelsUri.$", "schemaUri.$",
+                            "metrics.$", "rows.$", "shards.$", "predictionsUri.$", "testLabelsUri.$", "schemaUri.$",
                             "modelArtifacts.$", "evaluation.$", "ignoredColumns.$", "gate.$"}
 
 

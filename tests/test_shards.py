@@ -206,3 +206,28 @@ def test_train_and_test_rows_are_dealt_to_one_object_per_host_and_instance(s3, m
         labels = found[key.replace("test-features", "test-labels")].decode().splitlines()
         assert labels[0] == "label" and len(labels) == len(rows) + 1
         assert all(label == ("1" if int(row) % 2 else "0") for row, label in zip(rows, labels[1:]))
+
+
+def test_the_numeric_fast_path_profiles_as_the_csv_module_does(tmp_path):
+    from preprocess.numeric import numeric_blocks, profile_numeric
+    from preprocess.plan import Columns
+    from preprocess.profile import NUMBER_VALUES_KEPT, profile_with_restarts
+    from preprocess.shards import data_batches
+    header = ["a", "label", "id", "b"]
+    text = "a,label,id,b\r\n" + "".join(f"{i % 7},{i % 3},{i},{i * 0.5}\r\n" for i in range(3000)) + "\r\n5,1,9999,\r\n"
+    columns = Columns(tuple(header), label=1, id=2)
+    fast = profile_numeric(numeric_blocks([text.encode()], "x", header), columns, "x", NUMBER_VALUES_KEPT)
+    general = profile_with_restarts(lambda: data_batches([text.encode()], "x", header), columns, "x")
+    assert fast == general and fast["rows"] == 3001 and fast["columns"]["0"]["values"] == [str(i) for i in range(7)]
+
+
+def test_a_quote_deep_in_a_numeric_item_hands_it_to_the_csv_module(s3, monkeypatch):
+    import preprocess.source as source
+    monkeypatch.setattr(source, "CHUNK", 4096)
+    body = "".join(f"{i % 2},{i},{i * 0.5}\n" for i in range(3000))
+    plain = put(s3, "datasets/plain.csv", "label,a,b\n" + body)
+    late = put(s3, "datasets/late.csv", "label,a,b\n" + body.replace("1,2999,", '1,"2999",'))
+    run_in_phases(plain, "Plain")
+    run_in_phases(late, "Late")
+    assert data_files(s3, "Late") == data_files(s3, "Plain")
+    assert s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads") is None, "the fast path's parts were aborted"

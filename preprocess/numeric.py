@@ -1,0 +1,147 @@
+"""The fast path for numeric data: per block of lines, bytes operations in C instead of a csv reader.
+
+A block is checked with bytes.translate (only number characters, commas and line breaks), each line's
+field count with map(bytes.count); the label is taken with bytes.partition. Anything else (quotes, text,
+a label that is not a number) raises NotNumeric, and the caller reads the item again with the csv module.
+Rows are numbered as the csv path numbers them (non-blank rows, the header is row 1).
+"""
+from __future__ import annotations
+
+import csv
+from itertools import repeat
+from operator import itemgetter
+from typing import Iterable, Iterator
+
+from .errors import InvalidEncoding, InvalidLabel, MalformedRow
+from .plan import MAX_CLASSES_FROM_INTEGERS, Columns, NumericLabelWatch, numbers_only
+from .shards import check_header
+from .split import SplitWriter
+
+NUMERIC = b"0123456789.,-+eE\n"
+LABEL_PART = itemgetter(0)
+
+
+class NotNumeric(Exception):
+    """This item needs the csv path."""
+
+
+def numeric_blocks(chunks: Iterable[bytes], where: str, header: list[str] | None) -> Iterator[tuple[int, list[bytes]]]:
+    """(the row number of the block's first line, its non-blank lines), each block whole lines of numbers;
+    a stream that starts its object has its header checked and left out."""
+    tail, row = b"", 1
+    chunks = iter(chunks)
+    if header is not None:
+        for chunk in chunks:
+            tail += chunk
+            if b"\n" in tail:
+                break
+        line, _, tail = tail.partition(b"\n")
+        try:
+            found = next(csv.reader([line.decode("utf-8").rstrip("\r")]), [])
+        except UnicodeDecodeError as error:
+            raise InvalidEncoding(f"{where} is not UTF-8 text ({error.reason} in the header row)") from None
+        check_header(found, header, where)
+        row = 2
+    for chunk in chunks:
+        data = tail + chunk
+        cut = data.rfind(b"\n") + 1
+        tail = data[cut:]
+        if cut:
+            lines = _lines(data[:cut])
+            yield row, lines
+            row += len(lines)
+    if tail.strip(b"\r"):
+        yield row, _lines(tail + b"\n")
+
+
+def _lines(block: bytes) -> list[bytes]:
+    if b"\r" in block:
+        block = block.replace(b"\r\n", b"\n")
+    if block.translate(None, NUMERIC):
+        raise NotNumeric("characters other than numbers")
+    lines = block.split(b"\n")
+    lines.pop()
+    return list(filter(None, lines)) if b"" in lines else lines
+
+
+def _checked(row: int, lines: list[bytes], commas: int, where: str) -> None:
+    if set(map(bytes.count, lines, repeat(b","))) != {commas}:
+        index = next(i for i, line in enumerate(lines) if line.count(b",") != commas)
+        raise MalformedRow(f"{where}, row {row + index}: expected {commas + 1} fields, "
+                           f"found {lines[index].count(b',') + 1}")
+
+
+def _label_first(lines: list[bytes], columns: Columns, features: list[int]) -> list[bytes]:
+    """Rows of the label then the features, from whole lines."""
+    commas = len(columns.header) - 1
+    if features == [i for i in range(commas + 1) if i != columns.label]:
+        if columns.label == 0:
+            return lines
+        if columns.label == commas:
+            return list(map(b"".join, map(reversed, map(bytes.rpartition, lines, repeat(b",")))))
+    return list(map(b",".join, map(itemgetter(columns.label, *features), map(bytes.split, lines, repeat(b",")))))
+
+
+def profile_numeric(blocks: Iterable[tuple[int, list[bytes]]], columns: Columns, where: str,
+                    values_kept: int) -> dict:
+    """profile.profile_item's result for an item of numbers only; each feature's distinct values are
+    kept (splitting lines into fields) only while some column has at most values_kept of them."""
+    commas = len(columns.header) - 1
+    values: dict[int, set | None] = {i: set() for i in columns.features}
+    labels: set | None = set()
+    watch = NumericLabelWatch(columns.label_name)
+    rows = 0
+    for row, lines in blocks:
+        _checked(row, lines, commas, where)
+        ordered = _label_first(lines, columns, columns.features)
+        label = list(map(LABEL_PART, map(bytes.partition, ordered, repeat(b","))))
+        if b"" in label:
+            raise InvalidLabel(f"{where}, row {row + label.index(b'')}: the label column {columns.label_name!r} "
+                               "is empty")
+        distinct = set(label)
+        if not numbers_only(distinct):
+            raise NotNumeric("a label that is not a number")
+        if labels is not None:
+            labels.update(distinct)
+            labels = labels if len(labels) <= MAX_CLASSES_FROM_INTEGERS else None
+        if watch.seen is not None:
+            watch.add([value.decode() for value in label])
+        tracked = [i for i, kept in values.items() if kept is not None]
+        if tracked:
+            fields = list(map(bytes.split, lines, repeat(b",")))
+            for i in tracked:
+                values[i].update(map(itemgetter(i), fields))
+                if len(values[i]) > values_kept:
+                    values[i] = None
+        rows += len(lines)
+    return {"rows": rows,
+            "columns": {str(i): {"numeric": True, "values": None if kept is None else sorted(v.decode() for v in kept)}
+                        for i, kept in values.items()},
+            "label": {"numeric": True, "values": None if labels is None else sorted(v.decode() for v in labels),
+                      "identity": None if watch.seen is None else sorted(watch.seen, key=float)}}
+
+
+def numeric_plan(plan: dict) -> bool:
+    """The split can take the fast path: no text column among the features."""
+    return not plan["categories"]
+
+
+def split_numeric(blocks: Iterable[tuple[int, list[bytes]]], columns: Columns, plan: dict, writer: SplitWriter) -> dict:
+    """split.split_item's work for an item of numbers only."""
+    classes = ({value.encode(): str(code).encode() for code, value in enumerate(plan["classes"])}
+               if plan["mapped"] else None)
+    for _, lines in blocks:
+        ordered = _label_first(lines, columns, plan["features"])
+        parts = list(map(bytes.partition, ordered, repeat(b",")))
+        label = list(map(LABEL_PART, parts))
+        if classes is not None:
+            codes = list(map(classes.__getitem__, label))
+            ordered = list(map(b",".join, zip(codes, map(itemgetter(2), parts))))
+        else:
+            codes = label
+        held_out = label
+        if columns.id is not None:
+            ids = map(itemgetter(columns.id), map(bytes.split, lines, repeat(b",")))
+            held_out = list(map(b",".join, zip(ids, label)))
+        writer.write(ordered, codes, held_out)
+    return writer.result()
