@@ -96,6 +96,10 @@ def attach_cost(result: dict, events: list[dict], clients, region: str, estimate
     invocations, architecture = _lambda_invocations(events, clients, notes)
     result["cost"] = run_cost(region, described.get("training"), described.get("transform"), invocations,
                               transitions(events), estimate=estimate, lambda_architecture=architecture)
+    maps = sum(event["type"] == "MapRunStarted" for event in events)
+    if maps:
+        notes.append(f"not counted: the {maps} Distributed Map run(s)' child executions (one Lambda invocation and "
+                     "their state transitions per work item; see the README's Scaling section)")
     result["cost"]["notes"] += notes
     return described
 

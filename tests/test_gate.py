@@ -88,7 +88,8 @@ def test_a_metric_that_was_not_scraped_fails_the_gate_saying_so(engine, monkeypa
 
 def test_a_metric_the_objective_never_reports_is_refused_before_training(engine):
     description, progress, result = run(engine, "mismatch", qualityMetric="validation:rmse", qualityThreshold=1)
-    assert (result["error"], result["failedState"]) == ("InvalidQualityGate", "Preprocess")
+    # refused where the plan is made, before any item is split
+    assert (result["error"], result["failedState"]) == ("InvalidQualityGate", "MergeProfiles")
     assert result["cause"].startswith("qualityMetric 'validation:rmse' is not reported by this run's training, "
                                       "which reports validation:mlogloss (objective multi:softprob)")
     assert "Train" not in [s.name for s in progress.states]

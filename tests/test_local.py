@@ -303,7 +303,8 @@ def test_transient_lambda_error_is_retried(monkeypatch):
     with LocalEngine(synthesize("dev", {}), retry_wait_factor=0.01) as engine:
         description, progress = execute(engine, {"datasetUri": engine.upload_dataset(IRIS), "labelColumn": "species"})
         history = engine.client("stepfunctions").get_execution_history(executionArn=description["executionArn"])
-    assert description["status"] == "SUCCEEDED" and len(calls) == 3       # Preprocess twice, then Evaluate
+    # the plan twice, the profile, merge, split and finish, then Evaluate
+    assert description["status"] == "SUCCEEDED" and len(calls) == 7
     failures = [e["taskFailedEventDetails"]["error"] for e in history["events"] if e["type"] == "TaskFailed"]
     assert failures == ["Lambda.ServiceException"]
 
@@ -350,8 +351,9 @@ def test_two_executions_at_once_do_not_touch_each_other(served, tmp_path):
     assert outputs[0]["objective"] == "multi:softprob" and outputs[1]["objective"] == "binary:logistic"
     for name, output in zip(("parallel-a", "parallel-b"), outputs):
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket=ready["dataBucket"], Prefix=f"runs/{name}/")["Contents"]]
-        assert f"runs/{name}/predictions/test.csv.out" in keys
-        body = s3.get_object(Bucket=ready["dataBucket"], Key=f"runs/{name}/predictions/test.csv.out")["Body"].read()
+        assert f"runs/{name}/predictions/part-00000-000.csv.out" in keys
+        body = s3.get_object(Bucket=ready["dataBucket"], Key=f"runs/{name}/predictions/part-00000-000.csv.out")[
+            "Body"].read()
         assert len(body.decode().splitlines()) == output["rows"]["test"]
     assert outputs[0]["trainingJobName"] != outputs[1]["trainingJobName"]
 
