@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     local = commands.add_parser("local", help="run the pipeline on the embedded engine (no AWS, no Docker)",
                                 description="sagestep local DATASET: run the pipeline on a CSV; "
                                             "sagestep local serve: keep the stack up behind an AWS-compatible endpoint")
-    local.add_argument("dataset", metavar="DATASET|serve", help="a CSV file (or s3:// URI), or `serve`")
+    local.add_argument("dataset", metavar="DATASET|serve", help="a CSV or CSV.gz file, a folder of such shards with one header, an s3:// URI or prefix, or `serve`")
     add_run_options(local)
     local.add_argument("--out", help="where to copy the predictions, metrics and model (default runs/<execution>/)")
     local.add_argument("--report", action="store_true", help="also write report.html there: one self-contained page "
@@ -154,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     local.set_defaults(run=_local)
 
     start = commands.add_parser("start", help="start a run on the deployed stack")
-    start.add_argument("dataset_uri", metavar="DATASET_URI")
+    start.add_argument("dataset_uri", metavar="DATASET_URI",
+                       help="s3://bucket/key.csv, or a prefix of CSV and CSV.gz shards ending in /")
     add_run_options(start)
     start.add_argument("--wait", action="store_true", help="follow the execution until it ends")
     start.add_argument("--state-machine-arn", help="default: $SAGESTEP_STATE_MACHINE_ARN or `pulumi stack output`")

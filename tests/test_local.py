@@ -428,6 +428,7 @@ def sagestep(*args, env=None):
 @pytest.mark.parametrize("args, fragment", [
     (("local", "missing.csv"), "missing.csv: no such file"),
     (("local", "README.md"), "not a CSV file"),
+    (("local", "docs"), "docs: a folder with no CSV shard"),
     (("start", "s3://bucket/data.csv", "--state-machine-arn",
       "arn:aws:states:us-east-1:123456789012:stateMachine:nope"), "StateMachineDoesNotExist"),
     (("start", "data.csv"), "must be an s3://bucket/key URI"),
