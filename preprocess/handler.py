@@ -20,6 +20,7 @@ from itertools import tee, zip_longest
 from operator import itemgetter
 
 import boto3
+from botocore.config import Config
 
 from . import errors, layout, shards
 from .csvrows import read_rows
@@ -62,6 +63,12 @@ def handler(event, context):
     return getattr(run, action)(event)
 
 
+def s3_client():
+    """S3 with the standard retry mode and room to retry: a thousand items writing at once can pass S3's
+    3,500 PUT/s per prefix until it repartitions, and it answers 503 SlowDown meanwhile."""
+    return boto3.client("s3", config=Config(retries={"mode": "standard", "max_attempts": 10}))
+
+
 def _instances(name: str) -> int:
     value = os.environ.get(name, "1")
     if not value.isdigit() or int(value) < 1:
@@ -72,9 +79,9 @@ def _instances(name: str) -> int:
 def plan_run(event, context) -> dict:
     """Validate the input, read the header, cut the dataset into work items; write them for the Maps."""
     request = parse_event(event)
-    s3 = boto3.client("s3")
+    s3 = s3_client()
     objects = list_objects(s3, request.bucket, request.key)
-    header = read_header(s3, objects[0])
+    header = read_header(objects[0])
     find_columns(header, request, objects[0].where)
     remaining = context.get_remaining_time_in_millis() if context is not None else DEFAULT_REMAINING_MS
     items = work_items(objects, shards.RANGE_BYTES, remaining / 1000)
@@ -140,7 +147,7 @@ class Run:
             raise InvalidExecutionInput("the event has no executionName (the state machine passes it)")
         self.name, self.bucket = name, os.environ["DATA_BUCKET"]
         self.prefix = layout.run_prefix(name)
-        self.s3 = boto3.client("s3")
+        self.s3 = s3_client()
 
     def put(self, key: str, value) -> None:
         self.s3.put_object(Bucket=self.bucket, Key=f"{self.prefix}{key}", Body=json.dumps(value).encode(),

@@ -169,7 +169,7 @@ def _owned(raw: Iterator[bytes], start: int, end: int | None) -> Iterator[bytes]
             close()
 
 
-def read_header(s3, obj: S3Object) -> list[str]:
+def read_header(obj: S3Object) -> list[str]:
     """The first row of an object (the dataset's header is its first shard's)."""
     stream = obj.chunks()
     try:

@@ -1,38 +1,14 @@
 """Datasets as many objects: shards under a prefix, large objects cut into byte ranges, the two-phase
 preprocess (profile, merge, split) run item by item in any order, as the Distributed Maps run them."""
-import gzip
 import json
 import random
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from preprocess import errors, shards
 from preprocess.handler import handler
-from statemachine import framework
-
-BUCKET = "sagestep-dev-data"
-
-
-@pytest.fixture
-def s3(monkeypatch):
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("DATA_BUCKET", BUCKET)
-    monkeypatch.setenv("JOB_NAME_PREFIX", "sagestep-dev")
-    monkeypatch.setenv("OBJECTIVES", json.dumps(framework.OBJECTIVES))
-    monkeypatch.setenv("QUALITY_GATE", json.dumps(framework.quality_gate("", None)))
-    with mock_aws():
-        client = boto3.client("s3")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
-
-
-def put(s3, key, text, compress=False):
-    body = text.encode()
-    s3.put_object(Bucket=BUCKET, Key=key, Body=gzip.compress(body) if compress else body)
-    return f"s3://{BUCKET}/{key}"
-
+from tests.test_preprocess import BUCKET, put, s3  # noqa: F401  (s3 is a fixture)
 
 def event(uri, run="Run_1", **extra):
     return {"datasetUri": uri, "executionName": run, "executionArn": f"arn:aws:states:::execution:sm:{run}", **extra}
