@@ -86,6 +86,7 @@ def plan_run(event, context) -> dict:
     remaining = context.get_remaining_time_in_millis() if context is not None else DEFAULT_REMAINING_MS
     items = work_items(objects, shards.RANGE_BYTES, remaining / 1000)
     run = Run(event)
+    run.delete_all()                  # a direct call that reuses an execution name starts afresh
     run.put(layout.REQUEST, {"event": {key: value for key, value in event.items() if key != "action"},
                              "header": header, "items": len(items)})
     run.put(layout.ITEMS, items)

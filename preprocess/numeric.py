@@ -139,9 +139,7 @@ def split_numeric(blocks: Iterable[tuple[int, list[bytes]]], columns: Columns, p
             ordered = list(map(b",".join, zip(codes, map(itemgetter(2), parts))))
         else:
             codes = label
-        held_out = label
-        if columns.id is not None:
-            ids = map(itemgetter(columns.id), map(bytes.split, lines, repeat(b",")))
-            held_out = list(map(b",".join, zip(ids, label)))
+        held_out = [label] if columns.id is None else [
+            list(map(itemgetter(columns.id), map(bytes.split, lines, repeat(b",")))), label]
         writer.write(ordered, codes, held_out)
     return writer.result()

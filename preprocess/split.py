@@ -57,9 +57,10 @@ class SplitWriter:
         for k in range(transform_instances):
             outputs[f"labels{k}"].write(header)
 
-    def write(self, joined: list, labels: list, held_out: list) -> None:
+    def write(self, joined: list, labels: list, held_out: list[tuple], quote=None) -> None:
         """joined: label-first rows as training reads them; labels: their label as trained (a class code or
-        a number); held_out: the held-out label fields as written (the id first, with an id column)."""
+        a number); held_out: the held-out labels file's columns as written (the id column first, with one,
+        then the label), each quoted with quote, when given, for the test rows only."""
         masks = self.splitter.masks(len(joined))
         train_labels = list(compress(labels, masks["train"]))
         if self.regression:
@@ -74,10 +75,14 @@ class SplitWriter:
         if validation:
             self.outputs["validation"].write(_lines(validation))
             self.written["validation"] += len(validation)
-        comma = b"," if joined and isinstance(joined[0], bytes) else ","
+        comma = b"," if isinstance(joined[0], bytes) else ","
         test = list(map(FEATURES_PART, map(type(comma).partition, compress(joined, masks["test"]), repeat(comma))))
+        columns = [compress(column, masks["test"]) for column in held_out]
+        if quote is not None:
+            columns = [map(quote, column) for column in columns]
+        held = list(map(comma.join, zip(*columns))) if len(columns) > 1 else list(columns[0])
         features = _deal(test, self.counts["test"], self.instances)
-        for k, rows in enumerate(_deal(list(compress(held_out, masks["test"])), self.counts["test"], self.instances)):
+        for k, rows in enumerate(_deal(held, self.counts["test"], self.instances)):
             if rows:
                 self.outputs[f"test{k}"].write(_lines(features[k]))
                 self.outputs[f"labels{k}"].write(_lines(rows))
@@ -105,10 +110,8 @@ def split_item(batches: Iterable[tuple[int, list[list[str]]]], columns: Columns,
         label = table[columns.label]
         label_values = list(map(classes.__getitem__, label)) if classes is not None else label
         encoded = [list(map(categories[i].__getitem__, table[i])) if i in categories else table[i] for i in features]
-        held_out = list(map(csv_field, label))
-        if columns.id is not None:
-            held_out = list(map(",".join, zip(map(csv_field, table[columns.id]), held_out)))
-        writer.write(list(map(",".join, zip(label_values, *encoded))), label_values, held_out)
+        held_out = [label] if columns.id is None else [table[columns.id], label]
+        writer.write(list(map(",".join, zip(label_values, *encoded))), label_values, held_out, quote=csv_field)
     return writer.result()
 
 

@@ -13,6 +13,7 @@ child executions and read and write the preprocess records (statements below).
 from __future__ import annotations
 
 from preprocess import layout
+from preprocess.shards import RANGE_BYTES
 
 from . import errors
 from .iam import allow
@@ -147,7 +148,12 @@ def statements(refs: Refs) -> list[dict]:
     ]
 
 
-STEP = Step(NAME, states, statements, outputs={
+def summary(rendered: dict[str, dict]) -> list[str]:
+    return [f"preprocess: work items of up to {RANGE_BYTES >> 20} MB (a shard, or a byte range of a large object) "
+            f"through two Distributed Maps, up to {rendered[PROFILE]['MaxConcurrency']} Lambdas at once"]
+
+
+STEP = Step(NAME, states, statements, summary=summary, outputs={
     "runName.$": "$.run.runName", "objective.$": "$.run.objective", "rows.$": "$.run.rows",
     "testLabelsUri.$": "$.run.testLabelsUri", "schemaUri.$": "$.run.schemaUri", "shards.$": "$.run.shards",
     "ignoredColumns.$": "$.run.ignoredColumns"})

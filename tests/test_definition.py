@@ -296,6 +296,8 @@ def test_synth_summary_says_why_the_volume_key_is_left_out():
     text = console.export_text()
     assert ("training: 1 x ml.g5.xlarge\n  VolumeKmsKeyId omitted: ml.g5.xlarge has local instance storage" in text)
     assert "batch prediction: 1 x ml.m5.large\n" in text and text.count("VolumeKmsKeyId omitted") == 1
+    assert ("preprocess: work items of up to 128 MB (a shard, or a byte range of a large object) through two "
+            "Distributed Maps, up to 10 Lambdas at once") in " ".join(text.split())
     assert ("states: Start → Preprocess → ProfileShards → MergeProfiles → SplitShards → FinishPreprocess → Train → "
             "HasTrainingMetrics → TrainingResult → QualityGate → "
             "FindGateMetric → GateVerdict → GatePassed → CreateModel") in " ".join(text.split())

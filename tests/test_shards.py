@@ -207,3 +207,12 @@ def test_a_quote_deep_in_a_numeric_item_hands_it_to_the_csv_module(s3, monkeypat
     run_in_phases(late, "Late")
     assert data_files(s3, "Late") == data_files(s3, "Plain")
     assert s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads") is None, "the fast path's parts were aborted"
+
+
+def test_a_direct_call_that_reuses_an_execution_name_starts_afresh(s3):
+    sharded(s3)
+    first = handler(event(f"s3://{BUCKET}/datasets/clicks/"), None)
+    single = put(s3, "datasets/one.csv", "a,label\n" + "".join(f"{i},{i % 2}\n" for i in range(50)))
+    second = handler(event(single), None)
+    assert first["shards"] == 4 and second["shards"] == 1 and sum(second["rows"].values()) == 50
+    assert not [key for key in objects(s3) if key.startswith("train/part-00003")], "nothing of the first run"
