@@ -224,6 +224,25 @@ def test_a_bad_shard_fails_at_preprocess_naming_it_and_leaves_nothing_of_the_run
     assert engine.client("sagemaker").list_training_jobs()["TrainingJobSummaries"] == []
 
 
+def test_two_training_hosts_and_two_transform_instances_run_the_same_pipeline(tmp_path):
+    """The train split dealt to one object per host and shared with ShardedByS3Key; the test features to
+    one object per instance, whose predictions the Evaluate step pairs with their labels object by object."""
+    dataset = write_dataset(tmp_path / "breast.csv", load_breast_cancer)
+    with LocalEngine(synthesize("wide", {"trainingInstanceCount": 2, "transformInstanceCount": 2})) as wide:
+        description, _ = execute(wide, {"datasetUri": wide.upload_dataset(dataset)}, name="wide")
+        keys = run_objects(wide, description["executionArn"])
+        training = wide.client("sagemaker").describe_training_job(
+            TrainingJobName=json.loads(description["output"])["trainingJobName"])
+    assert description["status"] == "SUCCEEDED", description.get("cause")
+    output = json.loads(description["output"])
+    assert training["ResourceConfig"]["InstanceCount"] == 2
+    assert [key for key in keys if key.startswith("train/")] == ["train/part-00000-000.csv", "train/part-00000-001.csv"]
+    assert [key for key in keys if key.startswith("predictions/")] == [
+        "predictions/part-00000-000.csv.out", "predictions/part-00000-001.csv.out"]
+    evaluation = output["evaluation"]
+    assert evaluation["rows"] == output["rows"]["test"] and evaluation["metrics"]["accuracy"] > 0.9
+
+
 def test_the_preprocess_lambdas_run_concurrently_up_to_the_stack_s_concurrency(tmp_path, monkeypatch):
     from preprocess import handler as handler_module
     running, most = [], []
