@@ -137,11 +137,12 @@ class Pipeline(pulumi.ComponentResource):
 
     def _state_machine(self, refs: pulumi.Output, partition, account) -> aws.sfn.StateMachine:
         name = statemachine.refs.state_machine_name(self.prefix)
+        kms = self.settings.pipeline.kms_key_arn
         arn = pulumi.Output.format("arn:{0}:states:{1}:{2}:stateMachine:{3}", partition, self.region, account, name)
         role, policy = self._role(
             f"{self.prefix}-states", "sagestep state machine: invoke the preprocess Lambda, run SageMaker jobs",
             pulumi.Output.all(refs, arn).apply(lambda a: json.dumps(policies.state_machine_trust(a[0], a[1]))),
-            refs.apply(lambda r: json.dumps(statemachine.role_policy(r))))
+            refs.apply(lambda r: json.dumps(statemachine.role_policy(r, kms_key_arn=kms))))
         log_group = aws.cloudwatch.LogGroup(
             f"{self.prefix}-states-logs", name=f"/aws/vendedlogs/states/{name}",
             retention_in_days=self.settings.log_retention_days, opts=self._child())

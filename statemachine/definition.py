@@ -7,7 +7,7 @@ output, so the definition and the permissions cannot drift apart.
 from __future__ import annotations
 
 from . import batch_predict, create_model, evaluate, gate, preprocess, train
-from .iam import allow, document, merge_statements
+from .iam import allow, document, key_use, merge_statements
 from .refs import Refs
 from .settings import PipelineSettings
 from .step import JobRole, Step
@@ -97,5 +97,8 @@ def role_statements(refs: Refs, steps: tuple[Step, ...] | None = None) -> list[d
     return merge_statements([step.statements(refs) for step in _or_pipeline(steps)] + [observability_statements()])
 
 
-def role_policy(refs: Refs, steps: tuple[Step, ...] | None = None) -> dict:
-    return document(role_statements(refs, steps))
+def role_policy(refs: Refs, steps: tuple[Step, ...] | None = None, kms_key_arn: str | None = None) -> dict:
+    """With the stack's key, the preprocess Maps' ItemReader and ResultWriter read and write SSE-KMS objects
+    (multipart): kms:Decrypt, kms:Encrypt and kms:GenerateDataKey ("IAM policies for using Distributed Map
+    states", KMS key encrypted bucket)."""
+    return document(role_statements(refs, steps) + key_use(kms_key_arn, ("kms:Encrypt",)))

@@ -54,7 +54,9 @@ def states(refs: Refs, settings: PipelineSettings, next_state: str | None) -> di
         NAME: lambda_task(refs, "Checks the input and the dataset's header, lists its shards and cuts them into "
                                 "work items (preprocess/items.json).",
                           {"Payload.$": "States.JsonMerge($, $.execution, false)"},
-                          {"items.$": "$.Payload.items", "objects.$": "$.Payload.objects"}, "$.shards", PROFILE, fail),
+                          {"items.$": "$.Payload.items", "objects.$": "$.Payload.objects",
+                           "itemsKey.$": "$.Payload.itemsKey"},
+                          "$.shards", PROFILE, fail),
         PROFILE: work_map(refs, settings, "profile", "Profiles each work item: types, categories, classes, rows.",
                           MERGE),
         MERGE: lambda_task(refs, "One plan from every profile: types, category codes, classes, each item's first row.",
@@ -98,8 +100,7 @@ def work_map(refs: Refs, settings: PipelineSettings, action: str, comment: str, 
         "ItemReader": {
             "Resource": refs.integration("s3:getObject"),
             "ReaderConfig": {"InputType": "JSON"},
-            "Parameters": {"Bucket": refs.data_bucket,
-                           "Key.$": f"States.Format('{layout.RUNS_PREFIX}{{}}/{layout.ITEMS}', {RUN})"},
+            "Parameters": {"Bucket": refs.data_bucket, "Key.$": "$.shards.itemsKey"},
         },
         "ItemSelector": {"action": action, "executionName.$": RUN, "item.$": "$$.Map.Item.Value"},
         "MaxConcurrency": settings.preprocess_concurrency,
@@ -112,6 +113,8 @@ def work_map(refs: Refs, settings: PipelineSettings, action: str, comment: str, 
         },
         "ResultWriter": {
             "Resource": refs.integration("s3:putObject"),
+            # From the context object: moto resolves a ResultWriter's "$" against the Map's results, AWS
+            # against its input; "$$" is the same in both.
             "Parameters": {"Bucket": refs.data_bucket,
                            "Prefix.$": f"States.Format('{layout.RUNS_PREFIX}{{}}/{layout.MAP_RESULTS_DIR}{action}', {RUN})"},
         },
@@ -135,13 +138,14 @@ def invoke_statements(refs: Refs) -> list[dict]:
 
 def statements(refs: Refs) -> list[dict]:
     """The function, and the Distributed Maps ("IAM policies for using Distributed Map states"): start this
-    state machine's child executions and follow or stop them (their ARNs are execution:<name>/<map run>:<id>),
-    read the work items, write the results (multipart) under the run's preprocess records."""
+    state machine's child executions and follow or stop them (AWS's example policy names execution:<name>:*,
+    the children's ARNs are execution:<name>/<map run label>:<id>: both, and only this state machine's), read
+    the work items, write the results (multipart) under the run's preprocess records."""
     name, runs = refs.state_machine_name, f"{layout.RUNS_PREFIX}*/"
     return invoke_statements(refs) + [
         allow("StartMapChildren", ["states:StartExecution"], [refs.arn("states", f"stateMachine:{name}")]),
         allow("FollowMapChildren", ["states:DescribeExecution", "states:StopExecution"],
-              [refs.arn("states", f"execution:{name}/*")]),
+              [refs.arn("states", f"execution:{name}:*"), refs.arn("states", f"execution:{name}/*")]),
         allow("ReadWorkItems", ["s3:GetObject"], [refs.s3(refs.data_bucket, f"{runs}{layout.ITEMS}")]),
         allow("WriteMapResults", ["s3:AbortMultipartUpload", "s3:GetObject", "s3:ListMultipartUploadParts",
                                   "s3:PutObject"], [refs.s3(refs.data_bucket, f"{runs}{layout.MAP_RESULTS_DIR}*")]),

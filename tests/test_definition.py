@@ -93,7 +93,7 @@ def test_the_preprocess_maps_are_distributed_over_the_work_items_with_results_in
         assert state["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
         assert state["ItemReader"] == {
             "Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "JSON"},
-            "Parameters": {"Bucket": data, "Key.$": "States.Format('runs/{}/preprocess/items.json', $$.Execution.Name)"}}
+            "Parameters": {"Bucket": data, "Key.$": "$.shards.itemsKey"}}
         assert state["ItemSelector"] == {"action": action, "executionName.$": "$$.Execution.Name",
                                          "item.$": "$$.Map.Item.Value"}
         assert state["ResultWriter"]["Parameters"]["Prefix.$"] == (

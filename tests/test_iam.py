@@ -125,7 +125,8 @@ def test_state_machine_role_is_the_union_of_its_steps(stack):
         "StartMapChildren": (["states:StartExecution"],
                              [f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:sagestep-dev-pipeline"], None),
         "FollowMapChildren": (["states:DescribeExecution", "states:StopExecution"],
-                              [f"arn:aws:states:{REGION}:{ACCOUNT}:execution:sagestep-dev-pipeline/*"], None),
+                              [f"arn:aws:states:{REGION}:{ACCOUNT}:execution:sagestep-dev-pipeline:*",
+                               f"arn:aws:states:{REGION}:{ACCOUNT}:execution:sagestep-dev-pipeline/*"], None),
         "ReadWorkItems": (["s3:GetObject"], [f"arn:aws:s3:::{data}/runs/*/preprocess/items.json"], None),
         "WriteMapResults": (["s3:AbortMultipartUpload", "s3:GetObject", "s3:ListMultipartUploadParts",
                              "s3:PutObject"], [f"arn:aws:s3:::{data}/runs/*/preprocess/map-results/*"], None),
@@ -250,6 +251,10 @@ def test_spot_training_adds_checkpoints_and_kms_adds_key_use(configured):
     lam = statements_by_sid(policy(configured, "sagestep-tuned-preprocess-policy"))
     assert lam["UseStackKey"] == {"Sid": "UseStackKey", "Effect": "Allow",
                                   "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": [key]}
+    # The preprocess Maps' ItemReader and ResultWriter (multipart) in the SSE-KMS data bucket.
+    states = statements_by_sid(policy(configured, "sagestep-tuned-states-policy"))
+    assert states["UseStackKey"] == {"Sid": "UseStackKey", "Effect": "Allow", "Resource": [key],
+                                     "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]}
 
 
 def test_without_spot_or_kms_there_is_no_checkpoint_or_key_access(stack):
