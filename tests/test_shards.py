@@ -216,3 +216,12 @@ def test_a_direct_call_that_reuses_an_execution_name_starts_afresh(s3):
     second = handler(event(single), None)
     assert first["shards"] == 4 and second["shards"] == 1 and sum(second["rows"].values()) == 50
     assert not [key for key in objects(s3) if key.startswith("train/part-00003")], "nothing of the first run"
+
+
+def test_an_object_replaced_during_the_run_fails_rather_than_mixing_versions(s3):
+    uri = put(s3, "datasets/moving.csv", "a,label\n" + "".join(f"{i},{i % 2}\n" for i in range(50)))
+    planned = handler({**event(uri), "action": "plan"}, None)
+    put(s3, "datasets/moving.csv", "a,label\n" + "".join(f"{i},{i % 3}\n" for i in range(60)))
+    (item,) = json.loads(s3.get_object(Bucket=BUCKET, Key=planned["itemsKey"])["Body"].read())
+    with pytest.raises(errors.DatasetChanged, match=r"moving\.csv changed while the run read it"):
+        handler({"action": "profile", "executionName": "Run_1", "item": item}, None)
