@@ -1,4 +1,4 @@
-"""IAM documents of the roles that belong to no step: the preprocess Lambda's (both its actions,
+"""IAM documents of the roles that belong to no step: the preprocess Lambda's (every action of it,
 Preprocess and Evaluate) and the state machine's trust. (Each job role is its step's: statemachine/train.py, statemachine/create_model.py.)"""
 from __future__ import annotations
 

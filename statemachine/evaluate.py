@@ -1,4 +1,4 @@
-"""Evaluate: the preprocess Lambda's second action scores the batch predictions against the held-out labels.
+"""Evaluate: the preprocess Lambda's last action scores the batch predictions against the held-out labels.
 
 The same function, so no second function, role or deploy: it already writes this run's data, and only
 needs to read the predictions, the held-out labels and the schema too (infra/policies.py). The metrics,
