@@ -106,9 +106,9 @@ def preprocess_run(event, context) -> dict:
         for item in items:
             run.split({"item": item})
         return run.finish({})
-    except PreprocessError as error:
+    except Exception:
         run.delete_all()
-        raise error from None
+        raise
 
 
 def _header_of(item: dict, header: list[str]) -> list[str] | None:
@@ -167,12 +167,14 @@ class Run:
         return stored, request, find_columns(stored["header"], request, "the dataset")
 
     def _recording(self, item: dict, work):
-        """work(), and a PreprocessError it raises recorded for discard (which names the first item's)."""
+        """work(), and any error it raises recorded for discard (which names the first item's): a dataset's
+        error says where itself, another (S3 refusing a write, a bug) is named with the item."""
         try:
             return work()
-        except PreprocessError as error:
+        except Exception as error:  # noqa: BLE001 - recorded, then raised again: the Map fails on it
+            cause = str(error) if isinstance(error, PreprocessError) else f"{item_where(item)}: {error}"
             self.put(f"{layout.FAILURES_DIR}{layout.part_name(item['item'], suffix='.json')}",
-                     {"item": item["item"], "error": type(error).__name__, "cause": str(error)})
+                     {"item": item["item"], "error": type(error).__name__, "cause": cause})
             raise
 
     def profile(self, event: dict) -> dict:

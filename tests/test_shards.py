@@ -225,3 +225,39 @@ def test_an_object_replaced_during_the_run_fails_rather_than_mixing_versions(s3)
     (item,) = json.loads(s3.get_object(Bucket=BUCKET, Key=planned["itemsKey"])["Body"].read())
     with pytest.raises(errors.DatasetChanged, match=r"moving\.csv changed while the run read it"):
         handler({"action": "profile", "executionName": "Run_1", "item": item}, None)
+
+
+def test_an_item_that_fails_on_something_else_is_named_and_its_run_discarded(s3, monkeypatch):
+    import preprocess.handler as handler_module
+    original = handler_module.split_any
+
+    def failing(s3_client, item, *args):
+        if item["item"] == 1:
+            raise RuntimeError("the disk is full")
+        return original(s3_client, item, *args)
+    monkeypatch.setattr(handler_module, "split_any", failing)
+    uri = sharded(s3)
+    with pytest.raises(RuntimeError, match="the disk is full"):
+        run_in_phases(uri)
+    with pytest.raises(errors.PreprocessError) as raised:
+        handler({"action": "discard", "executionName": "Run_1",
+                 "error": {"Error": "States.ExceedToleratedFailureThreshold", "Cause": "…"}}, None)
+    assert type(raised.value).__name__ == "RuntimeError"
+    assert str(raised.value) == "s3://sagestep-dev-data/datasets/clicks/part-1.csv.gz: the disk is full"
+    assert objects(s3) == {}
+
+
+@pytest.mark.parametrize("caught, name, message", [
+    # a merge or finish error, as Step Functions catches a Lambda's: its errorMessage inside the Cause
+    ({"Error": "TooFewRows", "Cause": json.dumps({"errorType": "TooFewRows", "errorMessage": "only 3 rows"})},
+     "TooFewRows", "only 3 rows"),
+    # an item that timed out records nothing: the Map's own error is all there is
+    ({"Error": "States.ExceedToleratedFailureThreshold", "Cause": "threshold exceeded"},
+     "ShardFailed", "States.ExceedToleratedFailureThreshold: threshold exceeded"),
+])
+def test_discard_without_a_recorded_failure_fails_with_what_was_caught(s3, caught, name, message):
+    run_in_phases(sharded(s3))
+    with pytest.raises(errors.PreprocessError) as raised:
+        handler({"action": "discard", "executionName": "Run_1", "error": caught}, None)
+    assert (type(raised.value).__name__, str(raised.value)) == (name, message)
+    assert objects(s3) == {}
