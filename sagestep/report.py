@@ -123,7 +123,9 @@ def print_evaluation(evaluation: dict, console: Console) -> None:
 
 def print_summary(result: dict, console: Console) -> None:
     if result["status"] == "SUCCEEDED":
-        console.print(f"[green bold]SUCCEEDED[/] rows {result.get('rows')}")
+        items = result.get("shards") or 1
+        console.print(f"[green bold]SUCCEEDED[/] rows {result.get('rows')}"
+                      + (f" from {items} work items (shards and byte ranges)" if items > 1 else ""))
         left_out = [f"{column['name']} ({in_cli_terms({'cause': column['reason']})['cause']})"
                     for column in result.get("ignoredColumns", [])]
         if left_out:

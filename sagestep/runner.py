@@ -119,6 +119,7 @@ def result_of(description: dict, progress: Progress) -> dict:
                                   if value is not None})
         result["evaluation"] = evaluation
         result["rows"] = output.get("rows")
+        result["shards"] = output.get("shards")
         result["ignoredColumns"] = output.get("ignoredColumns", [])
         result["gate"] = output.get("gate")
         result["output"] = output
