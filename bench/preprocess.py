@@ -147,14 +147,13 @@ def split_local_file(source: str, out_dir: str) -> dict:
     """The preprocess phases on one local file as one work item (profile, merge, split), into files:
     the Lambda's work without S3, on the paths the Lambda takes (numeric, else the csv module)."""
     from preprocess.csvrows import read_rows
-    from preprocess.numeric import NotNumeric, numeric_blocks, numeric_plan, profile_numeric, split_numeric
+    from preprocess.numeric import profile_any, split_any
     from preprocess.plan import Request, find_columns
-    from preprocess.profile import NUMBER_VALUES_KEPT, merge_profiles, profile_with_restarts
+    from preprocess.profile import merge_profiles
     from preprocess.rowsplit import RowSplitter
-    from preprocess.shards import data_batches
     from preprocess.sink import FileOutput, Outputs
     from preprocess.source import chunks
-    from preprocess.split import SplitWriter, split_item
+    from preprocess.split import SplitWriter
 
     def stream():
         return chunks(open(source, "rb"), source.endswith(".gz"), source)
@@ -162,21 +161,12 @@ def split_local_file(source: str, out_dir: str) -> dict:
     request = Request(bucket="", key=source, label_column=None, execution_name="bench", execution_arn="bench",
                       hyperparameters={}, ratios=RATIOS, seed=42)
     columns = find_columns(header, request, source)
-    path = "numeric"
-    try:
-        profile = profile_numeric(numeric_blocks(stream(), source, header), columns, source, NUMBER_VALUES_KEPT)
-    except NotNumeric:
-        path = "csv module"
-        profile = profile_with_restarts(lambda: data_batches(stream(), source, header), columns, source)
+    profile, path = profile_any(stream, source, header, False, columns)
     plan = merge_profiles([profile], columns, [source], RATIOS, 42)
     names = ("train0", "validation", "test0", "labels0")
     with Outputs({name: FileOutput(os.path.join(out_dir, name)) for name in names}) as outputs:
-        def writer():
-            return SplitWriter(outputs, columns, RowSplitter(RATIOS, 42), plan["problem"] == "regression", 1, 1)
-        if path == "numeric" and numeric_plan(plan):
-            result = split_numeric(numeric_blocks(stream(), source, header), columns, plan, writer())
-        else:
-            result = split_item(data_batches(stream(), source, header), columns, plan, writer())
+        result, _ = split_any(stream, source, header, False, columns, plan, lambda: SplitWriter(
+            outputs, columns, RowSplitter(RATIOS, 42), plan["problem"] == "regression", 1, 1), outputs)
         outputs.commit()
     return {"rows": result["counts"], "path": path}
 

@@ -54,8 +54,8 @@ def batches(chunks: Iterable[bytes], where: str, single_line: bool = False) -> I
             records += len(batch)
             if single_line and reader.line_num != records:
                 raise MultilineRecord(
-                    f"{where}: a quoted field holds a line break (near line {reader.line_num}); a file this large is cut "
-                    "into byte ranges at line breaks, so it cannot hold one: store the dataset as several files "
+                    f"{where}: a quoted field holds a line break (near line {reader.line_num}); a file this large is "
+                    "cut into byte ranges at line breaks, so it cannot hold one: store the dataset as several files "
                     "(a prefix of shards) or gzip it")
             rows = list(filter(None, batch))
             yield row, rows

@@ -28,14 +28,13 @@ from .errors import FunctionMisconfigured, InvalidExecutionInput, PreprocessErro
 from .evaluation import MisalignedPredictions, evaluate
 from .naming import run_name, tag_value
 from .plan import Columns, csv_field, find_columns, objective_hyperparameters, parse_event, quality_gate
-from .numeric import NotNumeric, numeric_blocks, numeric_plan, profile_numeric, split_numeric
-from . import profile as profiling
-from .profile import merge_profiles, profile_with_restarts
+from .numeric import profile_any, split_any
+from .profile import merge_profiles
 from .rowsplit import RowSplitter
-from .shards import item_batches, item_chunks, item_where, list_objects, read_header, work_items
+from .shards import item_chunks, item_where, list_objects, read_header, work_items
 from .sink import Outputs, S3Output, Uploader
 from .source import S3Object
-from .split import SplitWriter, combine, empty_outputs, output_keys, split_item
+from .split import SplitWriter, combine, empty_outputs, output_keys
 
 DEFAULT_REMAINING_MS = 900_000
 MAX_MATRIX_CLASSES_IN_OUTPUT = 50      # 2,500 counts: a few KB of the execution's output
@@ -79,13 +78,12 @@ def _instances(name: str) -> int:
 def plan_run(event, context) -> dict:
     """Validate the input, read the header, cut the dataset into work items; write them for the Maps."""
     request = parse_event(event)
-    s3 = s3_client()
-    objects = list_objects(s3, request.bucket, request.key)
+    run = Run(event)
+    objects = list_objects(run.s3, request.bucket, request.key)
     header = read_header(objects[0])
     find_columns(header, request, objects[0].where)
     remaining = context.get_remaining_time_in_millis() if context is not None else DEFAULT_REMAINING_MS
     items = work_items(objects, shards.RANGE_BYTES, remaining / 1000)
-    run = Run(event)
     run.delete_all()                  # a direct call that reuses an execution name starts afresh
     run.put(layout.REQUEST, {"event": {key: value for key, value in event.items() if key != "action"},
                              "header": header, "items": len(items)})
@@ -111,32 +109,10 @@ def preprocess_run(event, context) -> dict:
         raise
 
 
-def _header_of(item: dict, header: list[str]) -> list[str] | None:
-    """The header an item's bytes start with: its object's, when the item starts the object."""
-    return header if item["start"] == 0 else None
-
-
-def profile_any(s3, item: dict, header: list[str], columns: Columns) -> dict:
-    """The numeric fast path, or the csv module when the item holds anything but numbers."""
-    where = item_where(item)
-    try:
-        return profile_numeric(numeric_blocks(item_chunks(s3, item), where, _header_of(item, header)), columns,
-                               where, profiling.NUMBER_VALUES_KEPT)
-    except NotNumeric:
-        return profile_with_restarts(lambda: item_batches(s3, item, header), columns, where)
-
-
-def split_any(s3, item: dict, header: list[str], columns: Columns, plan: dict, writer, outputs) -> dict:
-    """The numeric fast path when the plan has no text feature and the item holds only numbers, else the
-    csv module; a fast path that meets anything else is undone (its parts aborted) and the csv path
-    writes the item."""
-    if numeric_plan(plan):
-        try:
-            return split_numeric(numeric_blocks(item_chunks(s3, item), item_where(item), _header_of(item, header)),
-                                 columns, plan, writer())
-        except NotNumeric:
-            outputs.abort()
-    return split_item(item_batches(s3, item, header), columns, plan, writer())
+def _item_source(s3, item: dict, header: list[str]) -> tuple:
+    """What profile_any and split_any read of an item: its bytes (afresh on each call), where it is, the
+    header its bytes start with (its object's, when the item starts the object), whether it is a byte range."""
+    return (lambda: item_chunks(s3, item)), item_where(item), header if item["start"] == 0 else None, item["ranged"]
 
 
 class Run:
@@ -156,6 +132,12 @@ class Run:
 
     def get(self, key: str):
         return json.loads(self.s3.get_object(Bucket=self.bucket, Key=f"{self.prefix}{key}")["Body"].read())
+
+    def read_all(self, under: str) -> list:
+        """Every JSON record under a folder of the run, in key order (item order), 16 reads at a time."""
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            return list(pool.map(lambda key: json.loads(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()),
+                                 self.keys(under)))
 
     def keys(self, under: str = "") -> list[str]:
         listing = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=f"{self.prefix}{under}")
@@ -182,7 +164,7 @@ class Run:
         stored, _, columns = self.request()
 
         def work() -> dict:
-            profile = profile_any(self.s3, item, stored["header"], columns)
+            profile, _ = profile_any(*_item_source(self.s3, item, stored["header"]), columns)
             self.put(f"{layout.PROFILES_DIR}{layout.part_name(item['item'], suffix='.json')}", profile)
             return {"item": item["item"], "rows": profile["rows"]}
         return self._recording(item, work)
@@ -192,12 +174,10 @@ class Run:
         before any item is split."""
         stored, request, columns = self.request()
         items = self.get(layout.ITEMS)
-        keys = self.keys(layout.PROFILES_DIR)
-        if len(keys) != len(items):
-            raise ShardFailed(f"{len(keys)} of {len(items)} work items have a profile; the profile Map did not finish")
-        with ThreadPoolExecutor(max_workers=16) as pool:
-            profiles = list(pool.map(lambda key: json.loads(
-                self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()), keys))
+        profiles = self.read_all(layout.PROFILES_DIR)
+        if len(profiles) != len(items):
+            raise ShardFailed(f"{len(profiles)} of {len(items)} work items have a profile; the profile Map did not "
+                              "finish")
         plan = merge_profiles(profiles, columns, [item_where(item) for item in items], request.ratios, request.seed)
         classes = plan["classes"]
         hyperparameters = {
@@ -220,9 +200,11 @@ class Run:
             outputs = Outputs({name: S3Output(self.s3, self.bucket, key, "text/csv", uploader)
                                for name, key in keys.items()}, uploader)
             with outputs:
-                result = split_any(self.s3, item, stored["header"], columns, plan, lambda: SplitWriter(
-                    outputs, columns, RowSplitter(request.ratios, request.seed, plan["offsets"][item["item"]]),
-                    plan["problem"] == "regression", hosts, instances), outputs)
+                def writer() -> SplitWriter:
+                    return SplitWriter(outputs, columns,
+                                       RowSplitter(request.ratios, request.seed, plan["offsets"][item["item"]]),
+                                       plan["problem"] == "regression", hosts, instances)
+                result, _ = split_any(*_item_source(self.s3, item, stored["header"]), columns, plan, writer, outputs)
                 for name in empty_outputs(result["written"], keys):
                     outputs.outputs.pop(name).abort()
                 outputs.commit()
@@ -234,12 +216,10 @@ class Run:
         """The items' results together, the schema, and what the state machine keeps of the run."""
         stored, request, columns = self.request()
         plan = self.get(layout.PLAN)
-        keys = self.keys(layout.SPLITS_DIR)
-        if len(keys) != stored["items"]:
-            raise ShardFailed(f"{len(keys)} of {stored['items']} work items were split; the split Map did not finish")
-        with ThreadPoolExecutor(max_workers=16) as pool:
-            results = list(pool.map(lambda key: json.loads(
-                self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()), keys))
+        results = self.read_all(layout.SPLITS_DIR)
+        if len(results) != stored["items"]:
+            raise ShardFailed(f"{len(results)} of {stored['items']} work items were split; the split Map did not "
+                              "finish")
         combined = combine(results, plan)
         ignored = columns.left_out() + plan["identifiers"]
         header = stored["header"]
@@ -275,9 +255,7 @@ class Run:
     def discard(self, event: dict) -> None:
         """Delete everything the run wrote, then fail with the first failure an item recorded (in dataset
         order), or with the error the state machine caught."""
-        failures = []
-        for key in self.keys(layout.FAILURES_DIR):
-            failures.append(json.loads(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()))
+        failures = self.read_all(layout.FAILURES_DIR)
         self.delete_all()
         if failures:
             first = min(failures, key=lambda failure: failure["item"])
@@ -302,8 +280,9 @@ class Run:
 def _named(name: str, message: str) -> PreprocessError:
     """The error an item raised, raised again under its name (Lambda's errorType is the class name)."""
     known = getattr(errors, name, None)
-    cls = known if isinstance(known, type) and issubclass(known, PreprocessError) else type(name, (PreprocessError,), {})
-    return cls(message)
+    if isinstance(known, type) and issubclass(known, PreprocessError):
+        return known(message)
+    return type(name, (PreprocessError,), {})(message)
 
 
 def evaluate_run(run: Run) -> dict:

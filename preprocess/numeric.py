@@ -3,19 +3,22 @@
 A block is checked with bytes.translate (only number characters, commas and line breaks), each line's
 field count with map(bytes.count); the label is taken with bytes.partition. Anything else (quotes, text,
 a label that is not a number) raises NotNumeric, and the caller reads the item again with the csv module.
-Rows are numbered as the csv path numbers them (non-blank rows, the header is row 1).
+Rows are numbered as the csv path numbers them (non-blank rows, the header is row 1). profile_any and
+split_any choose the path for an item.
 """
 from __future__ import annotations
 
 import csv
 from itertools import repeat
 from operator import itemgetter
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
+from . import profile as profiling
 from .errors import InvalidEncoding, InvalidLabel, MalformedRow
 from .plan import MAX_CLASSES_FROM_INTEGERS, Columns, NumericLabelWatch, numbers_only
-from .shards import check_header
-from .split import SplitWriter
+from .profile import MAX_CATEGORIES, ColumnProfile, item_profile, profile_with_restarts
+from .shards import check_header, data_batches
+from .split import SplitWriter, split_item
 
 NUMERIC = b"0123456789.,-+eE\n"
 LABEL_PART = itemgetter(0)
@@ -87,8 +90,8 @@ def profile_numeric(blocks: Iterable[tuple[int, list[bytes]]], columns: Columns,
     """profile.profile_item's result for an item of numbers only; each feature's distinct values are
     kept (splitting lines into fields) only while some column has at most values_kept of them."""
     commas = len(columns.header) - 1
-    values: dict[int, set | None] = {i: set() for i in columns.features}
-    labels: set | None = set()
+    features = {i: ColumnProfile() for i in columns.features}
+    label_profile = ColumnProfile()
     watch = NumericLabelWatch(columns.label_name)
     rows = 0
     for row, lines in blocks:
@@ -101,24 +104,41 @@ def profile_numeric(blocks: Iterable[tuple[int, list[bytes]]], columns: Columns,
         distinct = set(label)
         if not numbers_only(distinct):
             raise NotNumeric("a label that is not a number")
-        if labels is not None:
-            labels.update(distinct)
-            labels = labels if len(labels) <= MAX_CLASSES_FROM_INTEGERS else None
+        label_profile.add(distinct, True, MAX_CATEGORIES, MAX_CLASSES_FROM_INTEGERS)
         if watch.seen is not None:
             watch.add([value.decode() for value in label])
-        tracked = [i for i, kept in values.items() if kept is not None]
+        tracked = [i for i, profile in features.items() if profile.values is not None]
         if tracked:
             fields = list(map(bytes.split, lines, repeat(b",")))
             for i in tracked:
-                values[i].update(map(itemgetter(i), fields))
-                if len(values[i]) > values_kept:
-                    values[i] = None
+                features[i].add(map(itemgetter(i), fields), True, MAX_CATEGORIES, values_kept)
         rows += len(lines)
-    return {"rows": rows,
-            "columns": {str(i): {"numeric": True, "values": None if kept is None else sorted(v.decode() for v in kept)}
-                        for i, kept in values.items()},
-            "label": {"numeric": True, "values": None if labels is None else sorted(v.decode() for v in labels),
-                      "identity": None if watch.seen is None else sorted(watch.seen, key=float)}}
+    return item_profile(rows, features, label_profile, watch)
+
+
+def profile_any(open_chunks: Callable[[], Iterable[bytes]], where: str, header: list[str] | None,
+                single_line: bool, columns: Columns) -> tuple[dict, str]:
+    """An item's profile by the fast path, or by the csv module when the item holds anything but numbers;
+    and which path it took. header: the dataset's, when the bytes start their object."""
+    try:
+        return profile_numeric(numeric_blocks(open_chunks(), where, header), columns, where,
+                               profiling.NUMBER_VALUES_KEPT), "numeric"
+    except NotNumeric:
+        return profile_with_restarts(lambda: data_batches(open_chunks(), where, header, single_line), columns,
+                                     where), "csv module"
+
+
+def split_any(open_chunks: Callable[[], Iterable[bytes]], where: str, header: list[str] | None, single_line: bool,
+              columns: Columns, plan: dict, writer: Callable[[], SplitWriter], outputs) -> tuple[dict, str]:
+    """The fast path when the plan has no text feature and the item holds only numbers, else the csv
+    module; a fast path that meets anything else is undone (its outputs aborted) and the csv path writes
+    the item. Returns the split's result and the path."""
+    if numeric_plan(plan):
+        try:
+            return split_numeric(numeric_blocks(open_chunks(), where, header), columns, plan, writer()), "numeric"
+        except NotNumeric:
+            outputs.abort()
+    return split_item(data_batches(open_chunks(), where, header, single_line), columns, plan, writer()), "csv module"
 
 
 def numeric_plan(plan: dict) -> bool:

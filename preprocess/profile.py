@@ -24,11 +24,13 @@ EXACT_SPLIT_COUNT_ROWS = 5_000_000   # up to this many rows, the plan counts eac
 
 
 @dataclass
-class _Column:
+class ColumnProfile:
+    """One column of an item: only numbers so far or not, and its distinct values while they are few
+    enough (str from the csv path; bytes from the numeric path, decoded in the summary)."""
     numeric: bool = True
-    values: set[str] | None = field(default_factory=set)
+    values: set | None = field(default_factory=set)
 
-    def add(self, column: tuple[str, ...], numeric: bool, text_limit: int, number_limit: int) -> None:
+    def add(self, column, numeric: bool, text_limit: int, number_limit: int) -> None:
         self.numeric = self.numeric and numeric
         if self.values is not None:
             self.values.update(column)
@@ -36,7 +38,16 @@ class _Column:
                 self.values = None
 
     def summary(self) -> dict:
-        return {"numeric": self.numeric, "values": None if self.values is None else sorted(self.values)}
+        values = None if self.values is None else sorted(
+            value.decode() if isinstance(value, bytes) else value for value in self.values)
+        return {"numeric": self.numeric, "values": values}
+
+
+def item_profile(rows: int, features: dict[int, ColumnProfile], label: ColumnProfile,
+                 watch: NumericLabelWatch) -> dict:
+    """What an item's profile holds, whichever path read it."""
+    return {"rows": rows, "columns": {str(i): profile.summary() for i, profile in features.items()},
+            "label": {**label.summary(), "identity": _identity(watch) if label.numeric else None}}
 
 
 class _Restart(Exception):
@@ -51,9 +62,8 @@ def profile_item(batches: Iterable[tuple[int, list[list[str]]]], columns: Column
     """Rows, and per label and feature column: only numbers or not, and its distinct values while they
     are few enough. text: columns known to be text (a restart)."""
     width = len(columns.header)
-    kept = [columns.label, *columns.features]
-    profiles = {i: _Column(numeric=i not in text) for i in kept}
-    label = profiles[columns.label]
+    profiles = {i: ColumnProfile(numeric=i not in text) for i in columns.features}
+    label = ColumnProfile(numeric=columns.label not in text)
     watch = NumericLabelWatch(columns.label_name)
     rows = 0
     for row, batch in batches:
@@ -80,8 +90,7 @@ def profile_item(batches: Iterable[tuple[int, list[list[str]]]], columns: Column
         if label.numeric:
             watch.add(labels)
         rows += len(batch)
-    return {"rows": rows, "columns": {str(i): profiles[i].summary() for i in columns.features},
-            "label": {**label.summary(), "identity": _identity(watch) if label.numeric else None}}
+    return item_profile(rows, profiles, label, watch)
 
 
 def profile_with_restarts(read, columns: Columns, where: str) -> dict:
@@ -118,7 +127,8 @@ def merge_profiles(profiles: list[dict], columns: Columns, where: list[str], rat
         count = MAX_CATEGORIES + 1 if values is None else len(values - {""})
         if identifier_like(count, rows):
             many = f"more than {MAX_CATEGORIES}" if values is None else str(count)
-            identifiers.append({"name": columns.header[i], "reason": f"identifier: {many} distinct values in {rows} rows"})
+            identifiers.append({"name": columns.header[i],
+                                "reason": f"identifier: {many} distinct values in {rows} rows"})
         elif values is None:
             raise TooManyCategories(f"column {columns.header[i]!r} has more than {MAX_CATEGORIES} distinct "
                                     "non-numeric values; leave it out with ignoreColumns")

@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 
 from .csvrows import batches
 from .errors import DatasetNotFound, DatasetTooLarge, EmptyDataset, HeaderMismatch, InvalidEncoding
-from .source import BOM, S3Object
+from .source import S3Object, decoded, without_bom
 
 RANGE_BYTES = 128 << 20          # one Lambda's share of a large plain object (about 5 s at 25 MB/s)
 # What one Lambda reliably processes, in bytes of CSV per second (the slower, quoted-text path), and the
@@ -99,25 +99,8 @@ def item_chunks(s3, item: dict) -> Iterator[bytes]:
     if not item["ranged"]:
         return obj.chunks()
     start = item["start"]
-    owned = _owned(_stream_chunks(obj.get(max(start - 1, 0))), start, item["end"])
-    return _without_bom(owned) if start == 0 else owned          # after _owned, which counts raw bytes
-
-
-def _stream_chunks(stream) -> Iterator[bytes]:
-    try:
-        while True:
-            block = stream.read(1 << 22)
-            if not block:
-                return
-            yield block
-    finally:
-        stream.close()
-
-
-def _without_bom(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    first = next(chunks, b"")
-    yield first[len(BOM):] if first.startswith(BOM) else first
-    yield from chunks
+    owned = _owned(decoded(obj.get(max(start - 1, 0)), False, item_where(item)), start, item["end"])
+    return without_bom(owned) if start == 0 else owned          # after _owned, which counts raw bytes
 
 
 def _owned(raw: Iterator[bytes], start: int, end: int | None) -> Iterator[bytes]:
@@ -181,12 +164,6 @@ def read_header(obj: S3Object) -> list[str]:
     finally:
         stream.close()
     raise EmptyDataset(f"{obj.where} is empty (no header row)")
-
-
-def item_batches(s3, item: dict, header: list[str]) -> Iterator[tuple[int, list[list[str]]]]:
-    """The item's data rows in batches (data_batches), from the bytes it owns."""
-    return data_batches(item_chunks(s3, item), item_where(item), header if item["start"] == 0 else None,
-                        single_line=item["ranged"])
 
 
 def data_batches(chunks: Iterable[bytes], where: str, header: list[str] | None,

@@ -21,6 +21,24 @@ BOM = b"\xef\xbb\xbf"
 def chunks(stream: BinaryIO, gzipped: bool, where: str, size: int = CHUNK) -> Iterator[bytes]:
     """Read fixed-size chunks; decompress gzip incrementally; drop a leading BOM. The stream is
     closed when the iterator ends or is closed early."""
+    return without_bom(decoded(stream, gzipped, where, size))
+
+
+def without_bom(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """The chunks without a UTF-8 byte order mark at their start (closing it closes them)."""
+    try:
+        for first in chunks:
+            if first:
+                yield first[len(BOM):] if first.startswith(BOM) else first
+                break
+        yield from chunks
+    finally:
+        chunks.close()
+
+
+def decoded(stream: BinaryIO, gzipped: bool, where: str, size: int = CHUNK) -> Iterator[bytes]:
+    """The stream's bytes in fixed-size chunks, gunzipped when gzipped; the stream is closed when the
+    iterator ends or is closed early."""
     try:
         yield from _decoded(stream, gzipped, where, size)
     finally:
@@ -29,7 +47,6 @@ def chunks(stream: BinaryIO, gzipped: bool, where: str, size: int = CHUNK) -> It
 
 def _decoded(stream: BinaryIO, gzipped: bool, where: str, size: int) -> Iterator[bytes]:
     decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS) if gzipped else None
-    first = True
     while True:
         raw = stream.read(size)
         if not raw:
@@ -41,9 +58,6 @@ def _decoded(stream: BinaryIO, gzipped: bool, where: str, size: int) -> Iterator
                 raise InvalidEncoding(f"{where} is not a valid gzip file ({error})") from None
         else:
             data = raw
-        if first and data:
-            data = data[len(BOM):] if data.startswith(BOM) else data
-            first = False
         if data:
             yield data
     if decompressor is not None:

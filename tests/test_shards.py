@@ -231,10 +231,10 @@ def test_an_item_that_fails_on_something_else_is_named_and_its_run_discarded(s3,
     import preprocess.handler as handler_module
     original = handler_module.split_any
 
-    def failing(s3_client, item, *args):
-        if item["item"] == 1:
+    def failing(open_chunks, where, *args):
+        if where.endswith("part-1.csv.gz"):
             raise RuntimeError("the disk is full")
-        return original(s3_client, item, *args)
+        return original(open_chunks, where, *args)
     monkeypatch.setattr(handler_module, "split_any", failing)
     uri = sharded(s3)
     with pytest.raises(RuntimeError, match="the disk is full"):
