@@ -1,16 +1,21 @@
-# `make run` and `make test` work on a fresh clone with only Python 3.11+.
+# `make run` and `make test` work on a fresh clone with only Python 3.11+ (and pip, which fetches uv).
+# One installer, uv (pinned), and one lock, uv.lock: the same pins here, in CI and under `pulumi install`.
 PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV_DIR := .sagestep/uv
+UV := $(UV_DIR)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+STAMP := $(VENV)/.synced
 
-.PHONY: run test synth clean
+.PHONY: run test synth lock clean
 
-$(STAMP): requirements.txt constraints.txt pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt -c constraints.txt
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+$(UV):
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(UV_DIR) uv==$(UV_VERSION)
+
+# The stack's dependencies and both extras (local: the tool and engine; test: the suite's tools).
+$(STAMP): $(UV) uv.lock pyproject.toml
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --quiet --frozen --all-extras --python $(PYTHON)
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -20,7 +25,12 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 synth: $(STAMP)
-	$(BIN)/sagestep synth --summary --stack $(or $(STACK),dev)
+	$(BIN)/sagestep synth --summary $(if $(STACK),--stack $(STACK))
+
+# After editing pyproject.toml's dependencies: re-resolve, and write requirements.txt (the stack's pins).
+lock: $(UV)
+	$(UV) lock --quiet
+	$(UV) export --quiet --frozen --no-emit-project --no-hashes --output-file requirements.txt
 
 clean:
 	rm -rf $(VENV) .sagestep .pytest_cache

@@ -7,7 +7,6 @@ so this module reads the same defaults from Pulumi.yaml for a key that is absent
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 import math
 import os
@@ -22,22 +21,19 @@ import pulumi.runtime.config
 import yaml
 
 from infra.notifications import STATUSES
-from preprocess.naming import slug
 from preprocess.plan import eval_metrics
-from sagestep.cost import BudgetTooSmall, NoPrice, budget_caps
 from statemachine import PipelineSettings
 from statemachine import framework
-from statemachine.check import sagemaker_model
-from statemachine.naming import PROJECT
+from statemachine.naming import PROJECT, name_prefix
+
+from .catalogue import SUPPORTED_XGBOOST, instance_types, known_versions
+from .prices import BudgetTooSmall, NoPrice, budget_caps
 
 PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
 
 # training/train.py trains one model across the instances (XGBoost's collective). The API sets no maximum;
 # AWS's Service Quotas do, per account: 20 instances per training job is a common default (adjustable).
 MAX_TRAINING_INSTANCES = 20
-# Container versions whose XGBoost release the training and inference code is written and tested for
-# (container "3.0-5" ships xgboost 3.0.5; requirements.txt pins the same release).
-SUPPORTED_XGBOOST = {"3.0-5": "3.0.5"}
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
                       2192, 2557, 2922, 3288, 3653)
 INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
@@ -79,20 +75,6 @@ class Settings:
 def project_defaults() -> dict[str, object]:
     declared = yaml.safe_load(PROJECT_FILE.read_text())["config"]
     return {key.split(":", 1)[1]: spec["default"] for key, spec in declared.items()}
-
-
-def sagemaker_instance_types(shape: str) -> frozenset[str]:
-    """The instance types botocore's SageMaker model accepts for a shape (e.g. TrainingInstanceType)."""
-    return frozenset(sagemaker_model().shape_for(shape).enum)
-
-
-def name_prefix(stack: str) -> str:
-    """Lowercase `sagestep-<stack>`, at most 24 characters of [a-z0-9-] and never "--", for every
-    SageMaker name; a long stack name is cut and keeps 4 hex of its hash, so prefixes stay distinct."""
-    prefix = f"{PROJECT}-{slug(stack) or 'stack'}"
-    if len(prefix) > 24:
-        prefix = f"{prefix[:19].rstrip('-')}-{hashlib.sha256(stack.encode()).hexdigest()[:4]}"
-    return prefix
 
 
 class _Reader:
@@ -143,7 +125,7 @@ class _Reader:
         value = self.string(key)
         if not INSTANCE_TYPE.match(value):
             raise ConfigError(key, value, "an instance type of the form ml.<family>.<size>, e.g. ml.m5.xlarge")
-        if value not in sagemaker_instance_types(shape):
+        if value not in instance_types(shape):
             raise ConfigError(key, value, f"a SageMaker {shape} known to botocore (e.g. ml.m5.xlarge, ml.g5.xlarge)")
         return value
 
@@ -205,10 +187,8 @@ def _notifications(reader: _Reader) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 
 def _xgboost_version(reader: _Reader) -> str:
-    from sagemaker.core import image_uris  # the SDK's bundled image catalogue; no network
-
     value = reader.string("xgboostVersion")
-    known = image_uris.config_for_framework("xgboost")["training"]["versions"]
+    known = known_versions()
     supported = sorted(v for v in SUPPORTED_XGBOOST if v in known)
     if value not in supported:
         raise ConfigError("xgboostVersion", value,
@@ -229,7 +209,7 @@ def _known_keys(given: Iterable[str], lookup: Callable[[str], str | None]) -> No
 
 def _budget(reader: _Reader, pipeline: PipelineSettings, region: str | None) -> PipelineSettings:
     """maxRunCostUsd caps the training runtime and batch prediction's time so that no run's SageMaker
-    instances can cost more at on-demand prices (sagestep/cost.py budget_caps)."""
+    instances can cost more at on-demand prices (infra/prices.py budget_caps)."""
     raw = reader.raw("maxRunCostUsd")
     if raw in ("", None):
         return pipeline

@@ -2,6 +2,7 @@
 Lambda, the stack and the IAM policies."""
 
 DATASETS_PREFIX = "datasets/"
+RANGE_BYTES = 128 << 20          # one Lambda's share of a large plain object (about 5 s at 25 MB/s)
 MODELS_PREFIX = "models/"           # training output, in the artifacts bucket
 RUNS_PREFIX = "runs/"
 

@@ -17,7 +17,6 @@ from .csvrows import batches
 from .errors import DatasetNotFound, DatasetTooLarge, EmptyDataset, HeaderMismatch, InvalidEncoding
 from .source import S3Object, decoded, without_bom
 
-RANGE_BYTES = 128 << 20          # one Lambda's share of a large plain object (about 5 s at 25 MB/s)
 # What one Lambda reliably processes, in bytes of CSV per second (the slower, quoted-text path), and the
 # compression a gzip CSV typically has: a gzip shard cannot be cut, so these bound what one can hold.
 SAFE_BYTES_PER_SECOND = 25 << 20

@@ -1,84 +1,18 @@
 """What a run costs at AWS on-demand prices, item by item, from what AWS bills each item by.
 
-The prices come from the table shipped beside this module (prices.json, with its sources and date), so a
-run is priced the same way offline, locally and on AWS. A price the table lacks leaves its item unpriced
+The prices come from the stack's table (infra/prices.json, with its sources and date), so a run is priced
+the same way offline, locally and on AWS. A price the table lacks leaves its item unpriced
 (`"usd": None`) and says which one, rather than guessing: the total is then a lower bound.
 """
 from __future__ import annotations
 
-import json
 import math
-import os
 from datetime import datetime, timezone
-from functools import lru_cache
-from pathlib import Path
 from typing import Iterable
 
-PRICES = Path(__file__).with_name("prices.json")
-USES = ("training", "transform")      # SageMaker prices an instance type separately for each
+from infra import prices
+
 TRANSITIONS_PRICED_PER = 1000         # how AWS quotes Step Functions Standard
-
-
-PRICES_VARIABLE = "SAGESTEP_PRICES"     # a JSON file in prices.json's shape, laid over it (your own prices)
-
-
-@lru_cache(maxsize=1)
-def price_table() -> dict:
-    """The shipped table, with the file $SAGESTEP_PRICES names (same shape) laid over it, region by region."""
-    table = json.loads(PRICES.read_text())
-    extra = os.environ.get(PRICES_VARIABLE)
-    if extra:
-        table = _overlay(table, json.loads(Path(extra).read_text()))
-    return table
-
-
-def _overlay(base: dict, extra: dict) -> dict:
-    return {key: _overlay(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
-            for key, value in {**base, **extra}.items()}
-
-
-TRAINING_SHARE = 0.8           # of a run's budget: the rest bounds batch prediction
-MIN_TRAINING_SECONDS = 600     # a budget that cannot pay for this much training is refused
-
-
-class BudgetTooSmall(ValueError):
-    """maxRunCostUsd cannot pay for a useful run."""
-
-
-class NoPrice(ValueError):
-    """maxRunCostUsd cannot be enforced: the price table lacks an instance type's price."""
-
-
-def budget_caps(budget_usd: float, training_type: str, training_count: int, transform_type: str,
-                transform_count: int, region: str) -> tuple[int, int]:
-    """(training seconds, batch prediction seconds) that keep a run's SageMaker instance time within
-    budget_usd at on-demand prices: TRAINING_SHARE of it for training, the rest for batch prediction.
-    Spot training only bills less; waiting for capacity is not billed."""
-    training_price = hourly_price(training_type, region, "training")
-    transform_price = hourly_price(transform_type, region, "transform")
-    for price, instance_type, use in ((training_price, training_type, "training"),
-                                      (transform_price, transform_type, "transform")):
-        if price is None:
-            raise NoPrice(f"a budget needs {use} prices and the price table has "
-                                 f"{_missing(instance_type, region, use)}; add it with ${PRICES_VARIABLE} "
-                                 "(README, \"Cost of a run\")")
-    # Whole seconds, rounded down (a float's last bit must not cost a second).
-    training = math.floor(budget_usd * TRAINING_SHARE / (training_price * training_count) * 3600 + 1e-6)
-    transform = math.floor(budget_usd * (1 - TRAINING_SHARE) / (transform_price * transform_count) * 3600 + 1e-6)
-    if training < MIN_TRAINING_SECONDS:
-        needed = MIN_TRAINING_SECONDS / 3600 * training_price * training_count / TRAINING_SHARE
-        raise BudgetTooSmall(f"${budget_usd:g} pays for {training // 60} min of training on {training_type} "
-                             f"x{training_count} ({_dollars(training_price)}/h); at least "
-                             f"{MIN_TRAINING_SECONDS // 60} min needs ${math.ceil(needed * 100) / 100:g}")
-    return training, transform
-
-
-def hourly_price(instance_type: str, region: str, use: str) -> float | None:
-    """On-demand $/h of one instance for "training" or "transform" in region; None where the table has
-    no such price (an unpriced type or region is reported, never guessed)."""
-    if use not in USES:
-        raise ValueError(f"use is one of {USES}, not {use!r}")
-    return price_table()["sagemaker"][use].get(region, {}).get(instance_type)
 
 
 def run_cost(region: str, training_job: dict | None = None, transform_job: dict | None = None,
@@ -102,7 +36,7 @@ def run_cost(region: str, training_job: dict | None = None, transform_job: dict 
     unpriced = [item["item"] for item in items if item["usd"] is None]
     if unpriced:
         notes.append(f"the total is a lower bound: it leaves out {', '.join(unpriced)}")
-    table = price_table()
+    table = prices.price_table()
     return {"usd": round(sum(item["usd"] or 0.0 for item in items), 4), "items": items, "estimate": estimate,
             "prices": {"source": table["source"], "date": table["date"]}, "notes": notes}
 
@@ -116,12 +50,12 @@ def instance_price_lines(training_type: str, training_count: int, transform_type
 
 
 def _instance_line(label: str, use: str, instance_type: str, count: int, region: str) -> str:
-    where = f"({region}, prices of {price_table()['date']})"
-    price = hourly_price(instance_type, region, use)
+    where = f"({region}, prices of {prices.price_table()['date']})"
+    price = prices.hourly_price(instance_type, region, use)
     if price is None:
-        return f"{label}: {instance_type} x{count}: {_missing(instance_type, region, use)} {where}"
-    total = f" each ({_dollars(price * count)}/h in all)" if count > 1 else ""
-    return f"{label}: {instance_type} x{count} at {_dollars(price)}/h{total} on demand {where}"
+        return f"{label}: {instance_type} x{count}: {prices.missing_price(instance_type, region, use)} {where}"
+    total = f" each ({prices.dollars(price * count)}/h in all)" if count > 1 else ""
+    return f"{label}: {instance_type} x{count} at {prices.dollars(price)}/h{total} on demand {where}"
 
 
 def _training_item(job: dict, region: str, estimate: bool, notes: list[str]) -> dict:
@@ -161,11 +95,11 @@ def _transform_item(job: dict, region: str, notes: list[str]) -> dict:
 
 def _priced(label: str, detail: str, instance_type: str, region: str, use: str, instance_seconds: float,
             notes: list[str]) -> dict:
-    price = hourly_price(instance_type, region, use)
+    price = prices.hourly_price(instance_type, region, use)
     if price is None:
-        notes.append(_unpriced(label, _missing(instance_type, region, use)))
+        notes.append(_unpriced(label, prices.missing_price(instance_type, region, use)))
         return _item(label, f"{detail}, no price", None)
-    return _item(label, f"{detail} at {_dollars(price)}/h", price * instance_seconds / 3600)
+    return _item(label, f"{detail} at {prices.dollars(price)}/h", price * instance_seconds / 3600)
 
 
 LAMBDA_DURATION_PRICES = {"x86_64": "gbSecondX86", "arm64": "gbSecondArm64"}    # Graviton is about 20% less
@@ -179,7 +113,7 @@ def _lambda_item(invocations: list[tuple[float, int]], region: str, architecture
     memories = "/".join(str(memory) for memory in sorted({memory for _, memory in invocations}))
     detail = (f"{len(invocations)} invocation{'s' if len(invocations) > 1 else ''} at {memories} MB {architecture}, "
               f"{sum(billed_ms)} ms billed ({gb_seconds:.4f} GB-s)")
-    lambda_prices = price_table()["lambda"]
+    lambda_prices = prices.price_table()["lambda"]
     per_gb_second = lambda_prices[LAMBDA_DURATION_PRICES[architecture]].get(region)
     per_request = lambda_prices["request"].get(region)
     if per_gb_second is None or per_request is None:
@@ -192,25 +126,18 @@ def _lambda_item(invocations: list[tuple[float, int]], region: str, architecture
 
 def _transitions_item(transitions: int, region: str, notes: list[str]) -> dict:
     """Standard workflows bill every state transition, retries included."""
-    price = price_table()["stepFunctionsStandard"]["stateTransition"].get(region)
+    price = prices.price_table()["stepFunctionsStandard"]["stateTransition"].get(region)
     detail = f"{transitions} transitions"
     if price is None:
         notes.append(_unpriced("state transitions", f"no price for {region}"))
         return _item("state transitions", f"{detail}, no price", None)
     return _item("state transitions",
-                 f"{detail} at {_dollars(price * TRANSITIONS_PRICED_PER)} per {TRANSITIONS_PRICED_PER:,}",
+                 f"{detail} at {prices.dollars(price * TRANSITIONS_PRICED_PER)} per {TRANSITIONS_PRICED_PER:,}",
                  transitions * price)
 
 
-def _missing(instance_type: str, region: str, use: str) -> str:
-    """Which price is missing: the region's altogether, or this instance type's in it."""
-    if region not in price_table()["sagemaker"][use]:
-        return f"no price for {region}"
-    return f"no price for {instance_type} in {region}"
-
-
 def _unpriced(label: str, missing: str) -> str:
-    return f"{label}: {missing} in sagestep's price table (prices of {price_table()['date']})"
+    return f"{label}: {missing} in sagestep's price table (prices of {prices.price_table()['date']})"
 
 
 def _item(label: str, detail: str, usd: float | None) -> dict:
@@ -221,7 +148,3 @@ def _instant(value: datetime | int | float) -> datetime:
     """A Describe* timestamp as boto3 returns it (datetime) or as Step Functions hands a job document on
     (epoch milliseconds)."""
     return value if isinstance(value, datetime) else datetime.fromtimestamp(value / 1000, timezone.utc)
-
-
-def _dollars(amount: float) -> str:
-    return f"${amount:g}"

@@ -19,7 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 from rich.markup import escape
 
-from infra.settings import name_prefix
+from statemachine.naming import name_prefix
 from preprocess.naming import SEPARATOR
 
 from .errors import UsageError

@@ -17,10 +17,9 @@ import yaml
 from statemachine.console import partition_of
 from statemachine.naming import PROJECT
 
-from . import ROOT
+from . import DEFAULT_STACK, ROOT
 
 ACCOUNT_ID = "123456789012"        # moto's default account
-DEFAULT_STACK = "dev"               # the stack of a command that names none (its file is optional)
 DEFAULT_REGION = "us-east-1"
 STATE_MACHINE = "aws:sfn/stateMachine:StateMachine"
 

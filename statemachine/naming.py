@@ -6,10 +6,23 @@ SageMaker's tag value characters) from the execution; each job appends its kind 
 """
 from __future__ import annotations
 
+import hashlib
+
+from preprocess.naming import slug
+
 from .refs import Refs
 
 PROJECT = "sagestep"          # the Pulumi project: the config namespace and every name's first word
 KINDS = ("train", "model", "predict")
+
+
+def name_prefix(stack: str) -> str:
+    """Lowercase `sagestep-<stack>`, at most 24 characters of [a-z0-9-] and never "--", for every
+    SageMaker name; a long stack name is cut and keeps 4 hex of its hash, so prefixes stay distinct."""
+    prefix = f"{PROJECT}-{slug(stack) or 'stack'}"
+    if len(prefix) > 24:
+        prefix = f"{prefix[:19].rstrip('-')}-{hashlib.sha256(stack.encode()).hexdigest()[:4]}"
+    return prefix
 
 
 def job_name(kind: str, attempt: str = "$$.State.RetryCount") -> str:

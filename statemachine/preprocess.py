@@ -13,7 +13,7 @@ child executions and read and write the preprocess records (statements below).
 from __future__ import annotations
 
 from preprocess import layout
-from preprocess.shards import RANGE_BYTES
+from preprocess.layout import RANGE_BYTES
 
 from . import errors
 from .iam import allow

@@ -1,18 +1,48 @@
-"""The AWS path does not load the emulator: `start`, `synth` and `--help` import nothing from moto."""
+"""The command line stays light: `--help` of every command loads no cloud SDK, and the AWS path no emulator."""
 import subprocess
 import sys
 
 import pytest
 
 from sagestep import ROOT
+from sagestep.cli import build_parser
+
+HEAVY = ("pulumi", "pulumi_aws", "grpc", "moto", "boto3", "botocore", "numpy", "yaml")
+COMMANDS = sorted(build_parser()._subparsers._group_actions[0].choices)
 
 
-@pytest.mark.parametrize("args", [["start", "--help"], ["synth", "--help"], ["--help"], ["--version"],
-                                  ["synth", "--out", "{tmp}"]])
-def test_the_aws_path_imports_no_moto(args, tmp_path):
+def imported_by(args: list[str], tmp_path) -> list[str]:
+    """The modules `python -m sagestep ARGS` imports (from Python's own import log)."""
     command = [sys.executable, "-X", "importtime", "-m", "sagestep", *(a.replace("{tmp}", str(tmp_path)) for a in args)]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")]
-    assert len(imported) > 50, "the import log is there"
-    assert not [name for name in imported if name.split(".")[0] == "moto"]
+    assert "sagestep.cli" in imported, "the import log is there"
+    return imported
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], *([command, "--help"] for command in COMMANDS)])
+def test_help_and_version_load_no_sdk(args, tmp_path):
+    assert not [name for name in imported_by(args, tmp_path) if name.split(".")[0] in HEAVY]
+
+
+def test_synth_imports_no_emulator(tmp_path):
+    assert not [name for name in imported_by(["synth", "--out", "{tmp}"], tmp_path) if name.split(".")[0] == "moto"]
+
+
+def test_every_command_says_what_it_does_in_its_help():
+    for command, parser in build_parser()._subparsers._group_actions[0].choices.items():
+        assert parser.description and len(parser.description) > 20, f"sagestep {command} --help has no description"
+
+
+def test_a_command_whose_packages_are_missing_says_which_in_one_line(monkeypatch, capsys):
+    """`pip install .` without the `local` extra: a command that needs it names the package and the fix."""
+    import sagestep.cli as cli
+
+    def needs_rich(args, console):
+        raise ModuleNotFoundError("No module named 'moto'", name="moto.core")
+
+    monkeypatch.setattr(cli, "_runs", needs_rich)
+    assert cli.main(["runs"]) == 2
+    assert capsys.readouterr().err == ("sagestep runs: needs the package moto, which the tool's extra installs: "
+                                       "pip install '.[local]' in the project folder (make run does it for you)\n")

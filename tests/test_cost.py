@@ -6,6 +6,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
+from infra import prices
 from sagestep import ROOT, cost
 from sagestep.local.engine import LocalEngine
 from sagestep.runner import follow
@@ -23,7 +24,7 @@ TABLE = {
 
 @pytest.fixture
 def table(monkeypatch):
-    monkeypatch.setattr(cost, "price_table", lambda: TABLE)
+    monkeypatch.setattr(prices, "price_table", lambda: TABLE)
     return TABLE
 
 
@@ -133,41 +134,39 @@ def test_instance_price_lines_for_the_synth_summary(table):
 
 
 def test_hourly_price_knows_the_two_uses_only(table):
-    assert cost.hourly_price("ml.m5.large", REGION, "transform") == 0.25
-    assert cost.hourly_price("ml.m5.large", REGION, "training") is None
+    assert prices.hourly_price("ml.m5.large", REGION, "transform") == 0.25
+    assert prices.hourly_price("ml.m5.large", REGION, "training") is None
     with pytest.raises(ValueError):
-        cost.hourly_price("ml.m5.large", REGION, "hosting")
+        prices.hourly_price("ml.m5.large", REGION, "hosting")
 
 
 def catalogue_regions():
-    from sagemaker.core import image_uris
-    from statemachine import framework
-    config = image_uris.config_for_framework(framework.FRAMEWORK)
-    return {region for scope in framework.IMAGE_SCOPES.values()
-            for version in config[scope]["versions"].values() for region in version.get("registries", {})}
+    from infra import catalogue
+    return {region for version in catalogue.SUPPORTED_XGBOOST for use in ("training", "serving")
+            for region in catalogue.image_regions(version, use)}
 
 
 def test_the_shipped_table_names_its_sources_and_date_and_prices_only_what_it_can():
-    shipped = json.loads((ROOT / "sagestep/prices.json").read_text())
+    shipped = json.loads(prices.PRICES.read_text())
     assert shipped["source"] and all(re.search(r"https://\S+", source) for source in shipped["source"])
     assert date.fromisoformat(shipped["date"]) <= date.today()
-    assert set(shipped["sagemaker"]) == set(cost.USES)
+    assert set(shipped["sagemaker"]) == set(prices.USES)
     regions = catalogue_regions()
-    prices = [(use, region, price) for use in cost.USES for region, by_type in shipped["sagemaker"][use].items()
+    listed = [(use, region, price) for use in prices.USES for region, by_type in shipped["sagemaker"][use].items()
               for price in by_type.values()]
-    prices += [(kind, region, price) for kind in ("gbSecondX86", "gbSecondArm64", "request")
+    listed += [(kind, region, price) for kind in ("gbSecondX86", "gbSecondArm64", "request")
                for region, price in shipped["lambda"][kind].items()]
-    prices += [("stateTransition", region, price)
+    listed += [("stateTransition", region, price)
                for region, price in shipped["stepFunctionsStandard"]["stateTransition"].items()]
-    for kind, region, price in prices:
+    for kind, region, price in listed:
         assert region in regions, f"{kind} priced for {region}, where the stack cannot run"
         assert isinstance(price, float) and price > 0, (kind, region, price)
     # Lambda is priced only where both its parts are.
     assert set(shipped["lambda"]["gbSecondX86"]) == set(shipped["lambda"]["request"])
-    for use in cost.USES:
+    for use in prices.USES:
         for region, by_type in shipped["sagemaker"][use].items():
             assert all(re.fullmatch(r"ml\.[a-z0-9-]+\.[a-z0-9]+", name) for name in by_type)
-            assert all(cost.hourly_price(name, region, use) == price for name, price in by_type.items())
+            assert all(prices.hourly_price(name, region, use) == price for name, price in by_type.items())
 
 
 @pytest.mark.parametrize("spot", [False, True])

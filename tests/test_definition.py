@@ -305,7 +305,7 @@ def test_synth_summary_says_why_the_volume_key_is_left_out():
 
 def test_every_instance_family_sagemaker_offers_is_classified_for_local_storage():
     """R5 depends on it: a family botocore adds must be classified here before it is used with a KMS key."""
-    from infra.settings import sagemaker_instance_types
+    from infra.catalogue import instance_types as sagemaker_instance_types
     from statemachine import instances
     offered = {instances.family(t) for shape in ("TrainingInstanceType", "TransformInstanceType")
                for t in sagemaker_instance_types(shape)}

@@ -517,9 +517,11 @@ def test_a_transform_on_two_instances_shares_whole_objects_and_keeps_outputs_ali
 
 @pytest.fixture
 def small_env(tmp_path, monkeypatch):
-    """image_env() with a requirements file that installs nothing: the build machinery, in seconds."""
+    """image_env() with a requirements file that installs only pip (a script to relocate): the build machinery,
+    in seconds."""
     requirements = tmp_path / "requirements.txt"
-    requirements.write_text("# nothing\n")
+    requirements.write_text(next(line for line in image.REQUIREMENTS.read_text().splitlines()
+                                 if line.startswith("pip==")) + "\n")
     monkeypatch.setattr(image, "REQUIREMENTS", requirements)
     monkeypatch.setattr(image, "ENV_DIR", tmp_path / "env" / "image-env")
     return requirements
@@ -548,5 +550,5 @@ def test_a_failed_build_is_one_clear_line(small_env):
     with pytest.raises(image.ImageEnvError) as raised:
         image.image_env()
     message = str(raised.value)
-    assert message.startswith("building the SageMaker XGBoost image environment failed at pip install")
+    assert message.startswith("building the SageMaker XGBoost image environment failed at uv pip install")
     assert "\n" not in message and not image.ENV_DIR.exists()

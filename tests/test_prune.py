@@ -12,7 +12,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from infra.settings import name_prefix
+from statemachine.naming import name_prefix
 from sagestep import ROOT
 from sagestep.cli import main
 from sagestep.errors import UsageError

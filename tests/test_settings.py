@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from infra.settings import ConfigError, name_prefix, read_settings
+from infra.settings import ConfigError, read_settings
+from statemachine.naming import name_prefix
 from sagestep import ROOT
 from sagestep.synth import synthesize
 from statemachine import framework
@@ -257,7 +258,7 @@ def test_the_quality_gate_reaches_the_function_with_the_metric_directions():
 @pytest.fixture
 def priced(tmp_path, monkeypatch):
     """Prices for the default instance types, through $SAGESTEP_PRICES (the shipped table lacks them)."""
-    from sagestep import cost
+    from infra import prices as cost
     prices = tmp_path / "prices.json"
     prices.write_text(json.dumps({"sagemaker": {"training": {"us-east-1": {"ml.m5.xlarge": 0.25}},
                                                 "transform": {"us-east-1": {"ml.m5.large": 0.125}}}}))

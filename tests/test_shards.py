@@ -6,7 +6,7 @@ import random
 import boto3
 import pytest
 
-from preprocess import errors, shards
+from preprocess import errors, layout
 from preprocess.handler import handler
 from tests.test_preprocess import BUCKET, put, s3  # noqa: F401  (s3 is a fixture)
 
@@ -114,7 +114,7 @@ def text_dataset(rows=3000):
 def test_one_object_cut_in_byte_ranges_is_split_byte_for_byte_as_whole(s3, monkeypatch, range_bytes):
     uri = put(s3, "datasets/big.csv", "\ufeff" + text_dataset())
     run_in_phases(uri, "Whole")
-    monkeypatch.setattr(shards, "RANGE_BYTES", range_bytes)
+    monkeypatch.setattr(layout, "RANGE_BYTES", range_bytes)
     planned, _ = run_in_phases(uri, "Ranged", order=lambda items: items[::-1])
     assert planned["items"] > 2 and planned["ranged"] == planned["items"]
     assert data_files(s3, "Ranged") == data_files(s3, "Whole")
@@ -125,7 +125,7 @@ def test_ranges_cut_exactly_at_a_line_break_lose_and_repeat_nothing(s3, monkeypa
     uri = put(s3, "datasets/even.csv", "a,b,label\n" + line.replace("0\n", "1\n") * 5 + line * 95)
     run_in_phases(uri, "Whole")
     for size in (6, 10, 12):
-        monkeypatch.setattr(shards, "RANGE_BYTES", size)
+        monkeypatch.setattr(layout, "RANGE_BYTES", size)
         run_in_phases(uri, f"R{size}")
         assert data_files(s3, f"R{size}") == data_files(s3, "Whole")
 
@@ -134,11 +134,11 @@ def test_a_quoted_line_break_in_a_ranged_object_is_refused_by_name(s3, monkeypat
     lines = ["note,amount,label"] + [f"plain,{i},{i % 2}" for i in range(200)]
     lines[150] = '"two\nlines",1,0'
     uri = put(s3, "datasets/notes.csv", "\n".join(lines) + "\n")
-    monkeypatch.setattr(shards, "RANGE_BYTES", 512)
+    monkeypatch.setattr(layout, "RANGE_BYTES", 512)
     with pytest.raises(errors.MultilineRecord, match=r"notes\.csv \(bytes \d+-\d+\): a quoted field holds a line break"):
         handler(event(uri), None)
     assert objects(s3) == {}
-    monkeypatch.setattr(shards, "RANGE_BYTES", 1 << 20)     # whole, the same file is fine
+    monkeypatch.setattr(layout, "RANGE_BYTES", 1 << 20)     # whole, the same file is fine
     assert sum(handler(event(uri), None)["rows"].values()) == 200
 
 
@@ -261,3 +261,44 @@ def test_discard_without_a_recorded_failure_fails_with_what_was_caught(s3, caugh
         handler({"action": "discard", "executionName": "Run_1", "error": caught}, None)
     assert (type(raised.value).__name__, str(raised.value)) == (name, message)
     assert objects(s3) == {}
+
+
+def logged(capsys) -> list[dict]:
+    """The handler's log lines (its stdout: one JSON object per invocation)."""
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
+def test_each_invocation_logs_one_json_line_of_its_action(s3, capsys):
+    uri = sharded(s3)
+    run_in_phases(uri)
+    lines = logged(capsys)
+    assert [line["action"] for line in lines] == ["plan", *["profile"] * 4, "merge", *["split"] * 4, "finish"]
+    assert {(line["executionName"], line["status"], line["seconds"] >= 0) for line in lines} == {("Run_1", "ok", True)}
+    lines = [{key: value for key, value in line.items() if key not in ("executionName", "status", "seconds")}
+             for line in lines]
+    sizes = [s3.head_object(Bucket=BUCKET, Key=f"datasets/clicks/{name}")["ContentLength"]
+             for name in ("part-0.csv", "part-1.csv.gz", "part-2.csv", "part-4.csv.gz")]
+    plan, profiles, merge, splits, finish = lines[0], lines[1:5], lines[5], lines[6:10], lines[10]
+    assert plan == {"action": "plan", "rows": None, "bytes": sum(sizes)}
+    items = [{"item": n, "rows": rows, "bytes": size} for n, (rows, size) in enumerate(zip([40, 40, 0, 40], sizes))]
+    assert profiles == [{"action": "profile", **item} for item in items]
+    assert splits == [{"action": "split", **item} for item in items]
+    assert merge == {"action": "merge", "rows": 120, "bytes": None}
+    assert finish == {"action": "finish", "rows": 120, "bytes": None}
+
+
+def test_a_failed_invocation_logs_one_line_with_the_error_s_class(s3, capsys):
+    uri = sharded(s3)
+    put(s3, "datasets/clicks/part-5.csv", "colour,weight,label\nred,1,a\n")
+    with pytest.raises(errors.HeaderMismatch):
+        handler(event(uri), None)                       # a direct call: every phase, one invocation
+    (line,) = logged(capsys)
+    assert line == {"action": "preprocess", "executionName": "Run_1", "rows": None, "bytes": None,
+                    "seconds": line["seconds"], "status": "error", "error": "HeaderMismatch"}
+    planned = handler({**event(uri), "action": "plan"}, None)
+    item = json.loads(s3.get_object(Bucket=BUCKET, Key=planned["itemsKey"])["Body"].read())[-1]
+    with pytest.raises(errors.HeaderMismatch):
+        handler({"action": "profile", "executionName": "Run_1", "item": item}, None)
+    _, line = logged(capsys)
+    assert line == {"action": "profile", "executionName": "Run_1", "item": 4, "rows": None, "bytes": item["size"],
+                    "seconds": line["seconds"], "status": "error", "error": "HeaderMismatch"}

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 
-from infra.settings import SUPPORTED_XGBOOST, project_defaults
+from infra.catalogue import SUPPORTED_XGBOOST
+from infra.settings import project_defaults
 from preprocess.evaluation import evaluate
 from sagestep import ROOT
 from statemachine import framework

@@ -14,13 +14,13 @@ import re
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib.metadata import distribution
 from typing import Any, Callable, Iterator
 
 import botocore.session
 import regex
 from botocore.model import Shape
 
+from infra.catalogue import algorithm_repositories
 from statemachine.check import sagemaker_model
 from statemachine.instances import has_local_storage
 from statemachine.refs import image_repository
@@ -39,15 +39,6 @@ _JAVA_CLASSES = {
     r"\p{Space}": r" \t\n\x0B\f\r", r"\w": "a-zA-Z0-9_", r"\d": "0-9", r"\s": r" \t\n\x0B\f\r",
 }
 _JAVA_TOKEN = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|\\p\{\w+\}|\\.|\[\^?|.", re.S)
-
-# SageMaker's built-in algorithms, as sagemaker-core's image catalogue names them (SageMaker docs,
-# "Built-in algorithms and pretrained models"); their ECR repositories are read from that catalogue.
-BUILT_IN_ALGORITHMS = (
-    "blazingtext", "factorization-machines", "forecasting-deepar", "image-classification", "ipinsights", "kmeans",
-    "knn", "lda", "linear-learner", "ntm", "object-detection", "object2vec", "pca", "randomcutforest",
-    "semantic-segmentation", "seq2seq", "xgboost",
-)
-
 
 # ---------------------------------------------------------------- service-model constraints
 
@@ -189,27 +180,6 @@ def model_refusal(service: str, operation: str, params: dict) -> str | None:
 
 # ---------------------------------------------------------------- rules from the documentation
 
-@lru_cache(maxsize=1)
-def algorithm_repositories() -> frozenset[str]:
-    """The ECR repositories of SageMaker's built-in algorithms (sagemaker-xgboost and xgboost among
-    them), from sagemaker-core's offline image catalogue: a few milliseconds, once."""
-    folder = distribution("sagemaker-core").locate_file("sagemaker/core/image_uri_config")
-    found: set[str] = set()
-
-    def collect(node: Any) -> None:
-        if isinstance(node, dict):
-            found.update(v for k, v in node.items() if k == "repository" and isinstance(v, str))
-            for v in node.values():
-                collect(v)
-        elif isinstance(node, list):
-            for v in node:
-                collect(v)
-
-    for name in BUILT_IN_ALGORITHMS:
-        collect(json.loads((folder / f"{name}.json").read_text()))
-    return frozenset(found)
-
-
 def _member(params: dict, name: str) -> dict:
     """A structure member, or {} where it is absent or not an object (the model rule judges types)."""
     value = params.get(name)
@@ -327,7 +297,7 @@ CATALOGUE: tuple[Rule, ...] = (
         "https://github.com/awslabs/mlspace/blob/main/backend/src/ml_space_lambda/training_job/lambda_functions.py "
         "(retries without MetricDefinitions on this message; its tests hold the whole answer); "
         "/work/shared/reference/xgboost-container.md R1; images: sagemaker-core "
-        "sagemaker/core/image_uri_config/<algorithm>.json 'repository'",
+        "sagemaker/core/image_uri_config/<algorithm>.json 'repository', kept in infra/catalogue.json",
         "You can't override the metric definitions for Amazon SageMaker algorithms. Please retry the request "
         "without specifying metric definitions.",
         "Verified: the whole message, from awslabs/mlspace's test fixture and public reports for "
