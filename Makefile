@@ -33,4 +33,4 @@ lock: $(UV)
 	$(UV) export --quiet --frozen --no-emit-project --no-hashes --output-file requirements.txt
 
 clean:
-	rm -rf $(VENV) .sagestep .pytest_cache
+	rm -rf $(VENV) .venv-stack .sagestep .pytest_cache

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from itertools import tee, zip_longest
 from operator import itemgetter
@@ -22,7 +23,7 @@ from operator import itemgetter
 import boto3
 from botocore.config import Config
 
-from . import errors, layout, shards
+from . import errors, layout
 from .csvrows import read_rows
 from .errors import FunctionMisconfigured, InvalidExecutionInput, PreprocessError, ShardFailed
 from .evaluation import MisalignedPredictions, evaluate
@@ -45,11 +46,55 @@ DELETE_BATCH = 1000                    # keys per DeleteObjects request
 
 
 def handler(event, context):
+    """The event's action, and one JSON line of it on stdout (the function's CloudWatch log), whether it
+    succeeded or failed: what an operator reads of each invocation."""
+    action = event.get("action", "preprocess") if isinstance(event, dict) else "preprocess"
+    started = time.monotonic()
+    try:
+        result = _act(action, event, context)
+    except Exception as error:
+        log_action(action, event, None, time.monotonic() - started, error)
+        raise
+    log_action(action, event, result, time.monotonic() - started)
+    return result
+
+
+def log_action(action: str, event, result, seconds: float, error: Exception | None = None) -> None:
+    """{"action", "executionName", "item" (a work item's number), "rows" (the rows it handled), "bytes" (of
+    the dataset it read), "seconds", "status": "ok" | "error", "error" (the class name: Lambda's errorType)}."""
+    fields = event if isinstance(event, dict) else {}
+    item = fields.get("item") if isinstance(fields.get("item"), dict) else None
+    outcome = result if isinstance(result, dict) else {}
+    line = {"action": action, "executionName": fields.get("executionName"),
+            **({"item": item.get("item")} if item else {}),
+            "rows": _row_count(outcome.get("rows")),
+            "bytes": _item_bytes(item) if item else outcome.get("bytes"),
+            "seconds": round(seconds, 3), "status": "error" if error else "ok",
+            **({"error": type(error).__name__} if error else {})}
+    print(json.dumps(line), flush=True)
+
+
+def _row_count(rows) -> int | None:
+    """A count of rows, or the sum of a split's counts (train, validation, test)."""
+    if isinstance(rows, dict):
+        return sum(rows.values())
+    return rows if isinstance(rows, int) else None
+
+
+def _item_bytes(item: dict) -> int | None:
+    """The bytes a work item owns: its byte range, or its whole object (None for a malformed item: the log
+    line must not fail in place of the action)."""
+    try:
+        return (item["end"] or item["size"]) - item["start"]
+    except (KeyError, TypeError):
+        return None
+
+
+def _act(action: str, event, context):
     missing = [name for name in REQUIRED_ENVIRONMENT if not os.environ.get(name)]
     if missing:
         raise FunctionMisconfigured(f"the function's environment has no {', '.join(missing)}; "
                                     "deploy it with the stack (pulumi up)")
-    action = event.get("action", "preprocess") if isinstance(event, dict) else "preprocess"
     if action not in ACTIONS:
         raise InvalidExecutionInput(f"action {action!r} is not one of {', '.join(ACTIONS)}")
     if action == "preprocess":
@@ -83,18 +128,18 @@ def plan_run(event, context) -> dict:
     header = read_header(objects[0])
     find_columns(header, request, objects[0].where)
     remaining = context.get_remaining_time_in_millis() if context is not None else DEFAULT_REMAINING_MS
-    items = work_items(objects, shards.RANGE_BYTES, remaining / 1000)
+    items = work_items(objects, layout.RANGE_BYTES, remaining / 1000)
     run.delete_all()                  # a direct call that reuses an execution name starts afresh
     run.put(layout.REQUEST, {"event": {key: value for key, value in event.items() if key != "action"},
                              "header": header, "items": len(items)})
     run.put(layout.ITEMS, items)
     return {"itemsKey": f"{run.prefix}{layout.ITEMS}", "items": len(items), "objects": len(objects),
-            "ranged": sum(item["ranged"] for item in items)}
+            "ranged": sum(item["ranged"] for item in items), "bytes": sum(obj.size for obj in objects)}
 
 
 def preprocess_run(event, context) -> dict:
     """Every phase in one invocation, in the order the state machine runs them (a direct call)."""
-    plan_run(event, context)
+    planned = plan_run(event, context)
     run = Run(event)
     try:
         items = run.get(layout.ITEMS)
@@ -103,7 +148,7 @@ def preprocess_run(event, context) -> dict:
         run.merge({})
         for item in items:
             run.split({"item": item})
-        return run.finish({})
+        return {**run.finish({}), "bytes": planned["bytes"]}
     except Exception:
         run.delete_all()
         raise

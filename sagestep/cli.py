@@ -1,26 +1,22 @@
-"""The `sagestep` command."""
+"""The `sagestep` command. Parsing imports nothing heavy: each command imports what it needs when it runs,
+so `sagestep --help` loads no pulumi, boto3 or moto."""
 from __future__ import annotations
 
 import argparse
 import json
 import math
 import sys
-from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.table import Table
+from . import DEFAULT_STACK, __version__
 
-from statemachine import state_order
-from statemachine import summary as steps_summary
-
-from . import ROOT, __version__
-from .cost import instance_price_lines
-from .synth import DEFAULT_STACK
-
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def _synth(args: argparse.Namespace, console: Console) -> int:
+    from . import ROOT
     from .synth import synthesize, write
 
     synthesis = synthesize(args.stack or DEFAULT_STACK, required=args.stack is not None)
@@ -35,6 +31,15 @@ def _synth(args: argparse.Namespace, console: Console) -> int:
 
 def print_summary(synthesis, console: Console) -> None:
     """Resources by type, the states in order, and the instance types."""
+    from collections import Counter
+
+    from rich.table import Table
+
+    from statemachine import state_order
+    from statemachine import summary as steps_summary
+
+    from .cost import instance_price_lines
+
     table = Table(title=f"stack {synthesis.stack} ({synthesis.region}): what `pulumi up` would create")
     table.add_column("resource type")
     table.add_column("count", justify="right")
@@ -132,7 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="sagestep", description="Deploy and run the sagestep ML pipeline.")
     parser.add_argument("--version", action="version", version=f"sagestep {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-    synth = commands.add_parser("synth", help="write what `pulumi up` would deploy, with no CLI and no AWS")
+    synth = commands.add_parser(
+        "synth", help="write what `pulumi up` would deploy, with no CLI and no AWS",
+        description="Run the stack program (__main__.py) under Pulumi's mocks, with no Pulumi CLI and no AWS "
+                    "account, and write what `pulumi up` would deploy: resources.json, statemachine.asl.json and "
+                    "outputs.json. A bad config value is one line and exit code 2.")
     synth.add_argument("--stack", help="stack name: reads Pulumi.<stack>.yaml, which must exist "
                                        f"(default {DEFAULT_STACK}, whose file is optional)")
     synth.add_argument("--out", help="output folder (default .sagestep/synth/<stack>)")
@@ -151,9 +160,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"the stack whose settings to use (Pulumi.<stack>.yaml; default {DEFAULT_STACK})")
     local.add_argument("--host", default="127.0.0.1", help="serve: address to listen on")
     local.add_argument("--port", type=port, default=0, help="serve: port (default: a free one)")
+    local.add_argument("--verbose", action="store_true",
+                       help="serve: also log one line per request on stderr (client, method, path, status); "
+                            "by default serve prints only its ready lines and errors")
     local.set_defaults(run=_local)
 
-    start = commands.add_parser("start", help="start a run on the deployed stack")
+    start = commands.add_parser(
+        "start", help="start a run on the deployed stack",
+        description="Start an execution of the deployed state machine on a dataset in S3 and, with --wait, "
+                    "follow it to the end: states, training metrics, evaluation, cost and console links. "
+                    "AWS_ENDPOINT_URL points it at `sagestep local serve`.")
     start.add_argument("dataset_uri", metavar="DATASET_URI",
                        help="s3://bucket/key.csv, or a prefix of CSV and CSV.gz shards ending in /")
     add_run_options(start)
@@ -161,13 +177,19 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--state-machine-arn", help="default: $SAGESTEP_STATE_MACHINE_ARN or `pulumi stack output`")
     start.set_defaults(run=_start)
 
-    report = commands.add_parser("report", help="write one self-contained report.html of a finished run")
+    report = commands.add_parser(
+        "report", help="write one self-contained report.html of a finished run",
+        description="Read a finished execution (its history, jobs, logs and evaluation) and write one "
+                    "self-contained report.html with its charts, beside the run's files.")
     report.add_argument("execution_arn", metavar="EXECUTION_ARN")
     report.add_argument("--out", help="where to write report.html and the run's files (default runs/<execution>/)")
     report.add_argument("--json", action="store_true", help="print {\"report\": path, \"status\"}")
     report.set_defaults(run=_report)
 
-    runs = commands.add_parser("runs", help="the stack's recent executions: status, duration, metric, failed state")
+    runs = commands.add_parser(
+        "runs", help="the stack's recent executions: status, duration, metric, failed state",
+        description="List the deployed stack's recent executions, newest first: status, start, duration, "
+                    "the gate's metric and, for a failed run, the state that failed.")
     runs.add_argument("--last", metavar="N", type=runs_count, default=10,
                       help="how many, newest first (1 to 1000; default 10)")
     runs.add_argument("--json", action="store_true",
@@ -176,7 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--state-machine-arn", help="default: $SAGESTEP_STATE_MACHINE_ARN or `pulumi stack output`")
     runs.set_defaults(run=_runs)
 
-    prune = commands.add_parser("prune", help="delete the SageMaker models this stack's executions created, "
+    prune = commands.add_parser("prune", description="Delete the SageMaker models this stack's executions "
+                                "created, keeping the newest --keep, any younger than --older-than and any a "
+                                "running transform job uses.",
+                                help="delete the SageMaker models this stack's executions created, "
                                               "keeping the newest and any a running transform job uses")
     prune.add_argument("--keep", metavar="N", type=int, help="keep the newest N models (default 5)")
     prune.add_argument("--older-than", metavar="DAYS", type=number,
@@ -224,23 +249,54 @@ def _prune(args: argparse.Namespace, console: Console) -> int:
     return prune(args, console)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from infra.settings import ConfigError
+# The errors a command reports in one line with exit code 2, by the module that defines each: a module
+# that was never imported cannot have raised its error, so the check imports nothing.
+ONE_LINE_ERRORS = (("sagestep.errors", "UsageError"), ("infra.settings", "ConfigError"),
+                   ("sagestep.synth", "StackFileError"))
+OWN_PACKAGES = ("sagestep", "infra", "statemachine", "preprocess")
 
-    from .errors import UsageError
-    from .synth import StackFileError
+
+def _one_line_errors() -> tuple[type, ...]:
+    return tuple(getattr(sys.modules[module], name) for module, name in ONE_LINE_ERRORS if module in sys.modules)
+
+
+def _in_project() -> None:
+    """The project's own folders (infra/, statemachine/, ...) are what a command runs, installed tool or not."""
+    from . import project_root
+
+    root = str(project_root())
+    if root not in sys.path:
+        sys.path.insert(0, root)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from . import NotInProject
 
     args = build_parser().parse_args(argv)
     try:
+        _in_project()
+        from rich.console import Console
+
         # soft_wrap: output piped to a file or a program keeps its lines whole.
         return args.run(args, Console(soft_wrap=True))
-    except (UsageError, ConfigError, StackFileError) as error:
+    except NotInProject as error:
         print(f"sagestep {args.command}: {error}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as error:
+        if not error.name or error.name.split(".")[0] in OWN_PACKAGES:
+            raise
+        print(f"sagestep {args.command}: needs the package {error.name.split('.')[0]}, which the tool's extra "
+              "installs: pip install '.[local]' in the project folder (make run does it for you)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"sagestep {args.command}: interrupted; the local engine stopped its jobs and removed their folders"
               if args.command == "local" else f"sagestep {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:
+        if not isinstance(error, _one_line_errors()):
+            raise
+        print(f"sagestep {args.command}: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -158,5 +158,6 @@ def print_summary(result: dict, console: Console) -> None:
             console.print(f"last lines of {job['name']} in {job['logGroup']}:", highlight=False)
             for line in job.get("logTail", []):
                 console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
-            if job.get("console"):
-                console.print(f"log: {job['console']}", highlight=False, soft_wrap=True)
+            where = job.get("console") or job.get("log")          # AWS's console, or a local run's file
+            if where:
+                console.print(f"log: {where}", highlight=False, soft_wrap=True)

@@ -1,5 +1,6 @@
 """End to end: the CLI and the embedded engine run the synthesized stack."""
 import csv
+import io
 import json
 import os
 import random
@@ -12,13 +13,16 @@ import time
 
 import boto3
 import pytest
+from rich.console import Console
 from sklearn.datasets import load_breast_cancer, load_diabetes
 
 from sagestep import ROOT
 from sagestep.cli import main
 from sagestep.local import engine as engine_module
 from sagestep.local.engine import LocalEngine
-from sagestep.runner import failed_job, follow
+from sagestep.local.run import attach_local_job_log
+from sagestep.report import print_summary
+from sagestep.runner import failed_job, follow, result_of
 from sagestep.synth import synthesize
 from tests.test_run_report import assert_renders, browser, open_report  # noqa: F401  (browser is a fixture)
 
@@ -268,10 +272,10 @@ def test_the_preprocess_lambdas_run_concurrently_up_to_the_stack_s_concurrency(t
     assert len(most) == 6 and max(most) == 3
 
 
-def test_failing_training_fails_at_train_with_the_reason(engine):
+def test_failing_training_fails_at_train_with_the_reason(engine, tmp_path):
     uri = engine.upload_dataset(IRIS)
-    description, _ = execute(engine, {"datasetUri": uri, "labelColumn": "species",
-                                      "hyperparameters": {"max_depth": "-3"}})
+    description, progress = execute(engine, {"datasetUri": uri, "labelColumn": "species",
+                                             "hyperparameters": {"max_depth": "-3"}})
     assert description["error"] == "TrainFailed"
     caught = json.loads(description["cause"])
     assert caught["Error"] == "States.TaskFailed"
@@ -284,6 +288,15 @@ def test_failing_training_fails_at_train_with_the_reason(engine):
     assert any(e["message"].startswith("TrainingError: XGBoost rejected the training") for e in log)
     jobs = engine.client("sagemaker").list_training_jobs()["TrainingJobSummaries"]
     assert [j["TrainingJobStatus"] for j in jobs] == ["Failed"]
+    # A local run points at a file of the job's whole log, not at a CloudWatch console it does not have.
+    result = result_of(description, progress)
+    attach_local_job_log(result, engine.client("logs"), tmp_path)
+    job = result["failedJob"]
+    assert "console" not in job and job["log"] == str(tmp_path / f"{job['name']}.log")
+    assert "\nTrainingError: XGBoost rejected the training" in (tmp_path / f"{job['name']}.log").read_text()
+    printed = Console(file=io.StringIO(), width=300)
+    print_summary(result, printed)
+    assert f"log: {job['log']}" in printed.file.getvalue() and "console.aws" not in printed.file.getvalue()
 
 
 def test_invalid_sagemaker_request_fails_like_sagemaker(engine, monkeypatch):
@@ -352,6 +365,33 @@ def client(served, service):
     ready, _ = served
     return boto3.client(service, endpoint_url=ready["endpoint"], region_name=ready["region"],
                         aws_access_key_id="local", aws_secret_access_key="local")
+
+
+def test_serve_prints_nothing_per_request_unless_verbose():
+    """By default the ready lines only (what the function prints goes to its log group, as on Lambda);
+    --verbose adds one line per request on stderr. Both started at once: their start-up overlaps."""
+    processes = [subprocess.Popen([sys.executable, "-m", "sagestep", "local", "serve", "--port", str(free_port()),
+                                   *flags], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for flags in ([], ["--verbose"])]
+    printed = []
+    for process in processes:
+        ready = json.loads(process.stdout.readline())
+        s3, functions, logs = (client((ready, None), service) for service in ("s3", "lambda", "logs"))
+        s3.put_object(Bucket=ready["dataBucket"], Key="datasets/iris.csv", Body=IRIS.read_bytes())
+        (function,) = functions.list_functions()["Functions"]
+        answer = functions.invoke(FunctionName=function["FunctionName"], Payload=json.dumps({
+            "action": "plan", "datasetUri": f"s3://{ready['dataBucket']}/datasets/iris.csv", "labelColumn": "species",
+            "executionName": "quiet", "executionArn": "arn:aws:states:us-east-1:123456789012:execution:sm:quiet"}))
+        assert "FunctionError" not in answer, answer["Payload"].read()
+        logged = logs.filter_log_events(logGroupName=f"/aws/lambda/{function['FunctionName']}")["events"]
+        assert [json.loads(event["message"])["action"] for event in logged] == ["plan"]
+        process.kill()                          # what it printed is flushed (print(flush=True), stderr): no need to wait
+        printed.append((process.stdout.read(), process.stderr.read()))
+    (quiet, quiet_errors), (verbose, requests) = printed
+    assert quiet_errors == "" and [line.split("=")[0] for line in quiet.splitlines()] == [
+        "export AWS_ENDPOINT_URL", "export SAGESTEP_STATE_MACHINE_ARN"]
+    assert len(verbose.splitlines()) == 2
+    assert [line.split('"')[1].split()[0] for line in requests.splitlines()] == ["PUT", "GET", "POST", "POST"]
 
 
 def test_two_executions_at_once_do_not_touch_each_other(served, tmp_path):

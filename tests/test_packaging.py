@@ -51,6 +51,8 @@ def test_pulumi_installs_the_lock_with_the_same_installer():
     import yaml
     project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
     assert project["runtime"]["options"]["toolchain"] == "uv" and (ROOT / "uv.lock").is_file()
+    # Its `uv sync` installs the stack's dependencies only: into a venv of its own, never the tool's .venv.
+    assert project["runtime"]["options"]["virtualenv"] == ".venv-stack"
     assert f"UV_VERSION := {uv('--version').split()[1]}" in (ROOT / "Makefile").read_text()
 
 

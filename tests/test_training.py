@@ -212,8 +212,11 @@ def test_checkpoints_resume_after_an_interruption(tmp_path):
 def test_local_xgboost_is_the_containers_release():
     import xgboost
     assert xgboost.__version__ == SUPPORTED_XGBOOST[project_defaults()["xgboostVersion"]]
-    pinned = [line for line in (ROOT / "requirements.txt").read_text().splitlines() if line.startswith("xgboost")]
-    assert pinned == [f"xgboost-cpu=={xgboost.__version__}"]
+    import tomllib
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    image = (ROOT / "sagestep/local/image/requirements.txt").read_text().splitlines()
+    for pins in (extras["local"], image):
+        assert [pin for pin in pins if pin.startswith("xgboost")] == [f"xgboost-cpu=={xgboost.__version__}"]
 
 
 def test_missing_feature_values_train(tmp_path):

@@ -1,11 +1,12 @@
 """The synthesized stack on moto, with the hooks that make its state machine run locally.
 
 The hooks (moto_adapter.py): Lambda invokes run the function's Python handler in-process with its
-environment; the interpreter's sagemaker service runs jobs locally (sagemaker_task.py); AWS's
-server-side request rules answer every SageMaker and Step Functions request (aws_rules.py); States.ALL
-lets States.Runtime and States.DataLimitExceeded through, as on AWS ("Error handling in Step
-Functions": those end the execution); StartExecution without a name gets a UUID. A state machine is
-checked (statemachine.check) before it is created, for what AWS rejects at CreateStateMachine.
+environment, what it prints going to the function's log group (FunctionOutput); the interpreter's
+sagemaker service runs jobs locally (sagemaker_task.py); AWS's server-side request rules answer every
+SageMaker and Step Functions request (aws_rules.py); States.ALL lets States.Runtime and
+States.DataLimitExceeded through, as on AWS ("Error handling in Step Functions": those end the
+execution); StartExecution without a name gets a UUID. A state machine is checked (statemachine.check)
+before it is created, for what AWS rejects at CreateStateMachine.
 """
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ import importlib
 import io
 import json
 import os
+import sys
 import threading
 import time
+import uuid
 import zipfile
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from unittest import mock
 
@@ -85,12 +88,60 @@ class _Environments:
 _ENVIRONMENTS = _Environments()
 
 
+class FunctionOutput:
+    """sys.stdout while an engine runs: what a Lambda handler prints goes to its function's log group, a
+    stream per invocation, as Lambda sends a function's stdout to CloudWatch Logs (the terminal stays the
+    CLI's); what any other thread prints goes to the stream it wraps."""
+
+    def __init__(self, stream, logs):
+        self.stream, self.logs = stream, logs
+        self._local = threading.local()
+
+    def write(self, text: str) -> int:
+        buffer = getattr(self._local, "buffer", None)
+        return self.stream.write(text) if buffer is None else buffer.write(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+    @contextmanager
+    def installed(self):
+        """sys.stdout until the engine closes; left alone if something replaced it meanwhile (pytest's capture)."""
+        sys.stdout = self
+        try:
+            yield self
+        finally:
+            if sys.stdout is self:
+                sys.stdout = self.stream
+
+    @contextmanager
+    def function(self, name: str):
+        """The calling thread's output, while it runs the named function's handler, into that function's log."""
+        self._local.buffer = buffer = io.StringIO()
+        try:
+            yield
+        finally:
+            self._local.buffer = None
+            self._put(f"/aws/lambda/{name}", [line for line in buffer.getvalue().splitlines() if line])
+
+    def _put(self, group: str, lines: list[str]) -> None:
+        if not lines:
+            return
+        stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
+        self.logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        now = int(time.time() * 1000)
+        self.logs.put_log_events(logGroupName=group, logStreamName=stream,
+                                 logEvents=[{"timestamp": now, "message": line} for line in lines])
+
+
 def invoke_handler(configuration: dict, event) -> object:
-    """A Lambda function's Python handler, called in-process with the function's environment; calls of
-    the same function run concurrently, as Lambda runs them."""
+    """A Lambda function's Python handler, called in-process with the function's environment, what it
+    prints going to the function's log; calls of the same function run concurrently, as Lambda runs them."""
     module_name, _, attribute = configuration["Handler"].rpartition(".")
     handler = getattr(importlib.import_module(module_name), attribute)
-    with _ENVIRONMENTS.applied(configuration.get("Environment", {}).get("Variables", {})):
+    output = sys.stdout
+    printed = output.function(configuration["FunctionName"]) if isinstance(output, FunctionOutput) else nullcontext()
+    with _ENVIRONMENTS.applied(configuration.get("Environment", {}).get("Variables", {})), printed:
         return handler(event, _Context(configuration.get("Timeout", 3)))
 
 
@@ -117,6 +168,7 @@ class LocalEngine:
         stack = self._stack
         stack.enter_context(mock.patch.dict(os.environ, {**FAKE_CREDENTIALS, "AWS_DEFAULT_REGION": self.region}))
         moto_adapter.emulator(stack)
+        stack.enter_context(FunctionOutput(sys.stdout, self.client("logs")).installed())
         aws_rules.enforce(stack)
         moto_adapter.run_lambdas(stack, invoke_handler)
         moto_adapter.name_executions(stack)

@@ -85,7 +85,10 @@ def emulator(stack: ExitStack) -> None:
     interpreter_log.setLevel(logging.CRITICAL)
 
 
-def server(host: str, port: int) -> ThreadedMotoServer:
+def server(host: str, port: int, verbose: bool = False) -> ThreadedMotoServer:
+    """moto's server; its werkzeug request handler logs one line per request (on stderr, through the
+    "werkzeug" logger) only when verbose, and its errors always."""
+    logging.getLogger("werkzeug").setLevel(logging.INFO if verbose else logging.ERROR)
     return ThreadedMotoServer(ip_address=host, port=port, verbose=False)
 
 

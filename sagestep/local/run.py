@@ -14,8 +14,9 @@ from sagestep.record import attach_cost, report_record
 from sagestep.report import Reporter, execution_name, in_cli_terms, report
 from sagestep.run_report import write_report
 from sagestep.runner import (attach_curves, attach_evaluation, attach_job_log, download_outputs, execution_input, follow,
-                             result_of, writable_folder)
+                             job_log, result_of, writable_folder)
 from sagestep.synth import DEFAULT_STACK, synthesize
+from statemachine.framework import CLOUDWATCH_TAB
 
 from . import moto_adapter
 from .engine import LocalEngine
@@ -59,7 +60,7 @@ def run_local(args, console: Console) -> int:
         # What the stack's notification topic would have sent (notifyEmails), as the emulated SNS received it.
         result["notifications"] = engine.notifications(arn, description["status"])
         logs = engine.client("logs")
-        attach_job_log(result, logs, engine.region)
+        attach_local_job_log(result, logs, out_dir)
         curves = attach_curves(result, logs)
         files: dict[str, Path] = {}
         if description["status"] == "SUCCEEDED":
@@ -78,6 +79,19 @@ def run_local(args, console: Console) -> int:
     return report(in_cli_terms(result, local_paths), args.json, console)
 
 
+def attach_local_job_log(result: dict, logs, out_dir: Path) -> None:
+    """A failed job's last lines and, in place of a CloudWatch console link (a local run has no console),
+    the path of a file in out_dir with its whole log, as the job printed it."""
+    attach_job_log(result, logs, None)
+    job = result.get("failedJob")
+    if not job:
+        return
+    path = out_dir / f"{job['name']}.log"
+    lines = job_log(logs, job["logGroup"], job["name"])
+    path.write_text("".join(line.replace(CLOUDWATCH_TAB, "\t") + "\n" for line in lines), encoding="utf-8")
+    job["log"] = str(path)
+
+
 def serve(args, console: Console) -> int:
     with socket.socket() as probe:
         try:
@@ -87,7 +101,7 @@ def serve(args, console: Console) -> int:
         port = probe.getsockname()[1]                  # --port 0: a free one
     synthesis = synthesize(args.stack or DEFAULT_STACK, required=args.stack is not None)
     with LocalEngine(synthesis) as engine:
-        server = moto_adapter.server(args.host, port)
+        server = moto_adapter.server(args.host, port, verbose=args.verbose)
         server.start()
         endpoint = f"http://{args.host}:{port}"
         print(json.dumps({"endpoint": endpoint, "stateMachineArn": engine.state_machine_arn,

@@ -55,11 +55,23 @@ class LocalJobs:
         self._clients: dict[str, object] = {}
         self._lock = threading.Lock()
         self.running: set = set()
+        self.closed = False
 
     def stop_all(self) -> None:
-        """The engine is closing (the run ended or was interrupted): no job outlives it."""
-        for run in list(self.running):
+        """The engine is closing (the run ended or was interrupted): no job outlives it, and a job the
+        interpreter's thread starts after this is stopped as it starts."""
+        with self._lock:
+            self.closed = True
+            running = list(self.running)
+        for run in running:
             run.stop()
+
+    def track(self, run) -> None:
+        with self._lock:
+            if not self.closed:
+                self.running.add(run)
+                return
+        run.stop()
 
     def job_logs(self, kind: str, job: str, instances: int) -> JobLogs:
         """The job's CloudWatch log, a stream per instance; each line also goes to on_line (live progress)."""
@@ -77,7 +89,16 @@ class LocalJobs:
         return sagemaker_jobs(self.region)
 
 
-JOBS: LocalJobs | None = None
+JOBS: LocalJobs | None = None     # the running engine's; None once it has closed
+
+
+def current_jobs(task: "SageMakerLocal", env) -> LocalJobs:
+    """The engine's jobs, read once per task: the engine may close (Ctrl-C) while the interpreter's thread
+    is still inside a task, and that thread keeps the object it started with."""
+    jobs = JOBS
+    if jobs is None:
+        raise task.failure(env, "States.Runtime", "the local engine has closed")
+    return jobs
 
 
 class SageMakerLocal(ServiceTask):
@@ -115,15 +136,16 @@ class SageMakerLocal(ServiceTask):
         if problems:
             raise self.failure(env, SAGEMAKER_API_ERROR, "; ".join(problems)
                                + " (Service: SageMaker, Status Code: 400, Error Code: ValidationException)")
-        client = JOBS.client("sagemaker")
+        client = current_jobs(self, env).client("sagemaker")
         snake = re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower()
         env.stack.append(to_sfn_json(getattr(client, snake)(**normalised_parameters)))
 
     def _build_sync_resolver(self, env, resource_runtime_part, normalised_parameters, *args, **kwargs):
         env.stack.pop()
         operation = self._operation()
-        client, s3 = JOBS.client("sagemaker"), JOBS.client("s3")
-        backend = JOBS.backend()
+        jobs = current_jobs(self, env)
+        client, s3 = jobs.client("sagemaker"), jobs.client("s3")
+        backend = jobs.backend()
         if operation == "CreateTrainingJob":
             name = normalised_parameters["TrainingJobName"]
             job = backend.training_jobs[name]
@@ -131,7 +153,7 @@ class SageMakerLocal(ServiceTask):
             job.algorithm_specification = normalised_parameters["AlgorithmSpecification"]
             job.training_job_status, job.secondary_status = "InProgress", "Training"
             job.final_metric_data_list = None
-            log = JOBS.job_logs("training", name, normalised_parameters["ResourceConfig"]["InstanceCount"])
+            log = jobs.job_logs("training", name, normalised_parameters["ResourceConfig"]["InstanceCount"])
             run = _started(lambda: TrainingRun(s3, normalised_parameters, log.add))
             describe = lambda: client.describe_training_job(TrainingJobName=name)  # noqa: E731
         elif operation == "CreateTransformJob":
@@ -139,7 +161,7 @@ class SageMakerLocal(ServiceTask):
             job = backend.transform_jobs[name]
             job.transform_job_status = "InProgress"
             model = client.describe_model(ModelName=normalised_parameters["ModelName"])
-            log = JOBS.job_logs("transform", name, normalised_parameters["TransformResources"]["InstanceCount"])
+            log = jobs.job_logs("transform", name, normalised_parameters["TransformResources"]["InstanceCount"])
             run = _started(lambda: TransformRun(s3, normalised_parameters, model, log.add))
             describe = lambda: client.describe_transform_job(TransformJobName=name)  # noqa: E731
         else:
@@ -147,7 +169,7 @@ class SageMakerLocal(ServiceTask):
         # SageMaker bills a job from when it starts on its instances: here, once its container process is up
         # (preparing the image's environment is the instances' start-up, which AWS does not bill).
         launched = None if isinstance(run, _NotStarted) else datetime.now().astimezone()
-        JOBS.running.add(run)
+        jobs.track(run)
 
         def watch_abort() -> None:
             while env.is_running() and run.poll_running():
@@ -162,7 +184,7 @@ class SageMakerLocal(ServiceTask):
             log.flush()
             if outcome is None:
                 return None
-            JOBS.running.discard(run)
+            jobs.running.discard(run)
             training = operation == "CreateTrainingJob"
             _record(job, operation, outcome, final_metrics(normalised_parameters, log.stored) if training else None,
                     launched)

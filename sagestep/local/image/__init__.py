@@ -76,7 +76,8 @@ def _build(digest: str) -> None:
     try:
         if uv:
             _run("uv venv", [uv, "venv", "--quiet", "--allow-existing", "--python", sys.executable, str(temp)])
-            _run("uv pip install", [uv, "pip", "install", "--quiet", "--no-deps", "--python", str(temp / "bin/python"),
+            _run("uv pip install", [uv, "pip", "install", "--quiet", "--no-deps", "--compile-bytecode",
+                                    "--python", str(temp / "bin/python"),
                                     "-r", str(REQUIREMENTS)])
         else:
             _run("python -m venv", [sys.executable, "-m", "venv", str(temp)])
