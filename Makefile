@@ -21,8 +21,9 @@ $(STAMP): $(UV) uv.lock pyproject.toml
 run: $(STAMP)
 	$(BIN)/sagestep local examples/iris.csv --label species
 
+# One worker per core, a test module's tests on one worker (they share its engine, stack and served endpoint).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 synth: $(STAMP)
 	$(BIN)/sagestep synth --summary $(if $(STACK),--stack $(STACK))

@@ -216,8 +216,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _local(args: argparse.Namespace, console: Console) -> int:
-    from .local.run import run_local, serve
-    return serve(args, console) if args.dataset == "serve" else run_local(args, console)
+    from .checks import check_dataset, free_port, writable_folder
+
+    if args.dataset == "serve":
+        port = free_port(args.host, args.port)
+        from .local.run import serve
+        return serve(args, port, console)
+    check_dataset(args.dataset)
+    if args.out:
+        writable_folder(Path(args.out))
+    from .local.run import run_local
+    return run_local(args, console)
 
 
 def _report(args: argparse.Namespace, console: Console) -> int:

@@ -218,19 +218,6 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def writable_folder(path: Path) -> Path:
-    """The folder a run's files go to, made now: a folder that cannot be written is a mistake to say
-    before the run, not after it."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".sagestep-write-check"
-        probe.touch()
-        probe.unlink()
-    except OSError as error:
-        raise UsageError(f"--out {path}: cannot write there ({error.strerror})") from None
-    return path
-
-
 def download_outputs(s3, output: dict, out_dir: Path) -> dict[str, Path]:
     """A successful run's files, each into out_dir under its own name: the predictions joined with the
     held-out rows' labels (and ids), the schema, the metrics file and the model."""

@@ -14,12 +14,13 @@ from rich.console import Console
 
 from statemachine.console import console_url
 
+from .checks import writable_folder
 from .errors import UsageError
 from .report import Reporter, execution_name, in_cli_terms, report
 from .record import attach_cost, report_record
 from .run_report import write_report
 from .runner import (attach_curves, attach_evaluation, attach_job_log, download_outputs, execution_input, follow,
-                     result_of, writable_folder)
+                     result_of)
 
 ARN_VARIABLE = "SAGESTEP_STATE_MACHINE_ARN"
 STATE_MACHINE_ARN = re.compile(r"^arn:aws[a-z-]*:states:([a-z0-9-]+):\d{12}:stateMachine:[A-Za-z0-9_.-]{1,80}$")

@@ -8,8 +8,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import runpy
-from dataclasses import dataclass, field
+import sys
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 
 import yaml
@@ -22,6 +25,11 @@ from . import DEFAULT_STACK, ROOT
 ACCOUNT_ID = "123456789012"        # moto's default account
 DEFAULT_REGION = "us-east-1"
 STATE_MACHINE = "aws:sfn/stateMachine:StateMachine"
+# What a synthesis reads besides the stack file and the config: the program, the stack's code and the code
+# it bundles, and the environment settings.load() and the price table consult.
+SOURCES = ("__main__.py", "Pulumi.yaml", "infra", "statemachine", "preprocess", "training", "inference")
+ENVIRONMENT = ("AWS_REGION", "AWS_DEFAULT_REGION", "SAGESTEP_PRICES")
+CACHE_DIR = Path(".sagestep/synth-cache")
 
 
 class StackFileError(Exception):
@@ -203,3 +211,54 @@ def write(synthesis: Synthesis, out_dir: Path) -> list[Path]:
         tmp.write_text(text)
         tmp.replace(path)
     return list(files)
+
+
+def synthesize_stack(stack: str, required: bool = False, root: Path = ROOT) -> Synthesis:
+    """synthesize() of the stack file, as the local engine's commands need it: reused while nothing it reads
+    has changed (the program, the stack's code, the stack file, Pulumi's versions), so a warm `sagestep local`
+    skips the Pulumi SDK's import and the program's run."""
+    config = read_stack_config(stack, root, required)
+    key = _inputs_digest(stack, config, root)
+    cached = root / CACHE_DIR / f"{stack}.json"
+    try:
+        entry = json.loads(cached.read_text())
+        if entry["key"] == key:
+            synthesis = Synthesis(**entry["synthesis"])
+            if all((ROOT / path).is_file() for path in _files_of(synthesis.resources)):
+                return synthesis
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    synthesis = synthesize(stack, config, root)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    temporary = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps({"key": key, "synthesis": asdict(synthesis)}))
+    temporary.replace(cached)
+    return synthesis
+
+
+def _inputs_digest(stack: str, config: dict[str, object], root: Path) -> str:
+    digest = hashlib.sha256(json.dumps([stack, config, sys.version, version("pulumi"), version("pulumi_aws"),
+                                        [os.environ.get(name) for name in ENVIRONMENT]], sort_keys=True,
+                                       default=str).encode())
+    prices = os.environ.get("SAGESTEP_PRICES")
+    files = [Path(prices)] if prices and Path(prices).is_file() else []
+    for source in SOURCES:
+        path = root / source
+        if path.is_dir():
+            files += sorted(f for f in path.rglob("*") if f.is_file() and "__pycache__" not in f.parts)
+        elif path.is_file():
+            files.append(path)
+    for path in files:
+        digest.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _files_of(value) -> list[str]:
+    """The local files a synthesis refers to (code bundles under .sagestep/bundles), relative to ROOT as
+    _plain writes them."""
+    if isinstance(value, dict):
+        return [value["file"]] if isinstance(value.get("file"), str) and len(value) == 1 else \
+            [path for child in value.values() for path in _files_of(child)]
+    if isinstance(value, list):
+        return [path for child in value for path in _files_of(child)]
+    return []

@@ -79,6 +79,16 @@ def test_a_model_that_learnt_nothing_is_flagged_with_the_metrics_it_loses_on():
     result = evaluate(schema("binary", classes, 100, trainCounts=[10, 90]), predictions, [[t] for t in truth])
     assert not result["beatsBaseline"]
     assert {"accuracy", "logLoss", "auc"} <= set(result["behindBaseline"])
+    # What the CLI prints of it (local, start --wait): the warning line names the metrics it loses on.
+    from io import StringIO
+
+    from rich.console import Console
+
+    from sagestep.report import print_evaluation
+    printed = Console(file=StringIO(), width=300)
+    print_evaluation(result, printed)
+    warning = printed.file.getvalue().split("⚠ the model does not beat the baseline on ")[1]
+    assert "logLoss" in warning.split(":")[0] and "learnt no more than the label's distribution" in warning
 
 
 def test_ids_ride_along_and_each_pair_is_seen():

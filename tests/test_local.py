@@ -5,13 +5,11 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
 import time
 
-import boto3
 import pytest
 from rich.console import Console
 from sklearn.datasets import load_breast_cancer, load_diabetes
@@ -49,18 +47,38 @@ REPORT_CHARTS = {"multiclass": {"chart-confusion", "chart-roc"}, "binary": {"cha
                  "regression": {"chart-versus", "chart-residuals"}}
 
 
+def write_patients(path):
+    """Breast cancer with columns that are not features: a record id, a patient code of distinct values
+    (an identifier) and a noise column, the label as words."""
+    x, y = load_breast_cancer(return_X_y=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["record", "patient", "noise", "f0", "f1", "f2", "diagnosis"])
+        writer.writerows([f"R{i:04d}", f"P-{i * 7919 % 10007}", i % 13, *row[:3], ("benign", "malignant")[int(t)]]
+                         for i, (row, t) in enumerate(zip(x, y)))
+    return path, {f"R{i:04d}": ("benign", "malignant")[int(t)] for i, t in enumerate(y)}
+
+
 @pytest.mark.parametrize("kind", ["multiclass", "binary", "regression"])
 def test_pipeline_succeeds(tmp_path, capsys, browser, definition, kind):
+    """Each problem type end to end through the CLI, with the options a run may carry: multiclass with a
+    hyperparameter, seed and split; binary with an id that joins back and columns that are not features."""
+    options = []
     if kind == "multiclass":
         dataset, label = IRIS, "species"
+        options = ["--hyperparameter", "max_depth=4", "--seed", "11", "--split", "0.6,0.2,0.2"]
+    elif kind == "binary":
+        (dataset, truth), label = write_patients(tmp_path / "patients.csv"), "diagnosis"
+        options = ["--id", "record", "--ignore", "noise"]
     else:
-        dataset = write_dataset(tmp_path / f"{kind}.csv", load_breast_cancer if kind == "binary" else load_diabetes)
-        label = "label"
-    code, result = run_cli(capsys, dataset, "--label", label, "--out", tmp_path / "out", "--report")
+        dataset, label = write_dataset(tmp_path / f"{kind}.csv", load_diabetes), "label"
+    code, result = run_cli(capsys, dataset, "--label", label, *options, "--out", tmp_path / "out", "--report")
     assert code == 0 and result["status"] == "SUCCEEDED", result
     assert [s["name"] for s in result["states"]] == PREPROCESS + ["Train", "HasTrainingMetrics",
                                                                   "TrainingResult", "QualityGate", "NoQualityGate",
                                                                   "CreateModel", "BatchPredict", "Evaluate", "Summarize"]
+    if kind == "multiclass":
+        assert 75 <= result["rows"]["train"] <= 105 and result["rows"]["test"] >= 20, result["rows"]
     # --out receives the predictions joined with the held-out labels, the schema, the metrics and the model.
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == ["evaluation.json", "model.tar.gz", "predictions.csv",
@@ -92,51 +110,23 @@ def test_pipeline_succeeds(tmp_path, capsys, browser, definition, kind):
         assert predictions[0] == ["label", "predicted"]
         assert result["metrics"]["test:rmse"] < 80 and evaluation["metrics"]["r2"] > 0.2
         assert evaluation["baseline"]["metrics"]["rmse"] > result["metrics"]["test:rmse"]
-    else:
+    elif kind == "binary":
+        assert predictions[0] == ["record", "diagnosis", "predicted", "P(benign)", "P(malignant)"]
+        assert all(truth[row[0]] == row[1] for row in predictions[1:])
+        schema = json.load(open(out / "schema.json"))
+        assert [feature["name"] for feature in schema["features"]] == ["f0", "f1", "f2"]
+        printed = Console(file=io.StringIO(), width=300)       # what the CLI prints of the same result
+        print_summary(result, printed)
+        assert ("left out of the features: record (--id), noise (--ignore), patient (identifier: 569 distinct "
+                "values in 569 rows)") in printed.file.getvalue()
+        assert "test split, " in printed.file.getvalue() and "confusion matrix" in printed.file.getvalue()
+    if kind != "regression":
         classes = json.load(open(result["outputs"]["schema"]))["label"]["classes"]
-        assert predictions[0] == [label, "predicted", *(f"P({name})" for name in classes)]
+        assert predictions[0][-len(classes):] == [f"P({name})" for name in classes]
         assert {row[1] for row in predictions[1:]} <= set(classes)
         assert result["metrics"]["test:accuracy"] > 0.85 and result["metrics"]["test:auc"] > 0.9
         matrix = evaluation["confusionMatrix"]["actualByPredicted"]
         assert sum(map(sum, matrix)) == result["rows"]["test"]
-
-
-def test_identifier_and_ignored_columns_and_an_id_that_joins_back(tmp_path, capsys):
-    """A text column of distinct values is left out on its own; --ignore and --id leave out more; the
-    predictions carry the id first, and the summary says what was left out."""
-    x, y = load_breast_cancer(return_X_y=True)
-    path = tmp_path / "patients.csv"
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["record", "patient", "noise", "f0", "f1", "f2", "diagnosis"])
-        writer.writerows([f"R{i:04d}", f"P-{i * 7919 % 10007}", i % 13, *row[:3], ("benign", "malignant")[int(t)]]
-                         for i, (row, t) in enumerate(zip(x, y)))
-    code = main(["local", str(path), "--label", "diagnosis", "--id", "record", "--ignore", "noise", "--out",
-                 str(tmp_path / "out")])
-    text = capsys.readouterr().out
-    assert code == 0, text
-    assert ("left out of the features: record (--id), noise (--ignore), patient (identifier: 569 distinct values "
-            "in 569 rows)") in text
-    assert "test split, " in text and "confusion matrix" in text
-    predictions = list(csv.reader(open(tmp_path / "out/predictions.csv")))
-    assert predictions[0] == ["record", "diagnosis", "predicted", "P(benign)", "P(malignant)"]
-    truth = {f"R{i:04d}": ("benign", "malignant")[int(t)] for i, t in enumerate(y)}
-    assert all(truth[row[0]] == row[1] for row in predictions[1:])
-    schema = json.load(open(tmp_path / "out/schema.json"))
-    assert [feature["name"] for feature in schema["features"]] == ["f0", "f1", "f2"]
-
-
-def test_a_model_that_beats_no_baseline_is_flagged(tmp_path, capsys):
-    rng = random.Random(7)
-    path = tmp_path / "noise.csv"
-    path.write_text("a,b,label\n" + "\n".join(f"{rng.random():.4f},{rng.random():.4f},{'yes' if rng.random() < 0.2 else 'no'}"
-                                             for _ in range(400)))
-    code = main(["local", str(path), "--out", str(tmp_path / "out")])
-    text = capsys.readouterr().out
-    assert code == 0, text                       # the run worked; the model is just no good
-    assert "⚠ the model does not beat the baseline on " in text and "logLoss" in text.split("⚠")[1]
-    evaluation = json.load(open(tmp_path / "out/evaluation.json"))
-    assert not evaluation["beatsBaseline"] and "logLoss" in evaluation["behindBaseline"]
 
 
 @pytest.fixture
@@ -341,178 +331,11 @@ def test_transient_lambda_error_is_retried(monkeypatch):
     assert failures == ["Lambda.ServiceException"]
 
 
-# ---------------------------------------------------------------- served stack, real clients
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def served():
-    process = subprocess.Popen([sys.executable, "-m", "sagestep", "local", "serve", "--port", str(free_port())],
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    ready = json.loads(process.stdout.readline())
-    env = {**os.environ, "AWS_ENDPOINT_URL": ready["endpoint"], "AWS_ACCESS_KEY_ID": "local",
-           "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": ready["region"]}
-    yield ready, env
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=20)
-
-
-def client(served, service):
-    ready, _ = served
-    return boto3.client(service, endpoint_url=ready["endpoint"], region_name=ready["region"],
-                        aws_access_key_id="local", aws_secret_access_key="local")
-
-
-def test_serve_prints_nothing_per_request_unless_verbose():
-    """By default the ready lines only (what the function prints goes to its log group, as on Lambda);
-    --verbose adds one line per request on stderr. Both started at once: their start-up overlaps."""
-    processes = [subprocess.Popen([sys.executable, "-m", "sagestep", "local", "serve", "--port", str(free_port()),
-                                   *flags], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for flags in ([], ["--verbose"])]
-    printed = []
-    for process in processes:
-        ready = json.loads(process.stdout.readline())
-        s3, functions, logs = (client((ready, None), service) for service in ("s3", "lambda", "logs"))
-        s3.put_object(Bucket=ready["dataBucket"], Key="datasets/iris.csv", Body=IRIS.read_bytes())
-        (function,) = functions.list_functions()["Functions"]
-        answer = functions.invoke(FunctionName=function["FunctionName"], Payload=json.dumps({
-            "action": "plan", "datasetUri": f"s3://{ready['dataBucket']}/datasets/iris.csv", "labelColumn": "species",
-            "executionName": "quiet", "executionArn": "arn:aws:states:us-east-1:123456789012:execution:sm:quiet"}))
-        assert "FunctionError" not in answer, answer["Payload"].read()
-        logged = logs.filter_log_events(logGroupName=f"/aws/lambda/{function['FunctionName']}")["events"]
-        assert [json.loads(event["message"])["action"] for event in logged] == ["plan"]
-        process.kill()                          # what it printed is flushed (print(flush=True), stderr): no need to wait
-        printed.append((process.stdout.read(), process.stderr.read()))
-    (quiet, quiet_errors), (verbose, requests) = printed
-    assert quiet_errors == "" and [line.split("=")[0] for line in quiet.splitlines()] == [
-        "export AWS_ENDPOINT_URL", "export SAGESTEP_STATE_MACHINE_ARN"]
-    assert len(verbose.splitlines()) == 2
-    assert [line.split('"')[1].split()[0] for line in requests.splitlines()] == ["PUT", "GET", "POST", "POST"]
-
-
-def test_two_executions_at_once_do_not_touch_each_other(served, tmp_path):
-    ready, _ = served
-    s3, sfn = client(served, "s3"), client(served, "stepfunctions")
-    s3.upload_file(str(IRIS), ready["dataBucket"], "datasets/iris.csv")
-    breast = write_dataset(tmp_path / "breast.csv", load_breast_cancer)
-    s3.upload_file(str(breast), ready["dataBucket"], "datasets/breast.csv")
-    arns = [sfn.start_execution(stateMachineArn=ready["stateMachineArn"], name=name, input=json.dumps(payload))[
-        "executionArn"] for name, payload in (
-        ("parallel-a", {"datasetUri": f"s3://{ready['dataBucket']}/datasets/iris.csv", "labelColumn": "species"}),
-        ("parallel-b", {"datasetUri": f"s3://{ready['dataBucket']}/datasets/breast.csv"}))]
-    results = [follow(sfn, arn, timeout_seconds=180)[0] for arn in arns]
-    assert [r["status"] for r in results] == ["SUCCEEDED", "SUCCEEDED"]
-    outputs = [json.loads(r["output"]) for r in results]
-    assert outputs[0]["objective"] == "multi:softprob" and outputs[1]["objective"] == "binary:logistic"
-    for name, output in zip(("parallel-a", "parallel-b"), outputs):
-        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=ready["dataBucket"], Prefix=f"runs/{name}/")["Contents"]]
-        assert f"runs/{name}/predictions/part-00000-000.csv.out" in keys
-        body = s3.get_object(Bucket=ready["dataBucket"], Key=f"runs/{name}/predictions/part-00000-000.csv.out")[
-            "Body"].read()
-        assert len(body.decode().splitlines()) == output["rows"]["test"]
-    assert outputs[0]["trainingJobName"] != outputs[1]["trainingJobName"]
-
-
-def test_real_aws_cli_and_sagestep_start_against_the_served_stack(served, tmp_path, browser):
-    ready, env = served
-    aws = [str(ROOT / ".venv/bin/aws") if (ROOT / ".venv/bin/aws").exists() else "aws",
-           "--endpoint-url", ready["endpoint"]]
-    run = lambda *args: subprocess.run([*aws, *args], env=env, capture_output=True, text=True, check=True)  # noqa: E731
-    run("s3", "cp", str(IRIS), f"s3://{ready['dataBucket']}/datasets/cli.csv")
-    started = json.loads(run("stepfunctions", "start-execution", "--state-machine-arn", ready["stateMachineArn"],
-                             "--input", json.dumps({"datasetUri": f"s3://{ready['dataBucket']}/datasets/cli.csv",
-                                                    "labelColumn": "species"})).stdout)
-    description = {}
-    for _ in range(600):
-        description = json.loads(run("stepfunctions", "describe-execution", "--execution-arn",
-                                     started["executionArn"]).stdout)
-        if description["status"] != "RUNNING":
-            break
-        time.sleep(0.2)
-    assert description["status"] == "SUCCEEDED"
-    history = json.loads(run("stepfunctions", "get-execution-history", "--execution-arn", started["executionArn"]).stdout)
-    assert {"TaskSubmitted", "ExecutionSucceeded"} <= {e["type"] for e in history["events"]}
-    job = json.loads(description["output"])["trainingJobName"]
-    jobs = json.loads(run("sagemaker", "list-training-jobs").stdout)["TrainingJobSummaries"]
-    assert job in [j["TrainingJobName"] for j in jobs]
-    detail = json.loads(run("sagemaker", "describe-training-job", "--training-job-name", job).stdout)
-    assert detail["TrainingJobStatus"] == "Completed"
-    # Scraped with the image's own definitions: validation:<metric> only.
-    assert {m["MetricName"] for m in detail["FinalMetricDataList"]} == {"validation:mlogloss"}
-    # The job's log, where SageMaker writes it (what `aws logs tail` reads, through FilterLogEvents).
-    log = json.loads(run("logs", "filter-log-events", "--log-group-name", "/aws/sagemaker/TrainingJobs",
-                         "--log-stream-name-prefix", f"{job}/").stdout)
-    assert {e["logStreamName"].rsplit("-", 1)[0] for e in log["events"]} == {f"{job}/algo-1"}
-    assert any(e["message"].startswith("[10]#011train-mlogloss:") for e in log["events"])
-
-    result = subprocess.run([sys.executable, "-m", "sagestep", "start", f"s3://{ready['dataBucket']}/datasets/cli.csv",
-                             "--label", "species", "--wait", "--json", "--state-machine-arn", ready["stateMachineArn"]],
-                            env=env, capture_output=True, text=True, cwd=ROOT)
-    assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout)
-    assert summary["status"] == "SUCCEEDED" and summary["outputs"]["trainingJob"]
-    # The Evaluate step's verdict, with the confusion matrix read back from its file in S3.
-    assert summary["evaluation"]["beatsBaseline"] and summary["metrics"]["test:accuracy"] > 0.85
-    assert summary["evaluation"]["confusionMatrix"]["classes"] == ["setosa", "versicolor", "virginica"]
-    assert summary["outputs"]["predictions"].endswith("/predictions.csv")
-    # Against an endpoint there is no AWS console to link to.
-    assert "console" not in summary and "trainingJobConsole" not in summary["outputs"]
-    assert len(summary["curves"]["validation:mlogloss"]) > 10, "read from the served CloudWatch Logs"
-    assert summary["cost"]["estimate"] and summary["cost"]["items"][0]["item"] == "training"
-
-    # `sagestep report` reads the finished execution back from the endpoint: history, definition, jobs, files.
-    report = subprocess.run([sys.executable, "-m", "sagestep", "report", summary["executionArn"], "--json",
-                             "--out", str(tmp_path / "report")], env=env, capture_output=True, text=True, cwd=ROOT)
-    assert report.returncode == 0, report.stderr
-    written = json.loads(report.stdout)
-    assert written == {"report": str(tmp_path / "report/report.html"), "status": "SUCCEEDED"}
-    assert {"predictions.csv", "evaluation.json", "model.tar.gz", "report.html"} <= {
-        p.name for p in (tmp_path / "report").iterdir()}
-    seen = open_report(browser, tmp_path / "report/report.html")
-    assert_renders(seen, tmp_path / "report/report.html", {"chart-states", "chart-confusion", "chart-roc"})
-    assert summary["executionArn"].rsplit(":", 1)[1] in seen["text"] and "setosa" in seen["text"]
-
-
 # ---------------------------------------------------------------- mistakes a user can make
 
 def sagestep(*args, env=None):
     return subprocess.run([sys.executable, "-m", "sagestep", *args], capture_output=True, text=True, cwd=ROOT,
                           env={**os.environ, **(env or {})})
-
-
-@pytest.mark.parametrize("args, fragment", [
-    (("local", "missing.csv"), "missing.csv: no such file"),
-    (("local", "README.md"), "not a CSV file"),
-    (("local", "docs"), "docs: a folder with no CSV shard"),
-    (("start", "s3://bucket/data.csv", "--state-machine-arn",
-      "arn:aws:states:us-east-1:123456789012:stateMachine:nope"), "StateMachineDoesNotExist"),
-    (("start", "data.csv"), "must be an s3://bucket/key URI"),
-    (("start", "s3://bucket/data.csv", "--state-machine-arn", "garbage"), "'garbage' is not a state machine ARN"),
-    (("report", "garbage"), "'garbage' is not an execution ARN"),
-    (("report", "arn:aws:states:us-east-1:123456789012:execution:sagestep-dev-pipeline:nope"),
-     "cannot read arn:aws:states:us-east-1:123456789012:execution:sagestep-dev-pipeline:nope: ExecutionDoesNotExist"),
-])
-def test_user_errors_are_one_line_without_traceback(args, fragment, served):
-    result = sagestep(*args, env=served[1] if args[0] in ("start", "report") else None)
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert fragment in result.stderr and len(result.stderr.strip().splitlines()) == 1
-    assert "Traceback" not in result.stderr
-
-
-def test_no_deployed_stack(monkeypatch):
-    result = sagestep("start", "s3://bucket/data.csv", env={"PATH": os.path.dirname(sys.executable),
-                                                            "SAGESTEP_STATE_MACHINE_ARN": ""})
-    assert result.returncode == 2 and "no deployed stack found" in result.stderr
-
-
-def test_port_in_use(served):
-    port = int(served[0]["endpoint"].rsplit(":", 1)[1])
-    result = sagestep("local", "serve", "--port", str(port))
-    assert result.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in result.stderr
 
 
 def test_failed_run_exits_1_with_the_error(tmp_path, capsys):
@@ -624,10 +447,3 @@ def test_run_options_make_the_execution_input():
         == {"datasetUri": "s3://b/k.csv", "qualityMetric": ""}
     assert execution_input("s3://b/k.csv", build_parser().parse_args(["start", "s3://b/k.csv"])) == {
         "datasetUri": "s3://b/k.csv"}
-
-
-def test_run_options_reach_the_run(tmp_path, capsys):
-    code, result = run_cli(capsys, IRIS, "--label", "species", "--hyperparameter", "max_depth=2", "--seed", "7",
-                           "--split", "0.5,0.25,0.25", "--out", tmp_path / "out")
-    assert code == 0, result
-    assert 60 <= result["rows"]["train"] <= 90 and result["rows"]["test"] >= 25, result["rows"]

@@ -107,7 +107,7 @@ def test_a_status_the_stack_does_not_notify_publishes_nothing():
 def test_sagestep_local_prints_the_notification_it_would_have_sent(tmp_path, capsys, monkeypatch):
     import sagestep.local.run as local_run
     from sagestep.cli import main
-    monkeypatch.setattr(local_run, "synthesize", lambda *args, **kwargs: synthesize("n", {"sagestep:notifyEmails": EMAILS}))
+    monkeypatch.setattr(local_run, "synthesize_stack", lambda *args, **kwargs: synthesize("n", {"sagestep:notifyEmails": EMAILS}))
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n" + "\n".join(f"{i},{i}" for i in range(20)))
     assert main(["local", str(bad), "--out", str(tmp_path / "out")]) == 1

@@ -98,3 +98,28 @@ def test_the_installed_tool_says_in_one_line_where_it_works(tool, tmp_path):
     (tmp_path / "Pulumi.yaml").write_text("name: another\nruntime: python\n")
     other = run_tool(tool, "runs", cwd=tmp_path)
     assert other.returncode == 2 and other.stderr.count("\n") == 1 and "another Pulumi project's" in other.stderr
+
+
+def imports_of(folder: Path) -> set[tuple[str, str]]:
+    """(file, top-level package) of every import in a folder's Python files (or one file)."""
+    import ast
+    found = set()
+    for path in ([folder] if folder.is_file() else sorted(folder.rglob("*.py"))):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {(path.relative_to(ROOT).as_posix(), alias.name.split(".")[0]) for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add((path.relative_to(ROOT).as_posix(), node.module.split(".")[0]))
+    return found
+
+
+@pytest.mark.parametrize("room, forbidden", [
+    ("__main__.py", {"sagestep"}), ("infra", {"sagestep"}),
+    ("statemachine", {"sagestep", "infra", "pulumi", "pulumi_aws"}),
+    ("preprocess", {"sagestep", "infra", "statemachine", "pulumi"}),
+    ("training", {"sagestep", "infra", "statemachine", "preprocess", "pulumi"}),
+    ("inference", {"sagestep", "infra", "statemachine", "preprocess", "pulumi"}),
+])
+def test_imports_run_one_way(room, forbidden):
+    """sagestep/ -> infra/ -> statemachine/; the code that runs in the cloud imports none of them."""
+    assert sorted((path, package) for path, package in imports_of(ROOT / room) if package in forbidden) == []

@@ -12,7 +12,8 @@ from sagestep import ROOT
 from sagestep.cli import main
 from sagestep.runner import follow
 from sagestep.runs import duration, failed_state, final_metric, metric_so_far
-from tests.test_local import IRIS, client, free_port, served  # noqa: F401  (served is a fixture)
+from tests.test_local import IRIS
+from tests.test_served import client, free_port, served  # noqa: F401  (served is a fixture)
 
 
 def sagestep_runs(env, *args):

@@ -3,46 +3,28 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import threading
 from pathlib import Path
 
 from rich.console import Console
 
-from sagestep.errors import UsageError
+from sagestep.checks import dataset_files, writable_folder
 from sagestep.record import attach_cost, report_record
 from sagestep.report import Reporter, execution_name, in_cli_terms, report
 from sagestep.run_report import write_report
 from sagestep.runner import (attach_curves, attach_evaluation, attach_job_log, download_outputs, execution_input, follow,
-                             job_log, result_of, writable_folder)
-from sagestep.synth import DEFAULT_STACK, synthesize
+                             job_log, result_of)
+from sagestep.synth import DEFAULT_STACK, synthesize_stack
 from statemachine.framework import CLOUDWATCH_TAB
 
 from . import moto_adapter
 from .engine import LocalEngine
 
-DATASET_SUFFIXES = (".csv", ".gz", ".txt")
-
-
-def dataset_files(folder: Path) -> list[Path]:
-    """A folder's shards: its CSV files, in any sub-folder, as a prefix of shards holds them."""
-    return sorted(path for path in folder.rglob("*") if path.is_file() and path.name.lower().endswith(DATASET_SUFFIXES)
-                  and not path.name.startswith(("_", ".")))
-
-
 def run_local(args, console: Console) -> int:
+    """The pipeline on the embedded engine (the CLI has checked the dataset and --out: sagestep.checks)."""
     dataset = args.dataset
-    if not dataset.startswith("s3://"):
-        path = Path(dataset)
-        if path.is_dir():
-            if not dataset_files(path):
-                raise UsageError(f"{dataset}: a folder with no CSV shard (expected .csv, .csv.gz or .txt files)")
-        elif not path.is_file():
-            raise UsageError(f"{dataset}: no such file or folder")
-        elif not path.name.lower().endswith(DATASET_SUFFIXES):
-            raise UsageError(f"{dataset}: not a CSV file (expected .csv, .csv.gz or .txt)")
     reporter = Reporter(console, args.json)
-    synthesis = synthesize(args.stack or DEFAULT_STACK, required=args.stack is not None)
+    synthesis = synthesize_stack(args.stack or DEFAULT_STACK, required=args.stack is not None)
     with LocalEngine(synthesis, on_line=reporter.line) as engine:
         path = Path(dataset)
         uri = dataset if dataset.startswith("s3://") else engine.upload_dataset(
@@ -92,14 +74,8 @@ def attach_local_job_log(result: dict, logs, out_dir: Path) -> None:
     job["log"] = str(path)
 
 
-def serve(args, console: Console) -> int:
-    with socket.socket() as probe:
-        try:
-            probe.bind((args.host, args.port))
-        except OSError as error:
-            raise UsageError(f"cannot listen on {args.host}:{args.port}: {error.strerror}") from None
-        port = probe.getsockname()[1]                  # --port 0: a free one
-    synthesis = synthesize(args.stack or DEFAULT_STACK, required=args.stack is not None)
+def serve(args, port: int, console: Console) -> int:
+    synthesis = synthesize_stack(args.stack or DEFAULT_STACK, required=args.stack is not None)
     with LocalEngine(synthesis) as engine:
         server = moto_adapter.server(args.host, port, verbose=args.verbose)
         server.start()
