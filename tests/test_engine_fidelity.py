@@ -37,9 +37,17 @@ def stream_events(engine, group, prefix):
     return stream["logStreamName"], [e["message"] for e in events["events"]]
 
 
-def test_job_logs_are_in_cloudwatch_and_final_metrics_are_scraped_from_them(engine):
-    description, _ = execute(engine, {"datasetUri": engine.iris, "labelColumn": "species"}, "logs-and-metrics")
-    assert description["status"] == "SUCCEEDED"
+@pytest.fixture(scope="module")
+def iris_run(engine):
+    """One successful run, which the tests that only read share. R6: tag values allow [\\p{L}\\p{Z}\\p{N}_.:/=+-@]
+    only, and "retrain(v2)!" is a valid execution name: the run is named so."""
+    description, _ = execute(engine, {"datasetUri": engine.iris, "labelColumn": "species"}, "retrain(v2)!")
+    assert description["status"] == "SUCCEEDED", description.get("cause")
+    return description
+
+
+def test_job_logs_are_in_cloudwatch_and_final_metrics_are_scraped_from_them(engine, iris_run):
+    description = iris_run
     output = json.loads(description["output"])
     job = output["trainingJobName"]
     stream, messages = stream_events(engine, "/aws/sagemaker/TrainingJobs", f"{job}/")
@@ -83,12 +91,9 @@ def test_a_path_to_a_missing_field_fails_the_execution_past_any_catch(engine, mo
     assert "TrainFailed" not in [s.name for s in progress.states]
 
 
-def test_an_execution_name_sagemaker_refuses_in_tags_still_trains(engine):
-    """R6: tag values allow [\\p{L}\\p{Z}\\p{N}_.:/=+-@] only; "retrain(v2)!" is a valid execution name."""
-    description, _ = execute(engine, {"datasetUri": engine.iris, "labelColumn": "species"}, "retrain(v2)!")
-    assert description["status"] == "SUCCEEDED", description.get("cause")
+def test_an_execution_name_sagemaker_refuses_in_tags_still_trains(engine, iris_run):
     sagemaker = engine.client("sagemaker")
-    job = json.loads(description["output"])["trainingJobName"]
+    job = json.loads(iris_run["output"])["trainingJobName"]
     arn = sagemaker.describe_training_job(TrainingJobName=job)["TrainingJobArn"]
     tags = {t["Key"]: t["Value"] for t in sagemaker.list_tags(ResourceArn=arn)["Tags"]}
     assert tags["sagestep:execution"] == "retrain_v2__" and tags["sagestep:stack"] == "dev"

@@ -98,10 +98,11 @@ def test_a_failed_local_run_publishes_exactly_one_message_with_the_failed_state_
 
 
 def test_a_status_the_stack_does_not_notify_publishes_nothing():
-    with LocalEngine(synthesize("n", {"sagestep:notifyEmails": EMAILS})) as engine:
+    """A stack told of successes only: a run that fails (at Preprocess, before any job) publishes nothing."""
+    with LocalEngine(synthesize("n", {"sagestep:notifyEmails": EMAILS, "sagestep:notifyOn": '["SUCCEEDED"]'})) as engine:
         iris = engine.upload_dataset(ROOT / "examples/iris.csv")
-        arn, status = run(engine, "quiet", {"datasetUri": iris, "labelColumn": "species"})
-        assert status == "SUCCEEDED" and engine.notifications(arn, status, wait_seconds=1.0) == []
+        arn, status = run(engine, "quiet", {"datasetUri": iris, "labelColumn": "colour"})
+        assert status == "FAILED" and engine.notifications(arn, status, wait_seconds=1.0) == []
 
 
 def test_sagestep_local_prints_the_notification_it_would_have_sent(tmp_path, capsys, monkeypatch):
