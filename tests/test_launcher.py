@@ -484,7 +484,9 @@ def test_two_hosts_train_one_model_as_good_as_one_host(s3):
     assert all(re.fullmatch(r"pair/algo-[12]-\d{10}", stream) for stream in streams)
     rounds = [line for line in log.streams["algo-1"].stored if "#011validation-logloss:" in line]
     assert len(rounds) == json.load(model_files(s3, "pair").extractfile("metrics.json"))["rounds"]
-    assert not [line for line in log.streams["algo-2"].stored if "validation-logloss" in line or "final" in line]
+    printed = {host: [line for line in log.streams[host].stored
+                      if "validation-logloss" in line or line.startswith("final ")] for host in ("algo-1", "algo-2")}
+    assert printed["algo-1"][-1].startswith("final {") and printed["algo-2"] == []
 
 
 def test_a_transform_on_two_instances_shares_whole_objects_and_keeps_outputs_aligned(s3):
