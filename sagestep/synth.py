@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from infra.prices import PRICES_VARIABLE
 from statemachine.console import partition_of
 from statemachine.naming import PROJECT
 
@@ -28,7 +29,7 @@ STATE_MACHINE = "aws:sfn/stateMachine:StateMachine"
 # What a synthesis reads besides the stack file and the config: the program, the stack's code and the code
 # it bundles, and the environment settings.load() and the price table consult.
 SOURCES = ("__main__.py", "Pulumi.yaml", "infra", "statemachine", "preprocess", "training", "inference")
-ENVIRONMENT = ("AWS_REGION", "AWS_DEFAULT_REGION", "SAGESTEP_PRICES")
+ENVIRONMENT = ("AWS_REGION", "AWS_DEFAULT_REGION", PRICES_VARIABLE)
 CACHE_DIR = Path(".sagestep/synth-cache")
 
 
@@ -240,7 +241,7 @@ def _inputs_digest(stack: str, config: dict[str, object], root: Path) -> str:
     digest = hashlib.sha256(json.dumps([stack, config, sys.version, version("pulumi"), version("pulumi_aws"),
                                         [os.environ.get(name) for name in ENVIRONMENT]], sort_keys=True,
                                        default=str).encode())
-    prices = os.environ.get("SAGESTEP_PRICES")
+    prices = os.environ.get(PRICES_VARIABLE)
     files = [Path(prices)] if prices and Path(prices).is_file() else []
     for source in SOURCES:
         path = root / source

@@ -3,7 +3,6 @@ three runs, and a running transform job on the embedded engine."""
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -14,6 +13,7 @@ from botocore.exceptions import ClientError
 
 from statemachine.naming import name_prefix
 from sagestep import ROOT
+from sagestep.checks import free_port
 from sagestep.cli import main
 from sagestep.errors import UsageError
 from sagestep.local import moto_adapter
@@ -87,12 +87,6 @@ def test_a_model_already_gone_is_told_apart_from_other_errors():
 
 # ---------------------------------------------------------------- the real CLI against the served stack
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def sagestep(*args, env):
     result = subprocess.run([sys.executable, "-m", "sagestep", *args], capture_output=True, text=True, cwd=ROOT,
                             env=env)
@@ -120,7 +114,8 @@ NOT_DEV_S = {
 def three_runs(definition):
     """`sagestep local serve`, the other models, then three runs on iris; yields (env, sagemaker client,
     the three runs' model names, oldest first by CreationTime)."""
-    process = subprocess.Popen([sys.executable, "-m", "sagestep", "local", "serve", "--port", str(free_port())],
+    port = str(free_port("127.0.0.1", 0))
+    process = subprocess.Popen([sys.executable, "-m", "sagestep", "local", "serve", "--port", port],
                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         ready = json.loads(process.stdout.readline())

@@ -13,7 +13,8 @@ from sagestep.cli import main
 from sagestep.runner import follow
 from sagestep.runs import duration, failed_state, final_metric, metric_so_far
 from tests.test_local import IRIS
-from tests.test_served import client, free_port, served  # noqa: F401  (served is a fixture)
+from sagestep.checks import free_port
+from tests.test_served import client, served  # noqa: F401  (served is a fixture)
 
 
 def sagestep_runs(env, *args):
@@ -96,7 +97,7 @@ def test_runs_lists_the_served_stack_s_executions(served, monkeypatch, capsys):
     # Mistakes: one line on stderr, exit 2, like `start`.
     one_line_error(capsys, ["--state-machine-arn", "garbage"], "'garbage' is not a state machine ARN")
     one_line_error(capsys, ["--state-machine-arn", arn.rsplit(":", 1)[0] + ":nope"], "StateMachineDoesNotExist")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port('127.0.0.1', 0)}")
     one_line_error(capsys, [], "cannot reach Step Functions")
     with pytest.raises(SystemExit) as exit_code:
         main(["runs", "--last", "1001"])

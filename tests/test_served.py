@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 
@@ -12,20 +11,16 @@ import pytest
 from sklearn.datasets import load_breast_cancer
 
 from sagestep import ROOT
+from sagestep.checks import free_port
 from sagestep.runner import follow
 from tests.test_local import IRIS, sagestep, write_dataset
 from tests.test_run_report import assert_renders, browser, open_report  # noqa: F401  (browser is a fixture)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served():
-    process = subprocess.Popen([sys.executable, "-m", "sagestep", "local", "serve", "--port", str(free_port())],
+    port = str(free_port("127.0.0.1", 0))
+    process = subprocess.Popen([sys.executable, "-m", "sagestep", "local", "serve", "--port", port],
                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     ready = json.loads(process.stdout.readline())
     env = {**os.environ, "AWS_ENDPOINT_URL": ready["endpoint"], "AWS_ACCESS_KEY_ID": "local",
@@ -44,8 +39,9 @@ def client(served, service):
 def test_serve_prints_nothing_per_request_unless_verbose():
     """By default the ready lines only (what the function prints goes to its log group, as on Lambda);
     --verbose adds one line per request on stderr. Both started at once: their start-up overlaps."""
-    processes = [subprocess.Popen([sys.executable, "-m", "sagestep", "local", "serve", "--port", str(free_port()),
-                                   *flags], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    processes = [subprocess.Popen([sys.executable, "-m", "sagestep", "local", "serve", "--port",
+                                   str(free_port("127.0.0.1", 0)), *flags],
+                                  cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for flags in ([], ["--verbose"])]
     printed = []
     for process in processes:

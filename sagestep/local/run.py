@@ -20,6 +20,7 @@ from statemachine.framework import CLOUDWATCH_TAB
 from . import moto_adapter
 from .engine import LocalEngine
 
+
 def run_local(args, console: Console) -> int:
     """The pipeline on the embedded engine (the CLI has checked the dataset and --out: sagestep.checks)."""
     dataset = args.dataset
