@@ -39,7 +39,7 @@ print("err 2\\ty", file=sys.stderr, flush=True)
 print("out 3", flush=True)
 with open(os.path.join(os.environ["SM_INPUT_CONFIG_DIR"], "inputdataconfig.json")) as f:
     config = json.load(f)
-env = {k: v for k, v in os.environ.items() if k.startswith(("SM_", "SAGEMAKER_", "AWS_", "CURRENT_HOST"))}
+env = {k: v for k, v in os.environ.items() if k.startswith(("SM_", "SAGEMAKER_", "AWS_", "CURRENT_HOST", "TMPDIR"))}
 report = {"argv": sys.argv[1:], "module": __spec__.name, "env": env, "inputdataconfig": config,
           "helper": helper.VALUE, "channel_files": sorted(os.listdir(os.environ["SM_CHANNEL_TRAIN"]))}
 print("REPORT " + json.dumps(report), flush=True)
@@ -224,6 +224,8 @@ def test_the_script_sees_what_the_image_gives_it(s3):
     ml = env["SAGEMAKER_BASE_DIR"]
     assert env["SM_CHANNEL_TRAIN"] == f"{ml}/input/data/train" and json.loads(env["SM_CHANNELS"]) == ["train", "validation"]
     assert (env["SM_MODEL_DIR"], env["SM_OUTPUT_DATA_DIR"]) == (f"{ml}/model", f"{ml}/output/data")
+    # Its /tmp is its own, as a container's: what its processes leave there goes with the instance's folder.
+    assert env["TMPDIR"] == os.path.join(os.path.dirname(ml), "tmp")
     assert json.loads(env["SM_HOSTS"]) == ["algo-1"] and env["SM_CURRENT_HOST"] == env["CURRENT_HOST"] == "algo-1"
     assert env["SM_NUM_GPUS"] == str(visible_gpus())
     assert env["SM_NUM_CPUS"] == str(os.cpu_count())

@@ -29,6 +29,14 @@ def venv(path: Path, *install: str) -> Path:
     return python
 
 
+@pytest.fixture(scope="module", autouse=True)
+def scratch(tmp_path_factory):
+    """uv's lock files and build folders go under the test's own temporary folder, not the system's /tmp."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TMPDIR", str(tmp_path_factory.mktemp("uv-tmp")))
+        yield
+
+
 def pins(text: str) -> list[str]:
     return sorted(line.split()[0].lower() for line in text.splitlines() if re.match(r"^[A-Za-z0-9]", line))
 

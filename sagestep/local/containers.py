@@ -151,9 +151,13 @@ def image_environment(env_dir: Path, root: Path, ml: Path) -> dict[str, str]:
     offline, without the host's pip configuration, pointed at the instance.
 
     The launcher `pip install`s the code bundle; PIP_TARGET puts it in the instance's own folder, so that
-    concurrent jobs and instances do not install into, or uninstall from, the shared environment."""
+    concurrent jobs and instances do not install into, or uninstall from, the shared environment. TMPDIR is
+    the instance's too, as a container's /tmp is its own: what a stopped job's processes leave there (pip's
+    build folders, say) goes with the job's folder."""
     site = root / "site"
     site.mkdir(exist_ok=True)
+    scratch = root / "tmp"
+    scratch.mkdir(exist_ok=True)
     host = {k: v for k, v in os.environ.items() if not k.startswith(HOST_ONLY)}
     return {
         **host,
@@ -169,6 +173,7 @@ def image_environment(env_dir: Path, root: Path, ml: Path) -> dict[str, str]:
         "SAGEMAKER_SERVING_MODULE": SERVING_MODULE,
         "PYTHONPATH": f"{SHIM}{os.pathsep}{site}",
         "PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1", "PIP_NO_BUILD_ISOLATION": "0", "PIP_TARGET": str(site),
+        "TMPDIR": str(scratch),
     }
 
 
