@@ -1,6 +1,7 @@
 """Failure notifications: the topic, its subscriptions, the rule and the topic policy as deployed (pinned),
 and a local run that fails publishing exactly one message through the emulated EventBridge and SNS."""
 import json
+import time
 
 import pytest
 
@@ -103,6 +104,21 @@ def test_a_status_the_stack_does_not_notify_publishes_nothing():
         iris = engine.upload_dataset(ROOT / "examples/iris.csv")
         arn, status = run(engine, "quiet", {"datasetUri": iris, "labelColumn": "colour"})
         assert status == "FAILED" and engine.notifications(arn, status, wait_seconds=1.0) == []
+
+
+def test_an_engine_closed_as_a_run_ends_still_sends_its_status_change_first(monkeypatch):
+    """The end is visible before the status change is sent (on the execution's thread): closing the engine
+    at once waits for it, so it never reaches for a real EventBridge after the emulator has gone."""
+    sent = []
+
+    def slow_status_change(engine, detail):
+        time.sleep(0.5)
+        sent.append(detail["status"])
+    monkeypatch.setattr(LocalEngine, "_status_changed", slow_status_change)
+    with LocalEngine(synthesize("n", {"sagestep:notifyEmails": EMAILS})) as engine:
+        _, status = run(engine, "closing", {"datasetUri": engine.upload_dataset(ROOT / "examples/iris.csv"),
+                                            "labelColumn": "colour"})
+    assert status == "FAILED" and sent == ["FAILED"]
 
 
 def test_sagestep_local_prints_the_notification_it_would_have_sent(tmp_path, capsys, monkeypatch):

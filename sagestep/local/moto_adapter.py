@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import threading
 import time
 import uuid
 from contextlib import ExitStack
@@ -226,17 +227,35 @@ class ServiceTask(StateTaskServiceCallback):
                 resourceType=self._get_sfn_resource_type()))))
 
 
-def emit_status_changes(stack: ExitStack, on_end: Callable[[dict], None]) -> None:
-    """on_end(detail) when an execution ends, as Step Functions sends its status change to EventBridge."""
+def emit_status_changes(stack: ExitStack, on_end: Callable[[dict], None], wait_seconds: float = 5.0) -> None:
+    """on_end(detail) when an execution ends, as Step Functions sends its status change to EventBridge.
+    A reader sees the end (DescribeExecution) before on_end has run, on the execution's thread; so until
+    the stack closes, the emulator waits for every ending in flight (up to wait_seconds), and no event is
+    sent to a real endpoint after the mock has gone."""
     original = BaseExecutionWorkerCommunication.terminated
+    ending = threading.Condition()
+    in_flight = [0]
 
     def terminated(self) -> None:
-        original(self)
-        execution = self.execution
-        on_end(status_change_event(execution.exec_arn, execution.state_machine.arn, execution.name,
-                                   str(execution.exec_status.value), execution.start_date, execution.stop_date,
-                                   execution.error, execution.cause))
+        with ending:
+            in_flight[0] += 1          # before the end is visible: a reader that sees it finds it counted
+        try:
+            original(self)
+            execution = self.execution
+            on_end(status_change_event(execution.exec_arn, execution.state_machine.arn, execution.name,
+                                       str(execution.exec_status.value), execution.start_date, execution.stop_date,
+                                       execution.error, execution.cause))
+        finally:
+            with ending:
+                in_flight[0] -= 1
+                ending.notify_all()
+
+    def wait_for_endings() -> None:
+        with ending:
+            ending.wait_for(lambda: in_flight[0] == 0, timeout=wait_seconds)
+
     stack.enter_context(mock.patch.object(BaseExecutionWorkerCommunication, "terminated", terminated))
+    stack.callback(wait_for_endings)       # closed first (last in): the emulator and the patch are still up
 
 
 def deliver_events_to_sns(stack: ExitStack) -> None:
