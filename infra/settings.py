@@ -21,9 +21,8 @@ import pulumi.runtime.config
 import yaml
 
 from infra.notifications import STATUSES
-from preprocess.plan import eval_metrics
+from preprocess import hyperparameters as hyperparameter_rules
 from statemachine import PipelineSettings
-from statemachine import framework
 from statemachine.naming import PROJECT, name_prefix
 
 from .catalogue import SUPPORTED_XGBOOST, instance_types, known_versions
@@ -145,27 +144,28 @@ def _hyperparameters(reader: _Reader) -> dict[str, str]:
         if len(text) > 2500:
             raise ConfigError("hyperparameters", raw, allowed)
         result[key] = text
-    refused = framework.refused_hyperparameters(result) if result else None
+    refused = hyperparameter_rules.check(result)
     if refused:
         raise ConfigError("hyperparameters", raw, f"hyperparameters XGBoost takes ({refused})")
     return result
 
 
 def _quality_gate(reader: _Reader, hyperparameters: dict[str, str]) -> tuple[str, float | None]:
-    """qualityMetric must be a validation metric the image defines that some run of this stack reports
-    (eval_metric when the stack sets it, else the objectives' defaults); a number as qualityThreshold."""
+    """qualityMetric must be a validation metric the image scrapes that a run of this stack can report (the
+    preprocess step adds it to eval_metric); a number as qualityThreshold."""
     metric = reader.string("qualityMetric").strip()
     if not metric:
         return "", None
     name = metric.removeprefix("validation:")
-    if not metric.startswith("validation:") or name not in framework.MAXIMIZE_METRICS + framework.MINIMIZE_METRICS:
-        raise ConfigError("qualityMetric", metric, "empty, or validation:<metric> of the image's metrics (e.g. "
-                          "validation:auc, validation:logloss, validation:rmse)")
-    reported = eval_metrics(hyperparameters) or [f"validation:{objective['eval_metric']}"
-                                                 for objective in framework.OBJECTIVES.values()]
-    if metric not in reported:
-        raise ConfigError("qualityMetric", metric, f"a metric the runs report: {', '.join(reported)} (add {name} to "
-                          "the eval_metric hyperparameter to gate on it)")
+    if not metric.startswith("validation:") or name not in hyperparameter_rules.EVAL_METRICS:
+        raise ConfigError("qualityMetric", metric, "empty, or validation:<metric> of the metrics a run can report ("
+                          f"{', '.join(hyperparameter_rules.EVAL_METRICS)})")
+    objective = hyperparameters.get("objective")
+    problems = [problem for problem, objectives in hyperparameter_rules.OBJECTIVES_BY_PROBLEM.items()
+                if objective in objectives] if objective else list(hyperparameter_rules.METRICS_BY_PROBLEM)
+    if not any(name in hyperparameter_rules.gate_metrics(problem, objective or "") for problem in problems):
+        raise ConfigError("qualityMetric", metric, f"a metric objective {objective} reports (" + ", ".join(
+            hyperparameter_rules.gate_metrics(problems[0], objective)) + ")")
     raw = reader.raw("qualityThreshold")
     try:
         threshold = float(str(raw).strip())

@@ -83,3 +83,11 @@ class ShardFailed(PreprocessError):
 
 class FunctionMisconfigured(PreprocessError):
     """The function's environment lacks what the stack sets (deployed by hand, or by an older stack)."""
+
+
+class InvalidHyperparameter(PreprocessError):
+    """A hyperparameter XGBoost or the training script would refuse, or one that does not fit the labels."""
+
+
+class NotCsv(PreprocessError):
+    """The dataset is another format (JSON, Parquet, a workbook) under a CSV name."""

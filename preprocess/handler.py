@@ -28,7 +28,7 @@ from .csvrows import read_rows
 from .errors import FunctionMisconfigured, InvalidExecutionInput, PreprocessError, ShardFailed
 from .evaluation import MisalignedPredictions, evaluate
 from .naming import run_name, tag_value
-from .plan import Columns, csv_field, find_columns, objective_hyperparameters, parse_event, quality_gate
+from .plan import Columns, csv_field, find_columns, parse_event, quality_gate, run_hyperparameters
 from .numeric import profile_any, split_any
 from .profile import merge_profiles
 from .rowsplit import RowSplitter
@@ -224,12 +224,11 @@ class Run:
             raise ShardFailed(f"{len(profiles)} of {len(items)} work items have a profile; the profile Map did not "
                               "finish")
         plan = merge_profiles(profiles, columns, [item_where(item) for item in items], request.ratios, request.seed)
-        classes = plan["classes"]
-        hyperparameters = {
-            **objective_hyperparameters(plan["problem"], classes, json.loads(os.environ["OBJECTIVES"])),
-            **json.loads(os.environ.get("HYPERPARAMETERS", "{}")), **request.hyperparameters}
-        plan.update(hyperparameters=hyperparameters,
-                    gate=quality_gate(request, json.loads(os.environ["QUALITY_GATE"]), hyperparameters))
+        values, origins = run_hyperparameters(plan["problem"], plan["classes"], json.loads(os.environ["OBJECTIVES"]),
+                                              json.loads(os.environ.get("HYPERPARAMETERS", "{}")),
+                                              request.hyperparameters)
+        gate = quality_gate(request, json.loads(os.environ["QUALITY_GATE"]), plan["problem"], values, origins)
+        plan.update(hyperparameters=values, hyperparameterOrigins=origins, gate=gate)
         self.put(layout.PLAN, plan)
         return {"rows": plan["rows"], "problem": plan["problem"]}
 
@@ -289,6 +288,7 @@ class Run:
             "testLabelsUri": f"{base}{layout.TEST_LABELS_DIR}",
             "schemaUri": f"{base}{layout.SCHEMA}",
             "hyperparameters": hyperparameters,
+            "hyperparameterOrigins": plan["hyperparameterOrigins"],
             "objective": hyperparameters["objective"],
             "problem": plan["problem"],
             "rows": combined["counts"],

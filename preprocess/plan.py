@@ -7,8 +7,9 @@ import re
 from dataclasses import dataclass
 from operator import itemgetter
 
-from .errors import (InvalidDatasetUri, InvalidExecutionInput, InvalidLabel, InvalidQualityGate, MissingLabelColumn,
-                     UnknownColumn)
+from . import hyperparameters
+from .errors import (InvalidDatasetUri, InvalidExecutionInput, InvalidHyperparameter, InvalidLabel,
+                     InvalidQualityGate, MissingLabelColumn, UnknownColumn)
 
 LABEL_NAMES = ("label", "target")
 DEFAULT_RATIOS = {"train": 0.7, "validation": 0.15, "test": 0.15}
@@ -86,7 +87,8 @@ def parse_event(event: dict) -> Request:
             raise InvalidExecutionInput(f"the event has no {required} (the state machine passes it)")
     return Request(bucket=match.group(1), key=match.group(2), label_column=label,
                    execution_name=event["executionName"], execution_arn=event["executionArn"],
-                   hyperparameters=_string_map(event.get("hyperparameters", {}), "hyperparameters"),
+                   hyperparameters=hyperparameters.checked(_string_map(event.get("hyperparameters", {}), "hyperparameters"),
+                                                           "the execution input's hyperparameters"),
                    ratios=dict(ratios), seed=seed, ignore_columns=tuple(dict.fromkeys(ignore)),
                    id_column=id_column, quality_metric=metric, quality_threshold=threshold)
 
@@ -264,17 +266,31 @@ def objective_hyperparameters(kind: str, classes: list[str] | None, objectives: 
     return {name: value.replace("{classes}", count) for name, value in objectives[kind].items()}
 
 
-def eval_metrics(hyperparameters: dict[str, str]) -> list[str]:
-    """The validation:<metric> names training reports: eval_metric names one metric or several separated
-    by commas ("mlogloss,auc"), as training/train.py takes it."""
-    names = hyperparameters.get("eval_metric", "").split(",")
-    return [f"validation:{name.strip()}" for name in names if name.strip()]
+def run_hyperparameters(problem: str, classes: list[str] | None, objectives: dict[str, dict[str, str]],
+                        stack: dict[str, str], run: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """What the training job gets, every value explicit (so the console shows it), and where each came from:
+    train.py's default, the problem the labels make, the stack's config or this run's input, later over earlier.
+    An objective the labels contradict is refused here, before any job."""
+    layers = (("default", {**hyperparameters.TRAINING_DEFAULTS, **hyperparameters.BOOSTER_DEFAULTS}),
+              ("problem", objective_hyperparameters(problem, classes, objectives)), ("stack", stack), ("run", run))
+    values: dict[str, str] = {}
+    origins: dict[str, str] = {}
+    for origin, layer in layers:
+        for name, value in layer.items():
+            name = hyperparameters.ALIASES.get(name, name)
+            values[name], origins[name] = value, origin
+    refused = hyperparameters.problem_refusal(problem, values["objective"])
+    if refused:
+        where = "the execution input's" if origins["objective"] == "run" else "the stack's"
+        raise InvalidHyperparameter(f"{where} hyperparameters: {refused}")
+    return values, origins
 
 
-def quality_gate(request: Request, stack_gate: dict, hyperparameters: dict[str, str]) -> dict:
-    """The run's gate from the execution input over the stack's (stack_gate: its metric, threshold and
-    the image's maximize / minimize metric names). A metric this run's training does not report would
-    fail every run at the gate, so it is refused here, before any job starts."""
+def quality_gate(request: Request, stack_gate: dict, problem: str, values: dict[str, str],
+                 origins: dict[str, str]) -> dict:
+    """The run's gate from the execution input over the stack's (stack_gate: its metric, threshold and the
+    image's maximize / minimize metric names). A metric this problem cannot report is refused, before any job
+    starts; one it can is added to eval_metric (values and origins are updated)."""
     metric = stack_gate["metric"] if request.quality_metric is None else request.quality_metric
     threshold = stack_gate["threshold"] if request.quality_threshold is None else request.quality_threshold
     if not metric:
@@ -286,12 +302,15 @@ def quality_gate(request: Request, stack_gate: dict, hyperparameters: dict[str, 
     if not metric.startswith("validation:") or name not in stack_gate["maximize"] + stack_gate["minimize"]:
         raise InvalidQualityGate(f"qualityMetric {metric!r} is not one of the image's validation metrics "
                                  f"(validation:<{', '.join(stack_gate['maximize'] + stack_gate['minimize'])}>)")
-    reported = eval_metrics(hyperparameters)
-    if metric not in reported:
-        raise InvalidQualityGate(f"qualityMetric {metric!r} is not reported by this run's training, which reports "
-                                 f"{', '.join(reported) or 'nothing'} (objective {hyperparameters.get('objective')}); "
-                                 f"add {name} to the eval_metric hyperparameter or gate on a reported metric")
+    reportable = hyperparameters.gate_metrics(problem, values["objective"])
+    if name not in reportable:
+        raise InvalidQualityGate(f"qualityMetric {metric!r} is not a metric a {problem} run reports (objective "
+                                 f"{values['objective']}); it can gate on validation:<{', '.join(reportable)}>")
     if threshold is None:
         raise InvalidQualityGate(f"qualityMetric {metric!r} needs a qualityThreshold")
+    asked = [part.strip() for part in values["eval_metric"].split(",") if part.strip()]
+    if name not in asked:
+        values["eval_metric"] = ",".join(hyperparameters.with_metric(asked, name))
+        origins["eval_metric"] = "gate"
     maximize = name in stack_gate["maximize"]
     return {"metric": metric, "threshold": threshold, "maximize": maximize, "comparison": ">=" if maximize else "<="}

@@ -14,7 +14,8 @@ from typing import Iterable, Iterator
 from botocore.exceptions import ClientError
 
 from .csvrows import batches
-from .errors import DatasetNotFound, DatasetTooLarge, EmptyDataset, HeaderMismatch, InvalidEncoding
+from .errors import DatasetNotFound, DatasetTooLarge, EmptyDataset, HeaderMismatch, InvalidEncoding, NotCsv
+from .formats import not_csv_message
 from .source import S3Object, decoded, without_bom
 
 # What one Lambda reliably processes, in bytes of CSV per second (the slower, quoted-text path), and the
@@ -155,7 +156,11 @@ def read_header(obj: S3Object) -> list[str]:
     """The first row of an object (the dataset's header is its first shard's)."""
     stream = obj.chunks()
     try:
-        for _, rows in batches(stream, obj.where):
+        first = next(stream, b"")
+        message = not_csv_message(obj.where, first)
+        if message:
+            raise NotCsv(message)
+        for _, rows in batches(chain([first], stream), obj.where):
             if rows:
                 return rows[0]
     except InvalidEncoding as error:

@@ -2,7 +2,9 @@
 line at once, not after seconds of start-up."""
 from __future__ import annotations
 
+import gzip
 import socket
+import zlib
 from pathlib import Path
 
 from .errors import UsageError
@@ -28,6 +30,26 @@ def check_dataset(dataset: str) -> None:
         raise UsageError(f"{dataset}: no such file or folder")
     elif not path.name.lower().endswith(DATASET_SUFFIXES):
         raise UsageError(f"{dataset}: not a CSV file (expected .csv, .csv.gz or .txt)")
+    for file in dataset_files(path) if path.is_dir() else [path]:
+        _check_format(file)
+
+
+def _check_format(file: Path) -> None:
+    """A file whose first bytes say JSON, Parquet or a workbook is refused here, as the preprocess step would
+    refuse it (NotCsv), before the engine starts."""
+    from preprocess.formats import not_csv_message
+
+    try:
+        with file.open("rb") as raw:
+            gzipped = raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+            with (gzip.open(raw) if gzipped else raw) as stream:
+                first = stream.read(4096)
+    except (OSError, EOFError, zlib.error):
+        return                                  # the preprocess step names a broken gzip file, with its place
+    message = not_csv_message(str(file), first.removeprefix(b"\xef\xbb\xbf"))
+    if message:
+        raise UsageError(message)
 
 
 def writable_folder(path: Path) -> Path:

@@ -19,7 +19,7 @@ def _synth(args: argparse.Namespace, console: Console) -> int:
     from . import ROOT
     from .synth import synthesize, write
 
-    synthesis = synthesize(args.stack or DEFAULT_STACK, required=args.stack is not None)
+    synthesis = synthesize(args.stack or DEFAULT_STACK)
     out_dir = Path(args.out) if args.out else ROOT / ".sagestep" / "synth" / synthesis.stack
     written = write(synthesis, out_dir)
     if args.summary:
@@ -39,6 +39,7 @@ def print_summary(synthesis, console: Console) -> None:
     from statemachine import summary as steps_summary
 
     from .cost import instance_price_lines
+    from .synth import settings_summary
 
     table = Table(title=f"stack {synthesis.stack} ({synthesis.region}): what `pulumi up` would create")
     table.add_column("resource type")
@@ -48,7 +49,7 @@ def print_summary(synthesis, console: Console) -> None:
     console.print(table)
     definition = json.loads(synthesis.definition)
     console.print("states: " + " → ".join(state_order(definition)))
-    for line in steps_summary(definition):
+    for line in steps_summary(definition) + settings_summary(synthesis):
         console.print(line, highlight=False)
     training = definition["States"]["Train"]["Parameters"]["ResourceConfig"]
     transform = definition["States"]["BatchPredict"]["Parameters"]["TransformResources"]
@@ -142,8 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the stack program (__main__.py) under Pulumi's mocks, with no Pulumi CLI and no AWS "
                     "account, and write what `pulumi up` would deploy: resources.json, statemachine.asl.json and "
                     "outputs.json. A bad config value is one line and exit code 2.")
-    synth.add_argument("--stack", help="stack name: reads Pulumi.<stack>.yaml, which must exist "
-                                       f"(default {DEFAULT_STACK}, whose file is optional)")
+    synth.add_argument("--stack", help="stack name: reads Pulumi.<stack>.yaml when it exists, as pulumi would "
+                                       f"(default {DEFAULT_STACK}; no file: the defaults)")
     synth.add_argument("--out", help="output folder (default .sagestep/synth/<stack>)")
     synth.add_argument("--summary", action="store_true", help="also print resources by type and the states")
     synth.set_defaults(run=_synth)
@@ -209,9 +210,24 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--dry-run", action="store_true", help="delete nothing; say what would be deleted")
     prune.add_argument("--json", action="store_true",
                        help="print {\"stack\", \"deleted\": [{\"name\", \"created\", \"alreadyGone\"}], "
-                            "\"kept\": [{\"name\", \"created\", \"reason\"}], \"dryRun\"}")
+                            "\"kept\": [{\"name\", \"created\", \"reason\"}], \"dryRun\"}; a dry run says "
+                            "\"wouldDelete\" in place of \"deleted\"")
     prune.add_argument("--state-machine-arn", help="default: $SAGESTEP_STATE_MACHINE_ARN or `pulumi stack output`")
     prune.set_defaults(run=_prune)
+
+    price_commands = commands.add_parser(
+        "prices", help="the SageMaker price table that costs and maxRunCostUsd use",
+        description="The price table (infra/prices.json) that prices runs and enforces maxRunCostUsd.")
+    price_actions = price_commands.add_subparsers(dest="action", required=True, parser_class=OneLineParser)
+    refresh = price_actions.add_parser(
+        "refresh", help="regenerate the SageMaker training and batch-transform prices from the AWS Price List API",
+        description="Regenerate the SageMaker training and batch-transform on-demand prices from the AWS Price "
+                    "List API (pricing:GetProducts, needs AWS credentials); the Lambda and Step Functions "
+                    "prices are kept. The file is replaced only once every price was read.")
+    refresh.add_argument("--out", metavar="FILE", help="where to write the table (default infra/prices.json)")
+    refresh.add_argument("--region", metavar="R", action="append",
+                         help="refresh only this region's prices, keeping the others (repeatable; default: all)")
+    refresh.set_defaults(run=_prices_refresh)
     return parser
 
 
@@ -256,6 +272,11 @@ def _runs(args: argparse.Namespace, console: Console) -> int:
 def _prune(args: argparse.Namespace, console: Console) -> int:
     from .prune import prune
     return prune(args, console)
+
+
+def _prices_refresh(args: argparse.Namespace, console: Console) -> int:
+    from .prices import refresh
+    return refresh(args, console)
 
 
 # The errors a command reports in one line with exit code 2, by the module that defines each: a module

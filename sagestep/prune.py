@@ -178,8 +178,10 @@ def prune(args, console: Console) -> int:
         mine, others = listed_models(sagemaker, stack, prefix)
         plan = select(mine, keep, models_in_use(sagemaker, prefix), datetime.now(timezone.utc), args.older_than)
         for model in plan.delete:
-            gone_already = False if args.dry_run else not delete(sagemaker, model.name)
-            deleted.append({"name": model.name, "created": utc(model.created), "alreadyGone": gone_already})
+            row = {"name": model.name, "created": utc(model.created)}
+            if not args.dry_run:
+                row["alreadyGone"] = not delete(sagemaker, model.name)
+            deleted.append(row)
     except ClientError as error:
         so_far = f" ({len(deleted)} deleted before that)" if deleted and not args.dry_run else ""
         raise UsageError(f"cannot prune the models of {arn}: {error.response['Error']['Code']}: "
@@ -189,7 +191,9 @@ def prune(args, console: Console) -> int:
     kept = [{"name": model.name, "created": utc(model.created), "reason": reason}
             for model, reason in [*plan.keep, *others]]
     if args.json:
-        print(json.dumps({"stack": stack, "deleted": deleted, "kept": kept, "dryRun": args.dry_run}))
+        # A dry run deleted nothing: what it chose is "wouldDelete", so no program reads it as done.
+        print(json.dumps({"stack": stack, "wouldDelete" if args.dry_run else "deleted": deleted, "kept": kept,
+                          "dryRun": args.dry_run}))
     else:
         print_pruned(stack, prefix, deleted, kept, args.dry_run, console)
     return 0
@@ -217,7 +221,7 @@ def print_pruned(stack: str, prefix: str, deleted: list[dict], kept: list[dict],
                else ("deleted", "red")), row)
     for row in kept:
         line("kept", "green", row, row["reason"])
-    already = sum(row["alreadyGone"] for row in deleted)
+    already = sum(row.get("alreadyGone", False) for row in deleted)
     done = f"would delete {len(deleted)}" if dry_run else f"deleted {len(deleted) - already}" + (
         f", {already} already gone" if already else "")
     console.print(f"{done}, kept {len(kept)}", highlight=False)

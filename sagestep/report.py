@@ -9,6 +9,7 @@ import uuid
 from rich.console import Console
 from rich.markup import escape
 
+from .facts import hyperparameter_lines, round_cap_note
 from .runner import json_object
 
 ROUND = re.compile(r"^\[(\d+)\]\s")
@@ -121,22 +122,33 @@ def print_evaluation(evaluation: dict, console: Console) -> None:
                       "the label and the hyperparameters before using it[/]", highlight=False, soft_wrap=True)
 
 
+def print_trained(result: dict, console: Console) -> None:
+    """What the run trained on and how training went, as far as it got (a run stopped at the gate got this far):
+    the rows, the columns left out, the final validation metrics, the gate, the hyperparameters, a round-cap note."""
+    left_out = [f"{column['name']} ({in_cli_terms({'cause': column['reason']})['cause']})"
+                for column in result.get("ignoredColumns", [])]
+    if left_out:
+        console.print(f"left out of the features: {escape(', '.join(left_out))}", highlight=False, soft_wrap=True)
+    for name, value in sorted(result["metrics"].items()):
+        if not name.startswith("test:"):
+            console.print(f"  {name:22} {value:.4f}")
+    gate = result.get("gate") or {}
+    if gate.get("passed"):
+        console.print(f"quality gate passed: {gate['metric']} = {gate['value']:.4f}, needs {gate['comparison']} "
+                      f"{gate['threshold']}", highlight=False)
+    for line in hyperparameter_lines(result.get("hyperparameters") or {}):
+        console.print(escape(line), highlight=False, soft_wrap=True)
+    note = round_cap_note(result.get("hyperparameters"), result.get("curves"))
+    if note:
+        console.print(f"[yellow]note: {escape(note)}[/]", highlight=False, soft_wrap=True)
+
+
 def print_summary(result: dict, console: Console) -> None:
     if result["status"] == "SUCCEEDED":
         items = result.get("shards") or 1
         console.print(f"[green bold]SUCCEEDED[/] rows {result.get('rows')}"
                       + (f" from {items} work items (shards and byte ranges)" if items > 1 else ""))
-        left_out = [f"{column['name']} ({in_cli_terms({'cause': column['reason']})['cause']})"
-                    for column in result.get("ignoredColumns", [])]
-        if left_out:
-            console.print(f"left out of the features: {escape(', '.join(left_out))}", highlight=False, soft_wrap=True)
-        for name, value in sorted(result["metrics"].items()):
-            if not name.startswith("test:"):
-                console.print(f"  {name:22} {value:.4f}")
-        gate = result.get("gate") or {}
-        if gate.get("passed"):
-            console.print(f"quality gate passed: {gate['metric']} = {gate['value']:.4f}, needs {gate['comparison']} "
-                          f"{gate['threshold']}", highlight=False)
+        print_trained(result, console)
         if result.get("evaluation"):
             print_evaluation(result["evaluation"], console)
         for name, points in result.get("curves", {}).items():
@@ -161,3 +173,6 @@ def print_summary(result: dict, console: Console) -> None:
             where = job.get("console") or job.get("log")          # AWS's console, or a local run's file
             if where:
                 console.print(f"log: {where}", highlight=False, soft_wrap=True)
+        if result.get("rows"):
+            console.print(f"before it stopped: rows {result['rows']}", highlight=False)
+            print_trained(result, console)

@@ -21,6 +21,8 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
+from .facts import round_cap_note
+
 REPORT_FILE = "report.html"
 MODEL_FILE = "xgboost-model.json"       # in model.tar.gz, as training/train.py saves it
 MAX_ROC_CLASSES = 12                    # one-vs-rest curves drawn; more would be a tangle
@@ -575,6 +577,8 @@ def _training_section(record: dict) -> str:
     figures = curve_figures(record.get("curves") or {})
     curves = "".join(_chart(figure, f"chart-curve-{index}") for index, figure in enumerate(figures)) or _absent(
         "The learning curves", record)
+    note = round_cap_note(record.get("hyperparameters"), record.get("curves"))
+    curves += f'<p class="round-cap bad-text">{esc(note)}</p>' if note else ""
     return (f'<section><h2>Training</h2><div class="grid"><div>{curves}</div><div>{_importance(record)}</div>'
             "</div></section>")
 
@@ -615,11 +619,15 @@ def _dataset_facts(record: dict) -> str:
 
 def _job_facts(record: dict) -> str:
     jobs, local = record.get("jobs") or {}, bool(record.get("local"))
+    # A run that did not succeed names every job it started (its history does): the others never were.
+    ended = esc(record.get("failedState") or "an earlier state")
+    missing = ("<span class='absent'>not in this record</span>" if record["status"] == "SUCCEEDED" or "jobs" not in record
+               else f"<span class='absent'>none: the run ended at {ended}</span>")
     rows = []
     for key, label in (("training", "training job"), ("transform", "batch transform"), ("model", "model")):
         job = jobs.get(key)
         if not job or not job.get("name"):
-            rows.append((label, "<span class='absent'>not in this record</span>"))
+            rows.append((label, missing))
             continue
         instances = (f" on {esc(job.get('instanceCount') or 1)} × {esc(job['instanceType'])}"
                      if job.get("instanceType") else "")
@@ -631,10 +639,11 @@ def _job_facts(record: dict) -> str:
 
 
 def _gate_verdict(gate: dict | None) -> str:
-    """The quality gate as a badge: the metric, the threshold in its direction, the value and the verdict."""
-    if not gate:
+    """The quality gate as a badge: the metric, the threshold in its direction, the value and the verdict; nothing
+    for a run without a gate (NoQualityGate's {metric: None, passed: None})."""
+    if not gate or not gate.get("metric"):
         return ""
-    sign = "≥" if gate.get("direction") == "maximize" else "≤"
+    sign = {">=": "≥", "<=": "≤"}.get(gate.get("comparison"), esc(gate.get("comparison") or "?"))
     verdict, style = {True: ("passed", "ok"), False: ("failed", "bad")}.get(gate.get("passed"),
                                                                               ("not reached", "other"))
     return (f'<span class="badge {style}">quality gate {verdict}: {esc(gate.get("metric"))} '
@@ -666,9 +675,21 @@ def _facts_section(record: dict) -> str:
     that does not say."""
     gate = ("<span class='absent'>not in this record</span>" if "gate" not in record
             else _gate_verdict(record["gate"]) or "no quality gate on this run")
-    return (f'<section><h2>The run</h2><div class="grid"><div><h3>Data</h3>{_dataset_facts(record)}</div>'
+    return (f'<section><h2>The run</h2><div class="grid"><div><h3>Data</h3>{_dataset_facts(record)}'
+            f'<h3>Hyperparameters</h3>{_hyperparameter_facts(record)}</div>'
             f'<div><h3>Jobs</h3>{_job_facts(record)}<h3>Quality gate</h3><p>{gate}</p>'
             f"<h3>Cost</h3>{_cost_facts(record)}</div></div></section>")
+
+
+def _hyperparameter_facts(record: dict) -> str:
+    """Every value the training job got and where it came from (the run, the stack, the gate, the problem, or
+    train.py's default), the overrides first (sagestep.facts.hyperparameter_table's order)."""
+    table = record.get("hyperparameters")
+    if not table:
+        return _absent("The hyperparameters", record)
+    rows = "".join(f"<tr><td>{esc(name)}</td><td>{esc(entry.get('value'))}</td><td>{esc(entry.get('from'))}</td></tr>"
+                   for name, entry in table.items())
+    return f"<table class='hyperparameters'><tr><th>name</th><th>value</th><th>from</th></tr>{rows}</table>"
 
 
 STYLE = f"body {{ font-family: {FONT}; margin: 0; background: #f6f7f9; color: #1f2933; }}" + """

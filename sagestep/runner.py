@@ -11,11 +11,18 @@ from typing import Callable
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sagestep.errors import UsageError
+from sagestep.facts import json_object, output_so_far, run_facts
 from statemachine.console import log_streams_url
 from statemachine.framework import CLOUDWATCH_TAB, metric_definitions, scrape_series
 from statemachine.train import LOG_GROUP as TRAINING_LOG_GROUP
 
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+# The history events (GetExecutionHistory's HistoryEventType) that end an attempt of the current state with an
+# error, and those that start one. A Distributed Map's failure is MapRunFailed, then MapStateFailed.
+STATE_FAILURES = ("TaskFailed", "TaskStartFailed", "TaskSubmitFailed", "TaskTimedOut", "LambdaFunctionFailed",
+                  "LambdaFunctionScheduleFailed", "LambdaFunctionStartFailed", "LambdaFunctionTimedOut",
+                  "MapRunFailed", "MapStateFailed", "ParallelStateFailed", "EvaluationFailed")
+ATTEMPTS = ("TaskScheduled", "LambdaFunctionScheduled")
 
 
 @dataclass
@@ -61,10 +68,13 @@ class Progress:
             if run.status == "RUNNING":
                 run.status = "SUCCEEDED"
             on_state(run)
-        elif kind in ("TaskFailed", "LambdaFunctionFailed") and self.current():
+        elif kind in STATE_FAILURES and self.current():
             self.current().status = "FAILED"
-            failed = details.get("taskFailedEventDetails") or details.get("lambdaFunctionFailedEventDetails") or {}
-            self.error, self.cause = failed.get("error"), failed.get("cause")
+            failed = details.get(f"{kind[0].lower()}{kind[1:]}EventDetails")      # e.g. taskFailedEventDetails
+            if failed:
+                self.error, self.cause = failed.get("error"), failed.get("cause")
+        elif kind in ATTEMPTS and self.current():
+            self.current().status = "RUNNING"          # a Retry's next attempt: the failure before it is overcome
         elif kind == "ExecutionFailed":
             failed = details.get("executionFailedEventDetails", {})
             self.error, self.cause = failed.get("error", self.error), failed.get("cause", self.cause)
@@ -110,36 +120,35 @@ def result_of(description: dict, progress: Progress) -> dict:
     result = {"status": description["status"], "executionArn": description["executionArn"],
               "states": [{"name": s.name, "status": s.status, "seconds": s.seconds} for s in progress.states],
               "error": None, "cause": None, "metrics": {}, "outputs": {}}
-    if description["status"] == "SUCCEEDED":
-        output = json.loads(description["output"])
-        evaluation = output.get("evaluation") or {}
-        # The training job's final metrics (validation:…), then the Evaluate step's on the test split.
-        result["metrics"] = {m["MetricName"]: m["Value"] for m in output.get("metrics", [])}
-        result["metrics"].update({f"test:{name}": value for name, value in evaluation.get("metrics", {}).items()
-                                  if value is not None})
-        result["evaluation"] = evaluation
-        result["rows"] = output.get("rows")
-        result["shards"] = output.get("shards")
-        result["ignoredColumns"] = output.get("ignoredColumns", [])
-        result["gate"] = output.get("gate")
-        result["output"] = output
-    else:
+    # The run's output, or as much of it as a run that did not succeed got to (its history); "output" is for the
+    # caller to take apart (a failed run's has no predictions, only what it trained on and its training job).
+    succeeded = description["status"] == "SUCCEEDED"
+    result["output"] = json.loads(description["output"]) if succeeded else output_so_far(progress.events)
+    result.update(run_facts(result["output"]))
+    if not succeeded:
         result["error"], result["cause"] = failure_message(progress.error, progress.cause)
-        result["failedState"] = next((s.name for s in progress.states if s.status == "FAILED"), None)
+        result["failedState"] = failed_state(progress.states)
         job = failed_job(progress.cause)
         if job:
             result["failedJob"] = job
     return result
 
 
-def json_object(text: str | None) -> dict:
-    """A JSON object's text as a dict, or {} (no text, a truncated output, a cause that is plain text):
-    e.g. the {Error, Cause, ...} a <Step>Failed state carries as its cause."""
-    try:
-        value = json.loads(text or "")
-    except (json.JSONDecodeError, TypeError):
-        return {}
-    return value if isinstance(value, dict) else {}
+def progress_of(events: list[dict]) -> Progress:
+    """The progress a whole history makes, read after the run (`runs`, the tests)."""
+    progress = Progress(seen=len(events), events=events)
+    for event in events:
+        progress.apply(event, lambda state: None)
+    return progress
+
+
+def failed_state(states: list[StateRun]) -> str | None:
+    """Where a run that did not succeed ended: the first state whose failure no Retry overcame, else the state
+    it was in when it timed out or was stopped. Every Catch of the pipeline leads only to a clean-up and a Fail
+    state, which pass that failure on (DiscardPreprocess re-raises a ProfileShards failure): they are not it."""
+    failed = next((state.name for state in states if state.status == "FAILED"), None)
+    open_states = [state.name for state in states if state.ended is None]
+    return failed or (open_states[-1] if open_states else None)
 
 
 def failure_message(error: str | None, cause: str | None) -> tuple[str | None, str | None]:
@@ -232,6 +241,15 @@ def download_outputs(s3, output: dict, out_dir: Path) -> dict[str, Path]:
             files[name] = out_dir / Path(key).name
             s3.download_file(bucket, key, str(files[name]))
     return files
+
+
+def download_schema(s3, output: dict, out_dir: Path) -> dict[str, Path]:
+    """A run that did not succeed: its schema (the report's problem, label and features) when the preprocess step
+    wrote one and it is still there (a failed preprocess leaves nothing; the run data expires)."""
+    try:
+        return download_outputs(s3, {"schemaUri": output.get("schemaUri")}, out_dir)
+    except (ClientError, BotoCoreError):
+        return {}
 
 
 def attach_evaluation(result: dict, s3) -> None:

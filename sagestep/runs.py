@@ -13,7 +13,7 @@ from rich.measure import Measurement
 from rich.table import Table
 
 from .errors import UsageError
-from .runner import Progress, json_object, result_of
+from .runner import failed_state, json_object, progress_of
 from .start import STATE_MACHINE_ARN, clients_in, state_machine_arn
 
 MAX_LAST = 1000           # ListExecutions' largest page (and `--last`'s bound in cli.py): one call lists them all
@@ -68,20 +68,9 @@ def run_of(sfn, execution: dict, now: datetime) -> dict:
     elif run["status"] != "RUNNING":
         events = [event for page in sfn.get_paginator("get_execution_history").paginate(
             executionArn=run["executionArn"]) for event in page["events"]]
-        run["failedState"] = failed_state(run, events)
+        run["failedState"] = failed_state(progress_of(events).states)        # as `local` and `start` name it
         run["metric"] = metric_so_far(events)
     return run
-
-
-def failed_state(run: dict, events: list[dict]) -> str | None:
-    """Where the run ended: the state that failed, as `local` and `start` name it (result_of), else the
-    state it was in when it timed out or was stopped."""
-    progress = Progress()
-    for event in events:
-        progress.apply(event, lambda state: None)
-    failed = result_of({"status": run["status"], "executionArn": run["executionArn"]}, progress)["failedState"]
-    open_states = [state.name for state in progress.states if state.ended is None]
-    return failed or (open_states[-1] if open_states else None)
 
 
 def metric_so_far(events: list[dict]) -> dict | None:

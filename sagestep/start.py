@@ -19,8 +19,8 @@ from .errors import UsageError
 from .report import Reporter, execution_name, in_cli_terms, report
 from .record import attach_cost, report_record
 from .run_report import write_report
-from .runner import (attach_curves, attach_evaluation, attach_job_log, download_outputs, execution_input, follow,
-                     result_of)
+from .runner import (attach_curves, attach_evaluation, attach_job_log, download_outputs, download_schema,
+                     execution_input, follow, result_of)
 
 ARN_VARIABLE = "SAGESTEP_STATE_MACHINE_ARN"
 STATE_MACHINE_ARN = re.compile(r"^arn:aws[a-z-]*:states:([a-z0-9-]+):\d{12}:stateMachine:[A-Za-z0-9_.-]{1,80}$")
@@ -87,7 +87,7 @@ def start(args, console: Console) -> int:
     except (ClientError, BotoCoreError) as error:
         raise UsageError(f"lost track of {execution} (it goes on): {error}") from None
     output = result.pop("output", None)
-    if output:
+    if output and result["status"] == "SUCCEEDED":
         job = output.get("trainingJobName")
         evaluation = output.get("evaluation") or {}
         result["outputs"] = {"predictions": evaluation.get("predictionsFile"), "metrics": evaluation.get("evaluationFile"),
@@ -124,11 +124,12 @@ def report_execution(args, console: Console) -> int:
         logs = clients("logs")
         attach_job_log(result, logs, None if emulated else region)
         curves = attach_curves(result, logs)
-        files = {}
-        output = result.pop("output", None)
-        if output:
+        output = result.pop("output", None) or {}
+        if result["status"] == "SUCCEEDED":
             files = download_outputs(clients("s3"), output, out_dir)
             attach_evaluation(result, clients("s3"))
+        else:
+            files = download_schema(clients("s3"), output, out_dir)
         described = attach_cost(result, progress.events, clients, region, estimate=emulated)
     except ClientError as error:
         raise UsageError(f"cannot read {args.execution_arn}: {error.response['Error']['Code']}: "

@@ -60,20 +60,17 @@ class Synthesis:
         return self.one(STATE_MACHINE)["inputs"]["definition"]
 
 
-def read_stack_config(stack: str, root: Path = ROOT, required: bool = False) -> dict[str, object]:
-    """The `config:` map of Pulumi.<stack>.yaml, as the CLI reads it; empty when there is no file,
-    unless the stack was named on purpose (required)."""
+def read_stack_config(stack: str, root: Path = ROOT) -> dict[str, object]:
+    """The `config:` map of Pulumi.<stack>.yaml, as the CLI reads it; empty when there is no file, as for a
+    stack with no config set: every part of a stack settings file, config included, is optional
+    (https://www.pulumi.com/docs/iac/concepts/projects/stack-settings-file/)."""
     path = root / f"Pulumi.{stack}.yaml"
     if not path.exists():
-        if required:
-            present = sorted(p.name for p in root.glob("Pulumi.*.yaml"))
-            raise StackFileError(f"{path.name}: no such stack file (here: {', '.join(present) or 'none'}); "
-                                 f"create it with `pulumi stack init {stack}` and `pulumi config set`")
         return {}
     try:
         document = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
-        raise StackFileError(f"{path.name}: not valid YAML ({error.__class__.__name__})") from None
+        raise StackFileError(yaml_error(path.name, error)) from None
     if not isinstance(document, dict):
         raise StackFileError(f"{path.name}: expected a map with a 'config:' section")
     stray = sorted(key for key in document if isinstance(key, str) and ":" in key)
@@ -86,6 +83,15 @@ def read_stack_config(stack: str, root: Path = ROOT, required: bool = False) -> 
         if isinstance(value, dict) and "secure" in value:
             raise StackFileError(f"{path.name}: {key} is an encrypted secret; synth reads plain values only")
     return config
+
+
+def yaml_error(name: str, error: yaml.YAMLError) -> str:
+    """Where the parser stopped, as editors take it (file:line:column, from 1; PyYAML's marks count from 0),
+    and its short problem."""
+    mark = getattr(error, "problem_mark", None)
+    where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    return f"{where}: not valid YAML: {problem}"
 
 
 def _config_strings(config: dict[str, object]) -> dict[str, str]:
@@ -164,14 +170,12 @@ def _make_mocks(stack: str, region: str, synthesis: Synthesis):
     return StackMocks()
 
 
-def synthesize(stack: str = DEFAULT_STACK, config: dict[str, object] | None = None, root: Path = ROOT,
-               required: bool = False) -> Synthesis:
-    """Run the program once; config is the stack file's `config:` map (read from disk when None; the
-    file must exist when required, i.e. the stack was named on the command line)."""
+def synthesize(stack: str = DEFAULT_STACK, config: dict[str, object] | None = None, root: Path = ROOT) -> Synthesis:
+    """Run the program once; config is the stack file's `config:` map (read from disk when None)."""
     import pulumi
     from pulumi.runtime import settings as runtime_settings
 
-    config = read_stack_config(stack, root, required) if config is None else config
+    config = read_stack_config(stack, root) if config is None else config
     strings = _config_strings(config)
     region = strings.setdefault("aws:region", DEFAULT_REGION)
     synthesis = Synthesis(stack=stack, region=region)
@@ -214,11 +218,11 @@ def write(synthesis: Synthesis, out_dir: Path) -> list[Path]:
     return list(files)
 
 
-def synthesize_stack(stack: str, required: bool = False, root: Path = ROOT) -> Synthesis:
+def synthesize_stack(stack: str, root: Path = ROOT) -> Synthesis:
     """synthesize() of the stack file, as the local engine's commands need it: reused while nothing it reads
     has changed (the program, the stack's code, the stack file, Pulumi's versions), so a warm `sagestep local`
     skips the Pulumi SDK's import and the program's run."""
-    config = read_stack_config(stack, root, required)
+    config = read_stack_config(stack, root)
     key = _inputs_digest(stack, config, root)
     cached = root / CACHE_DIR / f"{stack}.json"
     try:
@@ -263,3 +267,29 @@ def _files_of(value) -> list[str]:
     if isinstance(value, list):
         return [path for child in value for path in _files_of(child)]
     return []
+
+
+def settings_summary(synthesis: Synthesis) -> list[str]:
+    """What `synth --summary` says of the settings every run lives with, read from what would be deployed: the
+    KMS key, the stack's quality gate (the Lambda's QUALITY_GATE) and the notifications (subscriptions, rule)."""
+    train = json.loads(synthesis.definition)["States"]["Train"]["Parameters"]
+    key = train["OutputDataConfig"].get("KmsKeyId")
+    emails = synthesis.of_type("aws:sns/topicSubscription:TopicSubscription")
+    topic = ", the notification topic" if emails else ""
+    lines = [f"KMS: {key} (SSE-KMS on both buckets, the jobs' outputs and volumes{topic})" if key
+             else "KMS: AWS-managed keys (no kmsKeyArn: SSE-S3 on both buckets, SageMaker's default for the jobs)"]
+    environment = synthesis.one("aws:lambda/function:Function")["inputs"]["environment"]["variables"]
+    gate = json.loads(environment["QUALITY_GATE"])
+    if gate["metric"]:
+        comparison = ">=" if gate["metric"].removeprefix("validation:") in gate["maximize"] else "<="
+        lines.append(f"the stack's quality gate: {gate['metric']} {comparison} {gate['threshold']:g}")
+    else:
+        lines.append("the stack's quality gate: none (qualityMetric is empty)")
+    rules = synthesis.of_type("aws:cloudwatch/eventRule:EventRule")
+    if emails and rules:
+        statuses = json.loads(rules[0]["inputs"]["eventPattern"])["detail"]["status"]
+        lines.append(f"notifications: {len(emails)} e-mail address{'es' if len(emails) > 1 else ''} when a run ends "
+                     f"{', '.join(statuses)} (each confirms its SNS subscription first)")
+    else:
+        lines.append("notifications: none (notifyEmails is empty)")
+    return lines

@@ -2,6 +2,7 @@
 
 The request carries no role: the job runs with the model's ExecutionRoleArn. No Retry, as for Train:
 a SageMaker API error can also come from a poll after the job was created (README, "Retries").
+With a budget, the task's TimeoutSeconds bounds the job, and BatchPredictStop stops it when that time runs out.
 """
 from __future__ import annotations
 
@@ -13,8 +14,13 @@ from .settings import PipelineSettings
 from .step import Step, then
 
 NAME = "BatchPredict"
+STOP = f"{NAME}Stop"
 LOG_GROUP = "/aws/sagemaker/TransformJobs"
 MAX_PAYLOAD_MB = 6
+# BatchPredict never retries (R7): its job is attempt 0.
+JOB_NAME = job_name("predict", attempt="0")
+TIMED_OUT_CAUSE = ("batch prediction ran past the time maxRunCostUsd leaves it (the BatchPredict task's "
+                   "TimeoutSeconds); its transform job was stopped")
 
 
 def parameters(refs: Refs, settings: PipelineSettings) -> dict:
@@ -40,27 +46,50 @@ def parameters(refs: Refs, settings: PipelineSettings) -> dict:
     }
 
 
+def stop_on_timeout(refs: Refs, timeout_seconds: int) -> tuple[dict, list[dict], dict[str, dict]]:
+    """CreateTransformJob has no runtime limit of its own: the task's TimeoutSeconds bounds it. Whether a Task
+    timeout stops a .sync job is not clear (the Step Functions guide's "Run a Job (.sync)" names a stopped
+    execution, a failed Parallel branch and a failed Map iteration; docs/operations.md, "Budget guard"), so
+    States.Timeout goes to BatchPredictStop, which stops the job (aws-sdk:sagemaker:stopTransformJob), then
+    to the step's Fail state with a cause that says so. A failed stop keeps its error under
+    $.error.stopFailed beside the timeout: the job may still be running."""
+    catch = {"ErrorEquals": ["States.Timeout"], "ResultPath": "$.error", "Next": STOP}
+    stop = {STOP: {
+        "Type": "Task",
+        "Comment": "The budget's time ran out: stops the transform job, which a Task timeout leaves running.",
+        "Resource": refs.integration("aws-sdk:sagemaker:stopTransformJob"),
+        "Parameters": {"TransformJobName.$": JOB_NAME},
+        "ResultSelector": {"Error": "States.Timeout", "Cause": TIMED_OUT_CAUSE},
+        "ResultPath": "$.error",
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error.stopFailed",
+                   "Next": errors.failure_cause_state_name(NAME)}],
+        "Next": errors.failure_cause_state_name(NAME),
+    }}
+    return {"TimeoutSeconds": timeout_seconds}, [catch], stop
+
+
 def states(refs: Refs, settings: PipelineSettings, next_state: str | None) -> dict[str, dict]:
+    timeout, catch, stop = (stop_on_timeout(refs, settings.transform_timeout_seconds)
+                            if settings.transform_timeout_seconds else ({}, [], {}))
     return {
         NAME: {
             "Type": "Task",
             "Comment": "Predicts the test rows, many records per request, one output line per input line.",
             "Resource": refs.integration("sagemaker:createTransformJob.sync"),
             "Parameters": parameters(refs, settings),
-            "Catch": errors.catch_all(NAME, via_job_cause=True),
-            # CreateTransformJob has no runtime limit of its own: with a budget, the task's timeout bounds it
-            # (Step Functions stops the job when the task times out).
-            **({"TimeoutSeconds": settings.transform_timeout_seconds} if settings.transform_timeout_seconds else {}),
+            "Catch": catch + errors.catch_all(NAME, via_job_cause=True),
+            **timeout,
             "ResultSelector": {"jobName.$": "$.TransformJobName"},
             "ResultPath": "$.prediction",
             **then(next_state),
         },
-        # BatchPredict never retries (R7): its job is attempt 0.
-        **errors.job_fail_states(NAME, job_name("predict", attempt="0"), LOG_GROUP),
+        **stop,
+        **errors.job_fail_states(NAME, JOB_NAME, LOG_GROUP),
     }
 
 
 def statements(refs: Refs) -> list[dict]:
+    """StopTransformJob: for the .sync integration and for BatchPredictStop, on this stack's jobs only."""
     return [
         allow("TransformJobs", ["sagemaker:AddTags", "sagemaker:CreateTransformJob",
                                 "sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob"],

@@ -12,7 +12,8 @@ import botocore.session
 from jsonpath_ng.exceptions import JsonPathParserError
 from jsonpath_ng.ext import parse as parse_jsonpath
 
-SAGEMAKER_RESOURCE = re.compile(r"^arn:aws[a-z-]*:states:::sagemaker:(\w+?)(\.sync|\.waitForTaskToken)?$")
+# An optimized integration (sagemaker:createModel) or an AWS SDK one (aws-sdk:sagemaker:stopTransformJob).
+SAGEMAKER_RESOURCE = re.compile(r"^arn:aws[a-z-]*:states:::(?:aws-sdk:)?sagemaker:(\w+?)(\.sync|\.waitForTaskToken)?$")
 INTRINSIC = re.compile(r"^States\.\w+\(.*\)$", re.S)
 PATH_FIELDS = ("InputPath", "OutputPath", "ResultPath")
 _TYPES = {"string": str, "integer": int, "long": int, "boolean": bool, "float": (int, float),

@@ -89,39 +89,3 @@ def scrape_series(lines, definitions=None) -> dict[str, list[float]]:
 def scrape(lines, definitions=None) -> dict[str, float]:
     """The last value of each metric (what FinalMetricDataList reports)."""
     return {name: series[-1] for name, series in scrape_series(lines, definitions).items()}
-
-
-# training/train.py's own hyperparameters (its TRAINING_KEYS): arguments of xgb.train, not booster parameters.
-SCRIPT_HYPERPARAMETERS = ("num_round", "early_stopping_rounds", "checkpoint_interval")
-
-
-def refused_hyperparameters(hyperparameters: dict[str, str]) -> str | None:
-    """What XGBoost (the image's release, pinned locally) says of these hyperparameters, or None when it
-    takes them: one round on a four-row matrix reports an unknown name or a bad value in milliseconds,
-    before any training job exists."""
-    import warnings
-
-    import numpy as np
-    import xgboost as xgb
-
-    if "num_class" in hyperparameters:
-        return "num_class is set from the labels by the preprocess step"
-    for key in SCRIPT_HYPERPARAMETERS:
-        if key in hyperparameters and not hyperparameters[key].isdigit():
-            return f"{key} must be a whole number, got {hyperparameters[key]!r}"
-    params = {"objective": "reg:squarederror", "nthread": 1,
-              **{k: v for k, v in hyperparameters.items() if k not in SCRIPT_HYPERPARAMETERS}}
-    if "eval_metric" in params:
-        params["eval_metric"] = params["eval_metric"].split(",")      # training/train.py takes "mlogloss,auc"
-    matrix = xgb.DMatrix(np.array([[0.0], [1.0], [0.0], [1.0]]), label=np.array([0.0, 1.0, 0.0, 1.0]))
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            xgb.train(params, matrix, num_boost_round=1)
-    except xgb.core.XGBoostError as error:
-        # "[15:31:30] /workspace/src/…cu:53: Check failed: …" -> "Check failed: …"
-        return re.sub(r"^\[[\d:]+\] \S+:\d+: ", "", str(error).strip().splitlines()[0])
-    unused = [str(w.message) for w in caught if "are not used" in str(w.message)]
-    if unused:
-        return "XGBoost does not know " + unused[0].split("Parameters:", 1)[-1].split("are not used")[0].strip()
-    return None

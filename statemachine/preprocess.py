@@ -28,8 +28,8 @@ TRAINING_PROGRAM = "train.py"
 
 # What the state machine keeps of the Lambda's answer ($.run); the rest stays in the Lambda's logs.
 PLAN_FIELDS = ("runName", "executionTag", "channels", "transformInput", "predictionsUri", "checkpointsUri",
-               "testLabelsUri", "schemaUri", "hyperparameters", "objective", "rows", "shards", "ignoredColumns",
-               "gate")
+               "testLabelsUri", "schemaUri", "hyperparameters", "hyperparameterOrigins", "objective", "rows", "shards",
+               "ignoredColumns", "gate")
 # AWS's recommended Retry for Lambda tasks, plus throttling.
 LAMBDA_RETRY = {
     "ErrorEquals": ["Lambda.ClientExecutionTimeoutException", "Lambda.ServiceException",
@@ -160,4 +160,5 @@ def summary(rendered: dict[str, dict]) -> list[str]:
 STEP = Step(NAME, states, statements, summary=summary, outputs={
     "runName.$": "$.run.runName", "objective.$": "$.run.objective", "rows.$": "$.run.rows",
     "testLabelsUri.$": "$.run.testLabelsUri", "schemaUri.$": "$.run.schemaUri", "shards.$": "$.run.shards",
-    "ignoredColumns.$": "$.run.ignoredColumns"})
+    "ignoredColumns.$": "$.run.ignoredColumns", "hyperparameters.$": "$.run.hyperparameters",
+    "hyperparameterOrigins.$": "$.run.hyperparameterOrigins"})

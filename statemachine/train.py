@@ -145,14 +145,23 @@ def role_policy(refs: Refs, settings: PipelineSettings) -> dict:
               [refs.s3(refs.artifacts_bucket, "models/*")]),
     ]
     if settings.use_spot_training:
-        statements.append(allow("Checkpoints", ["s3:GetObject", "s3:PutObject"],
+        # SageMaker mirrors a checkpoint deleted in the container (training/train.py keeps only the latest) to
+        # S3: "If a checkpoint is deleted in the SageMaker container, it will also be deleted in the S3 folder"
+        # (https://docs.aws.amazon.com/sagemaker/latest/dg/model-checkpoints.html).
+        statements.append(allow("Checkpoints", ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
                                 [refs.s3(refs.data_bucket, f"{RUN_OBJECTS}{layout.CHECKPOINTS_DIR}*")]))
     return document(statements + job_common(refs, settings.kms_key_arn, LOG_GROUP, refs.training_image))
 
 
 def summary(rendered: dict[str, dict]) -> list[str]:
     parameters = rendered[NAME]["Parameters"]
-    return instances.summary("training", parameters["ResourceConfig"], "KmsKeyId" in parameters["OutputDataConfig"])
+    stopping = parameters["StoppingCondition"]
+    wait = stopping.get("MaxWaitTimeInSeconds", 0)
+    spot = (f"spot training: on, waits up to {wait} s ({wait / 3600:g} h) for capacity and the job "
+            "(MaxWaitTimeInSeconds), resumes from checkpoints" if parameters.get("EnableManagedSpotTraining")
+            else "spot training: off (on-demand instances)")
+    return instances.summary("training", parameters["ResourceConfig"],
+                             "KmsKeyId" in parameters["OutputDataConfig"]) + [spot]
 
 
 ROLE = JobRole(ROLE_KEY, "sagestep training jobs: read train/validation and code, write models",

@@ -1,4 +1,5 @@
 """The command line stays light: `--help` of every command loads no cloud SDK, and the AWS path no emulator."""
+import gzip
 import subprocess
 import sys
 
@@ -46,3 +47,22 @@ def test_a_command_whose_packages_are_missing_says_which_in_one_line(monkeypatch
     assert cli.main(["runs"]) == 2
     assert capsys.readouterr().err == ("sagestep runs: needs the package moto, which the tool's extra installs: "
                                        "pip install '.[local]' in the project folder (make run does it for you)\n")
+
+
+@pytest.mark.parametrize("name, content, kind", [
+    ("data.csv", b'[{"sepal_length": 5.1, "species": "setosa"}]', "JSON (or JSON Lines)"),
+    ("data.csv", b'\xef\xbb\xbf{"a": 1}\n{"a": 2}\n', "JSON (or JSON Lines)"),
+    ("data.csv.gz", gzip.compress(b'  {"a": 1}\n'), "JSON (or JSON Lines)"),
+    ("data.csv", b"PAR1\x15\x04\x15\x10", "a Parquet file"),
+    ("shards/part-0.csv", b"PK\x03\x04\x14\x00", "a ZIP archive (an Excel .xlsx workbook is one)"),
+])
+def test_a_file_that_is_not_csv_is_one_line_naming_what_it_looks_like(tmp_path, name, content, kind):
+    path = tmp_path / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(content)
+    dataset = tmp_path / "shards" if name.startswith("shards/") else path
+    result = subprocess.run([sys.executable, "-m", "sagestep", "local", str(dataset)], capture_output=True, text=True,
+                            cwd=ROOT)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        f"sagestep local: {path} is not a CSV file: it looks like {kind}; export it as CSV with a header row"]

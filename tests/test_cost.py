@@ -169,6 +169,35 @@ def test_the_shipped_table_names_its_sources_and_date_and_prices_only_what_it_ca
             assert all(prices.hourly_price(name, region, use) == price for name, price in by_type.items())
 
 
+def test_a_default_run_is_priced_item_by_item_with_the_shipped_table(monkeypatch):
+    """The default instance types (Pulumi.yaml) in the default region, priced by infra/prices.json itself:
+    every item has a price, so the total is not a lower bound."""
+    import yaml
+
+    monkeypatch.delenv(prices.PRICES_VARIABLE, raising=False)
+    prices.price_table.cache_clear()
+    config = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    training_type = config["sagestep:trainingInstanceType"]["default"]
+    transform_type = config["sagestep:transformInstanceType"]["default"]
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    try:
+        result = cost.run_cost("us-east-1", training_job(300, 300, instance_type=training_type),
+                               transform_job(start, start + timedelta(seconds=120), instance_type=transform_type),
+                               [(2.5, 1769), (0.4, 1769)], 14, lambda_architecture="arm64")
+    finally:
+        prices.price_table.cache_clear()
+    assert [i["item"] for i in result["items"]] == ["training", "batch transform", "preprocess Lambda",
+                                                    "state transitions"]
+    assert all(i["usd"] is not None and i["usd"] > 0 for i in result["items"]), result["items"]
+    assert not any("lower bound" in note or "no price" in note for note in result["notes"]), result["notes"]
+    shipped = json.loads(prices.PRICES.read_text())
+    assert item(result, "training")["usd"] == pytest.approx(
+        shipped["sagemaker"]["training"]["us-east-1"][training_type] * 300 / 3600)
+    assert item(result, "batch transform")["usd"] == pytest.approx(
+        shipped["sagemaker"]["transform"]["us-east-1"][transform_type] * 120 / 3600)
+    assert result["prices"] == {"source": shipped["source"], "date": shipped["date"]}
+
+
 @pytest.mark.parametrize("spot", [False, True])
 def test_a_local_training_job_reports_its_training_and_billable_seconds(spot):
     synthesis = synthesize("dev", {"useSpotTraining": True} if spot else {})

@@ -117,6 +117,37 @@ def test_a_failed_job_step_names_the_job_and_its_log_group(definition, task, fie
     assert cause["Parameters"] == {"logGroup": group, "name.$": job.replace("$$.State.RetryCount", "0")}
 
 
+def test_a_budget_s_timeout_on_batch_predict_stops_its_job_then_fails_the_step(definition):
+    """A Task timeout does not stop a .sync job (Step Functions guide, "Run a Job (.sync)"): States.Timeout goes
+    to BatchPredictStop, which stops this execution's transform job, then to the step's own Fail state."""
+    budget = json.loads(synthesize("budget", {"sagestep:maxRunCostUsd": "1"}).definition)["States"]
+    predict = budget["BatchPredict"]
+    assert predict["TimeoutSeconds"] > 0
+    assert predict["Catch"] == [
+        {"ErrorEquals": ["States.Timeout"], "ResultPath": "$.error", "Next": "BatchPredictStop"},
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "BatchPredictFailureCause"}]
+    job = predict["Parameters"]["TransformJobName.$"].replace("$$.State.RetryCount", "0")
+    assert budget["BatchPredictStop"] == {
+        "Type": "Task",
+        "Comment": "The budget's time ran out: stops the transform job, which a Task timeout leaves running.",
+        "Resource": "arn:aws:states:::aws-sdk:sagemaker:stopTransformJob",
+        "Parameters": {"TransformJobName.$": job},
+        "ResultSelector": {"Error": "States.Timeout", "Cause": (
+            "batch prediction ran past the time maxRunCostUsd leaves it (the BatchPredict task's TimeoutSeconds); "
+            "its transform job was stopped")},
+        "ResultPath": "$.error",
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error.stopFailed",
+                   "Next": "BatchPredictFailureCause"}],
+        "Next": "BatchPredictFailureCause"}
+    assert check_definition({"StartAt": "BatchPredict", "States": budget}) == []
+    broken = {**budget, "BatchPredictStop": {**budget["BatchPredictStop"], "Parameters": {"TransformJobNme": "x"}}}
+    assert "BatchPredictStop.Parameters: unknown parameter 'TransformJobNme'; valid: TransformJobName" in (
+        check_definition({"StartAt": "BatchPredict", "States": broken}))
+    # Without a budget there is no timeout, so nothing to stop.
+    assert "TimeoutSeconds" not in definition["States"]["BatchPredict"] and "BatchPredictStop" not in definition["States"]
+    assert [c["ErrorEquals"] for c in definition["States"]["BatchPredict"]["Catch"]] == [["States.ALL"]]
+
+
 def test_no_path_points_at_a_field_aws_can_leave_out(definition):
     """R3: FinalMetricDataList is absent when nothing was scraped; only the IsPresent guard and the
     states after it (where it always exists) may read it."""
@@ -185,7 +216,8 @@ def test_success_output_is_small_and_complete(definition):
     summary = definition["States"]["Summarize"]["Parameters"]
     assert set(summary) == {"runName.$", "trainingJobName.$", "modelName.$", "transformJobName.$", "objective.$",
                             "metrics.$", "rows.$", "shards.$", "predictionsUri.$", "testLabelsUri.$", "schemaUri.$",
-                            "modelArtifacts.$", "evaluation.$", "ignoredColumns.$", "gate.$"}
+                            "modelArtifacts.$", "evaluation.$", "ignoredColumns.$", "gate.$", "hyperparameters.$",
+                            "hyperparameterOrigins.$"}
 
 
 def test_evaluate_invokes_the_same_function_with_its_action(definition):

@@ -5,6 +5,7 @@ import json
 import re
 
 import pytest
+from botocore.exceptions import ClientError, ParamValidationError
 
 from sagestep import ROOT
 from sagestep.local import sagemaker_task
@@ -102,7 +103,7 @@ def test_an_execution_name_sagemaker_refuses_in_tags_still_trains(engine, iris_r
 def test_a_failed_job_reports_its_last_log_lines_and_where_to_read_them(engine):
     """R9: under the real image FailureReason is the launcher's text; the script's reason is in the log."""
     description, progress = execute(engine, {"datasetUri": engine.iris, "labelColumn": "species",
-                                             "hyperparameters": {"max_depth": "-3"}}, "bad-depth")
+                                             "hyperparameters": {"monotone_constraints": "(1,1,1,1,1,1,1,1,1)"}}, "bad-depth")
     result = result_of(description, progress)
     attach_job_log(result, engine.client("logs"), engine.region)
     assert result["failedState"] == "Train" and result["error"] == "States.TaskFailed"
@@ -135,3 +136,20 @@ def test_a_stack_outside_us_east_1_runs():
         assert description["status"] == "SUCCEEDED", description.get("cause")
         assert running.client("s3").get_bucket_location(Bucket=running.data_bucket)["LocationConstraint"] == "eu-west-1"
         assert description["executionArn"].startswith("arn:aws:states:eu-west-1:")
+
+
+def test_stop_transform_job_is_checked_as_every_sagemaker_request_then_answered_as_sagemaker_does():
+    """moto has no StopTransformJob: the engine answers it (BatchPredictStop sends it), after botocore's
+    client-side check and the service model's server-side one (aws_rules), like every SageMaker request.
+    An engine of its own: the module's shares the emulator, but not the jobs of an engine closed since."""
+    with LocalEngine(synthesize("stopjob", {})) as engine:
+        sagemaker = engine.client("sagemaker")
+        with pytest.raises(ParamValidationError, match="Missing required parameter in input: \"TransformJobName\""):
+            sagemaker.stop_transform_job()
+        with pytest.raises(ClientError) as refused:
+            sagemaker.stop_transform_job(TransformJobName="not a job name!")
+        with pytest.raises(ClientError) as unknown:
+            sagemaker.stop_transform_job(TransformJobName="no-such-job")
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert "Member must satisfy regular expression pattern" in refused.value.response["Error"]["Message"]
+    assert unknown.value.response["Error"]["Code"] == "ResourceNotFound"

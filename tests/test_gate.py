@@ -42,7 +42,8 @@ def made_by(engine, name):
 
 @pytest.mark.parametrize("name, gate, comparison", [
     ("loss-under", {"qualityMetric": "validation:mlogloss", "qualityThreshold": 0.5}, "<="),
-    ("score-over", {"qualityMetric": "validation:auc", "qualityThreshold": 0.9, "hyperparameters": WITH_AUC}, ">="),
+    # No eval_metric: the preprocess step adds auc to it, before mlogloss (which early stopping keeps watching).
+    ("score-over", {"qualityMetric": "validation:auc", "qualityThreshold": 0.9}, ">="),
 ])
 def test_a_model_that_reaches_the_threshold_in_its_direction_passes(engine, name, gate, comparison):
     description, progress, result = run(engine, name, **gate)
@@ -54,6 +55,7 @@ def test_a_model_that_reaches_the_threshold_in_its_direction_passes(engine, name
     assert passed == {"metric": gate["qualityMetric"], "threshold": gate["qualityThreshold"], "comparison": comparison,
                       "value": result["metrics"][gate["qualityMetric"]], "passed": True}
     assert "GatePassed" in [s.name for s in progress.states] and len(made_by(engine, name)) == 2
+    assert output["hyperparameters"]["eval_metric"] == ("mlogloss" if name == "loss-under" else "auc,mlogloss")
     # The Map's iterations are not the run's states: progress shows the Map itself, ended.
     names = [s.name for s in progress.states]
     assert "IsGateMetric" not in names and progress.states[names.index("FindGateMetric")].status == "SUCCEEDED"
@@ -90,19 +92,22 @@ def test_a_metric_the_objective_never_reports_is_refused_before_training(engine)
     description, progress, result = run(engine, "mismatch", qualityMetric="validation:rmse", qualityThreshold=1)
     # refused where the plan is made, before any item is split
     assert (result["error"], result["failedState"]) == ("InvalidQualityGate", "MergeProfiles")
-    assert result["cause"].startswith("qualityMetric 'validation:rmse' is not reported by this run's training, "
-                                      "which reports validation:mlogloss (objective multi:softprob)")
+    assert result["cause"] == ("qualityMetric 'validation:rmse' is not a metric a multiclass run reports (objective "
+                               "multi:softprob); it can gate on validation:<mlogloss, merror, auc, aucpr>")
     assert "Train" not in [s.name for s in progress.states]
     listed = engine.client("s3").list_objects_v2(Bucket=engine.data_bucket, Prefix="runs/mismatch/")
     assert "Contents" not in listed, "the split is not committed"
 
 
 def test_the_stack_s_gate_applies_and_an_execution_may_turn_it_off():
-    stack = synthesize("gated", {"sagestep:qualityMetric": "validation:mlogloss", "sagestep:qualityThreshold": "0.001"})
+    # The README's example, as written: validation:auc at 0.8, with no eval_metric.
+    stack = synthesize("gated", {"sagestep:qualityMetric": "validation:auc", "sagestep:qualityThreshold": "0.8"})
     with LocalEngine(stack) as gated:
         gated.iris = gated.upload_dataset(IRIS)
         description, _, result = run(gated, "stack-gate")
-        assert result["failedState"] == "QualityGateFailed" and "needs <= 0.001" in result["cause"]
+        assert description["status"] == "SUCCEEDED" and json.loads(description["output"])["gate"]["passed"] is True
+        description, _, result = run(gated, "stack-gate-missed", qualityThreshold=1.5)
+        assert result["failedState"] == "QualityGateFailed" and "needs >= 1.5" in result["cause"]
         description, progress, _ = run(gated, "no-gate", qualityMetric="")
         assert description["status"] == "SUCCEEDED"
         assert json.loads(description["output"])["gate"] == {"metric": None, "passed": None}

@@ -138,6 +138,7 @@ def test_state_machine_role_is_the_union_of_its_steps(stack):
                               [f"{rule}TrainingJobsRule"], None),
         "Models": (["sagemaker:AddTags", "sagemaker:CreateModel"], [f"{sm}:model/sagestep-dev--*"], None),
         "PassModelRole": (["iam:PassRole"], [role_arn(stack, "sagestep-dev-model")], to_sagemaker),
+        # StopTransformJob: the .sync integration's, and BatchPredictStop's when a budget's time runs out.
         "TransformJobs": (["sagemaker:AddTags", "sagemaker:CreateTransformJob", "sagemaker:DescribeTransformJob",
                            "sagemaker:StopTransformJob"], [f"{sm}:transform-job/sagestep-dev--*"], None),
         "TransformJobEvents": (["events:DescribeRule", "events:PutRule", "events:PutTargets"],
@@ -240,8 +241,9 @@ def test_spot_training_adds_checkpoints_and_kms_adds_key_use(configured):
     key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
     data = configured.outputs["dataBucket"]
     training = statements_by_sid(policy(configured, "sagestep-tuned-training-policy"))
+    # DeleteObject: SageMaker deletes in S3 the checkpoints training/train.py deletes in the container.
     assert training["Checkpoints"] == {"Sid": "Checkpoints", "Effect": "Allow",
-                                       "Action": ["s3:GetObject", "s3:PutObject"],
+                                       "Action": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
                                        "Resource": [f"arn:aws:s3:::{data}/runs/*/checkpoints/*"]}
     # Output encryption with the key needs Encrypt and DescribeKey; the volume key, CreateGrant.
     job_key_use = {"Sid": "UseStackKey", "Effect": "Allow", "Resource": [key], "Action": [

@@ -373,6 +373,31 @@ def output_fn(prediction, accept):
 """
 
 
+ROTATING_CHECKPOINTS = """
+import os
+directory = os.environ["SAGESTEP_CHECKPOINT_DIR"]
+print("RESTORED " + " ".join(sorted(os.listdir(directory))), flush=True)
+os.remove(os.path.join(directory, "checkpoint-5.json"))
+with open(os.path.join(directory, "checkpoint-10.json"), "w") as f:
+    f.write("ten")
+with open(os.path.join(os.environ["SM_MODEL_DIR"], "model.txt"), "w") as f:
+    f.write("trained")
+"""
+
+
+def test_a_checkpoint_deleted_in_the_container_is_deleted_in_s3(s3):
+    """SageMaker syncs the checkpoint folder both ways for deletes (model-checkpoints page): the training role
+    has s3:DeleteObject there for it (tests/test_iam.py)."""
+    put(s3, "checkpoints/rotate/checkpoint-5.json", "five")
+    channels = {"train": put(s3, "rotate/train/part.csv", "1,2\n")}
+    checkpoints = {"S3Uri": f"s3://{BUCKET}/checkpoints/rotate", "LocalPath": "/opt/ml/checkpoints"}
+    outcome, lines = train(s3, "rotate", {"train.py": ROTATING_CHECKPOINTS}, {}, channels, CheckpointConfig=checkpoints)
+    assert outcome == Outcome("Completed"), lines[-20:]
+    assert "RESTORED checkpoint-5.json" in lines
+    saved = s3.list_objects_v2(Bucket=BUCKET, Prefix="checkpoints/rotate/")["Contents"]
+    assert [item["Key"] for item in saved] == ["checkpoints/rotate/checkpoint-10.json"]
+
+
 def test_objects_are_dealt_whole_in_key_order():
     assert shard(["c", "a", "e", "b", "d"], 2) == [["a", "c", "e"], ["b", "d"]]
     assert shard(["a"], 3) == [["a"], [], []]

@@ -1,4 +1,5 @@
 """End to end: the CLI and the embedded engine run the synthesized stack."""
+import copy
 import csv
 import io
 import json
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import tarfile
 import time
+from datetime import datetime, timezone
 
 import pytest
 from rich.console import Console
@@ -16,12 +18,15 @@ from sklearn.datasets import load_breast_cancer, load_diabetes
 
 from sagestep import ROOT
 from sagestep.cli import main
+from sagestep.local import containers
 from sagestep.local import engine as engine_module
 from sagestep.local.engine import LocalEngine
 from sagestep.local.run import attach_local_job_log
 from sagestep.report import print_summary
 from sagestep.runner import failed_job, follow, result_of
+from sagestep.runs import list_executions, run_of
 from sagestep.synth import synthesize
+from statemachine import batch_predict
 from tests.test_run_report import assert_renders, browser, open_report  # noqa: F401  (browser is a fixture)
 
 IRIS = ROOT / "examples/iris.csv"
@@ -216,6 +221,24 @@ def test_a_bad_shard_fails_at_preprocess_naming_it_and_leaves_nothing_of_the_run
                        "cause": "The specified tolerated failure threshold was exceeded"}]
     assert run_objects(engine, description["executionArn"]) == [], "nothing of the run is left"
     assert engine.client("sagemaker").list_training_jobs()["TrainingJobSummaries"] == []
+    # Where it failed is the Map, not DiscardPreprocess, the clean-up that re-raised what the Map caught.
+    states = {state.name: state.status for state in progress.states}
+    assert states["ProfileShards"] == "FAILED" and result_of(description, progress)["failedState"] == "ProfileShards"
+    sfn = engine.client("stepfunctions")
+    [execution] = [e for e in list_executions(sfn, engine.state_machine_arn, 1000) if e["name"] == "badshard"]
+    assert run_of(sfn, execution, datetime.now(timezone.utc))["failedState"] == "ProfileShards", "sagestep runs"
+
+
+def test_a_bad_shard_is_reported_at_the_map_that_failed_in_json_the_failure_line_and_the_report(tmp_path, capsys):
+    folder = write_shards(tmp_path / "clicks")
+    (folder / "part-5.csv").write_text("colour,size,label\nred,1.5,big\nred,2\n")
+    code, result = run_cli(capsys, folder, "--out", tmp_path / "out", "--report")
+    assert code == 1 and (result["error"], result["failedState"]) == ("MalformedRow", "ProfileShards"), result
+    printed = Console(file=io.StringIO(), width=300)
+    print_summary(result, printed)
+    assert printed.file.getvalue().startswith("FAILED at ProfileShards: MalformedRow: ")
+    report = (tmp_path / "out/report.html").read_text()
+    assert "Failed at ProfileShards</h2>" in report and "at DiscardPreprocess" not in report
 
 
 def test_two_training_hosts_and_two_transform_instances_run_the_same_pipeline(tmp_path):
@@ -265,12 +288,13 @@ def test_the_preprocess_lambdas_run_concurrently_up_to_the_stack_s_concurrency(t
 def test_failing_training_fails_at_train_with_the_reason(engine, tmp_path):
     uri = engine.upload_dataset(IRIS)
     description, progress = execute(engine, {"datasetUri": uri, "labelColumn": "species",
-                                             "hyperparameters": {"max_depth": "-3"}})
+                                             "hyperparameters": {"monotone_constraints": "(1,1,1,1,1,1,1,1,1)"}})
     assert description["error"] == "TrainFailed"
     caught = json.loads(description["cause"])
     assert caught["Error"] == "States.TaskFailed"
     job = json.loads(caught["Cause"])
     assert job["TrainingJobStatus"] == "Failed"
+    # Nine constraints for four features: the check passes it (free text), XGBoost refuses it when it trains.
     # As on AWS: the launcher overwrites the failure file with the command; the script's reason is in the log.
     assert job["FailureReason"].startswith('AlgorithmError: ExecuteUserScriptError:\nCommand "')
     assert " -m train " in job["FailureReason"] and job["FailureReason"].endswith(", exit code: 1")
@@ -287,6 +311,7 @@ def test_failing_training_fails_at_train_with_the_reason(engine, tmp_path):
     printed = Console(file=io.StringIO(), width=300)
     print_summary(result, printed)
     assert f"log: {job['log']}" in printed.file.getvalue() and "console.aws" not in printed.file.getvalue()
+    assert result["failedState"] == "Train" and printed.file.getvalue().startswith("FAILED at Train: "), "its own state"
 
 
 def test_invalid_sagemaker_request_fails_like_sagemaker(engine, monkeypatch):
@@ -329,6 +354,7 @@ def test_transient_lambda_error_is_retried(monkeypatch):
     assert description["status"] == "SUCCEEDED" and len(calls) == 7
     failures = [e["taskFailedEventDetails"]["error"] for e in history["events"] if e["type"] == "TaskFailed"]
     assert failures == ["Lambda.ServiceException"]
+    assert [state.status for state in progress.states if state.name == "Preprocess"] == ["SUCCEEDED"], "retried"
 
 
 # ---------------------------------------------------------------- mistakes a user can make
@@ -392,6 +418,36 @@ def test_a_job_past_its_max_runtime_is_stopped():
     assert job["TrainingJobStatus"] == "Stopped" and job["FailureReason"].startswith("MaxRuntimeExceeded")
 
 
+def test_a_transform_past_the_budget_s_time_is_stopped_and_the_run_fails_saying_so(tmp_path, monkeypatch):
+    """On AWS a Task timeout leaves a .sync job running: BatchPredictStop stops it (aws-sdk:sagemaker:
+    stopTransformJob). Locally the timed-out job runs on too, until that request stops it."""
+    pid = tmp_path / "serve.pid"
+    stalled = tmp_path / "stalled_serve.py"
+    stalled.write_text(f"import os, time\nopen({str(pid)!r}, 'w').write(str(os.getpid()))\ntime.sleep(600)\n")
+    monkeypatch.setattr(containers, "BATCH_SERVE", stalled)
+    stack = copy.deepcopy(synthesize("budget", {"sagestep:maxRunCostUsd": "1"}))
+    machine = stack.one("aws:sfn/stateMachine:StateMachine")["inputs"]
+    definition = json.loads(machine["definition"])
+    definition["States"]["BatchPredict"]["TimeoutSeconds"] = 2       # the budget's hours, in a test
+    machine["definition"] = json.dumps(definition)
+    with LocalEngine(stack) as engine:
+        description, progress = execute(engine, {"datasetUri": engine.upload_dataset(IRIS), "labelColumn": "species"})
+        sfn, sagemaker = engine.client("stepfunctions"), engine.client("sagemaker")
+        history = sfn.get_execution_history(executionArn=description["executionArn"])["events"]
+        cause = json.loads(description["cause"])
+        job = sagemaker.describe_transform_job(TransformJobName=cause["failedJob"]["name"])
+    assert description["status"] == "FAILED" and description["error"] == "BatchPredictFailed"
+    assert cause["Error"] == "States.Timeout" and cause["Cause"] == batch_predict.TIMED_OUT_CAUSE
+    assert "stopFailed" not in cause
+    timed_out = [e["taskTimedOutEventDetails"] for e in history if e["type"] == "TaskTimedOut"]
+    assert [(e["resource"], e["error"]) for e in timed_out] == [("createTransformJob.sync", "States.Timeout")]
+    assert [s.name for s in progress.states][-4:] == ["BatchPredict", "BatchPredictStop", "BatchPredictFailureCause",
+                                                      "BatchPredictFailed"]
+    assert job["TransformJobStatus"] == "Stopped"
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid.read_text()), 0)
+
+
 def test_ctrl_c_ends_a_local_run_cleanly_and_leaves_no_job_folder(tmp_path):
     scratch = tmp_path / "tmp"
     scratch.mkdir()
@@ -447,3 +503,73 @@ def test_run_options_make_the_execution_input():
         == {"datasetUri": "s3://b/k.csv", "qualityMetric": ""}
     assert execution_input("s3://b/k.csv", build_parser().parse_args(["start", "s3://b/k.csv"])) == {
         "datasetUri": "s3://b/k.csv"}
+
+
+def summary_of(result: dict) -> str:
+    """What the CLI prints of a run's result (the lines after its progress)."""
+    printed = Console(file=io.StringIO(), width=400)
+    print_summary(result, printed)
+    return printed.file.getvalue()
+
+
+def test_hyperparameters_say_where_each_came_from_and_a_round_cap_still_improving_is_noted(
+        tmp_path, capsys, monkeypatch, browser):
+    """A stack's hyperparameter and a run's, in --json, the summary and the report; five rounds of iris end with
+    mlogloss still falling, so training stopped at the cap, not by early stopping."""
+    from sagestep.local import run as local_run
+    stack = synthesize("hp", {"sagestep:hyperparameters": {"eta": 0.3}})
+    monkeypatch.setattr(local_run, "synthesize_stack", lambda *args, **kwargs: stack)
+    code, result = run_cli(capsys, IRIS, "--label", "species", "--hyperparameter", "max_depth=3",
+                           "--hyperparameter", "num_round=5", "--out", tmp_path / "out", "--report")
+    assert code == 0, result
+    table = result["hyperparameters"]
+    assert list(table)[:3] == ["max_depth", "num_round", "eta"]         # the run's, then the stack's, by name
+    assert table["max_depth"] == {"value": "3", "from": "run"} and table["num_round"] == {"value": "5", "from": "run"}
+    assert table["eta"] == {"value": "0.3", "from": "stack"}
+    assert table["objective"] == {"value": "multi:softprob", "from": "problem"}
+    assert table["num_class"] == {"value": "3", "from": "problem"}
+    assert {name: entry["value"] for name, entry in table.items() if entry["from"] == "default"} == {
+        "early_stopping_rounds": "20", "checkpoint_interval": "10", "subsample": "1.0", "min_child_weight": "1",
+        "tree_method": "hist"}
+    assert len(result["curves"]["validation:mlogloss"]) == 5
+    printed = summary_of(result)
+    assert ("hyperparameters: max_depth=3 (run), num_round=5 (run), eta=0.3 (stack), eval_metric=mlogloss (problem), "
+            "num_class=3 (problem), objective=multi:softprob (problem)\n") in printed
+    assert ("  defaults: early_stopping_rounds=20, checkpoint_interval=10, subsample=1.0, min_child_weight=1, "
+            "tree_method=hist\n") in printed
+    note = ("training stopped at the round cap (num_round=5) while validation:mlogloss was still improving: "
+            "raise num_round")
+    assert f"note: {note}" in printed
+    seen = open_report(browser, tmp_path / "out/report.html")
+    assert note in seen["text"]
+    assert "max_depth\t3\trun" in seen["text"] and "eta\t0.3\tstack" in seen["text"]
+    assert "tree_method\thist\tdefault" in seen["text"]
+    # No gate on this run: no verdict in the header, and the facts say so.
+    assert "no quality gate on this run" in seen["text"] and "quality gate not reached" not in seen["text"]
+
+
+def test_a_run_stopped_at_the_gate_shows_what_it_trained_on_and_how_training_went(tmp_path, capsys, browser):
+    code, result = run_cli(capsys, IRIS, "--label", "species", "--quality-metric", "validation:auc",
+                           "--quality-threshold", "1.5", "--out", tmp_path / "out", "--report")
+    assert code == 1 and result["failedState"] == "QualityGateFailed", result
+    assert sum(result["rows"].values()) == 150 and result["ignoredColumns"] == []
+    auc = result["metrics"]["validation:auc"]
+    assert set(result["metrics"]) == {"validation:auc", "validation:mlogloss"}
+    assert result["gate"] == {"metric": "validation:auc", "threshold": 1.5, "comparison": ">=", "value": auc,
+                              "passed": False}
+    # The gate's metric is added to eval_metric before the last one, which early stopping watches.
+    assert result["hyperparameters"]["eval_metric"] == {"value": "auc,mlogloss", "from": "gate"}
+    assert len(result["curves"]["validation:mlogloss"]) > 10
+    printed = summary_of(result)
+    assert printed.startswith("FAILED at QualityGateFailed: QualityGateFailed: validation:auc = ")
+    assert f"before it stopped: rows {result['rows']}" in printed and "validation:mlogloss" in printed
+    assert "eval_metric=auc,mlogloss (gate)" in printed
+    seen = open_report(browser, tmp_path / "out/report.html")
+    rows = result["rows"]
+    assert f"rows\ttrain {rows['train']} · validation {rows['validation']} · test {rows['test']}" in seen["text"]
+    assert "problem\tmulticlass" in seen["text"] and "label\tspecies (3 classes" in seen["text"]
+    assert f"validation:auc {auc:.4f}" in seen["text"] and "eval_metric\tauc,mlogloss\tgate" in seen["text"]
+    assert f"quality gate failed: validation:auc {auc:.4f}, needs ≥ 1.5" in seen["text"]
+    assert "batch transform\tnone: the run ended at QualityGateFailed" in seen["text"]
+    data = seen["text"].split("\nData\n", 1)[1].split("\nJobs\n", 1)[0]
+    assert "not in this record" not in data

@@ -107,6 +107,40 @@ def test_register_services_routes_a_service_to_our_integration(stack, model, sta
         assert json.loads(description["output"]) == {"ModelArn": "arn:model/good"}
 
 
+class Waits(moto_adapter.ServiceTask):
+    """A task that runs until the interpreter ends its frame, then says whether that was its timeout."""
+    seen: list[bool] = []
+
+    def _get_supported_parameters(self):
+        return {"ModelName"}
+
+    def _eval_service_task(self, env, *args, **kwargs):
+        while env.is_running():
+            time.sleep(0.02)
+        Waits.seen.append(moto_adapter.task_timed_out(env))
+        env.stack.append({})
+
+
+def test_task_timed_out_tells_a_task_s_timeout_from_a_stopped_execution(stack):
+    moto_adapter.register_services(stack, {"sagemaker": Waits})
+    Waits.seen.clear()
+
+    def waiting(timeout: int) -> dict:
+        return {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:states:::sagemaker:createModel",
+                                                  "Parameters": {"ModelName": "m"}, "TimeoutSeconds": timeout,
+                                                  "End": True}}}
+    assert run(waiting(1), name="timeout")["error"] == "States.Timeout"
+    sfn = client("stepfunctions")
+    machine = sfn.create_state_machine(name="m-stop", definition=json.dumps(waiting(60)), roleArn=ROLE)
+    execution = sfn.start_execution(stateMachineArn=machine["stateMachineArn"], name="stop")["executionArn"]
+    time.sleep(0.3)
+    sfn.stop_execution(executionArn=execution)
+    deadline = time.monotonic() + 5
+    while len(Waits.seen) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert Waits.seen == [True, False]
+
+
 def test_poll_sync_jobs_every_sets_the_interpreter_s_poll_delay(stack):
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
     moto_adapter.poll_sync_jobs_every(stack, 0.05)

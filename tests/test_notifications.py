@@ -53,9 +53,24 @@ def test_only_the_rule_may_publish_to_the_topic(notified):
         "Action": "sns:Publish", "Resource": TOPIC, "Condition": {"ArnEquals": {"aws:SourceArn": RULE}}}]}
 
 
-def test_the_topic_is_encrypted_with_the_stack_s_key():
+def test_with_a_key_eventbridge_delivers_through_a_role_that_may_publish_and_use_that_key_only(notified):
     stack = synthesize("n", {"sagestep:notifyEmails": EMAILS, "sagestep:kmsKeyArn": KEY})
     assert stack.one("aws:sns/topic:Topic")["inputs"]["kmsMasterKeyId"] == KEY
+    roles = [r for r in stack.of_type("aws:iam/role:Role") if r["name"] == "sagestep-n-notify-delivery"]
+    assert len(roles) == 1
+    assert json.loads(roles[0]["inputs"]["assumeRolePolicy"]) == {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sts:AssumeRole",
+        "Condition": {"ArnEquals": {"aws:SourceArn": RULE}}}]}
+    policy = stack.one("aws:iam/rolePolicy:RolePolicy", "sagestep-n-notify-delivery-policy")["inputs"]
+    assert json.loads(policy["policy"]) == {"Version": "2012-10-17", "Statement": [
+        {"Sid": "PublishToTheTopic", "Effect": "Allow", "Action": "sns:Publish", "Resource": TOPIC},
+        {"Sid": "EncryptWithTheStackKey", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+         "Resource": KEY}]}
+    target = stack.one("aws:cloudwatch/eventTarget:EventTarget")["inputs"]
+    assert ":role/sagestep-n-notify-delivery-" in target["roleArn"]          # its physical name: Pulumi adds a suffix
+    # Without a key, EventBridge publishes under the topic policy alone: no role to hold.
+    assert "roleArn" not in notified.one("aws:cloudwatch/eventTarget:EventTarget")["inputs"]
+    assert not [r for r in notified.of_type("aws:iam/role:Role") if "notify" in r["name"]]
 
 
 @pytest.mark.parametrize("values, key, allowed", [

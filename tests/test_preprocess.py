@@ -61,8 +61,13 @@ def test_binary_dataset_is_split_and_planned(s3):
     uri = put(s3, "datasets/d.csv.gz", "\ufeff" + "\r\n".join(rows), compress=True)
     plan = handler(event(uri, hyperparameters={"eta": 0.1}), None)
     assert plan["runName"].startswith("sagestep-dev--run-1-") and len(plan["runName"]) <= 52
-    assert plan["hyperparameters"] == {"objective": "binary:logistic", "eval_metric": "logloss",
-                                       "max_depth": "4", "eta": "0.1"}
+    assert plan["hyperparameters"] == {"num_round": "300", "early_stopping_rounds": "20", "checkpoint_interval": "10",
+                                       "max_depth": "4", "eta": "0.1", "subsample": "1.0", "min_child_weight": "1",
+                                       "tree_method": "hist", "objective": "binary:logistic", "eval_metric": "logloss"}
+    assert plan["hyperparameterOrigins"] == {"num_round": "default", "early_stopping_rounds": "default",
+                                             "checkpoint_interval": "default", "max_depth": "stack", "eta": "run",
+                                             "subsample": "default", "min_child_weight": "default",
+                                             "tree_method": "default", "objective": "problem", "eval_metric": "problem"}
     assert sum(plan["rows"].values()) == 200 and min(plan["rows"].values()) > 0
     assert plan["channels"]["train"] == f"s3://{BUCKET}/runs/Run_1/train/"
     train = list(csv.reader(io.StringIO(read_split(s3, "train"))))
@@ -435,8 +440,9 @@ def test_the_run_s_gate_is_the_input_s_over_the_stack_s(s3, monkeypatch, stack, 
     ({"qualityMetric": 5}, errors.InvalidExecutionInput, "qualityMetric must be a metric name"),
     ({"qualityMetric": "validation:nope", "qualityThreshold": 1}, errors.InvalidQualityGate,
      "is not one of the image's validation metrics"),
-    ({"qualityMetric": "validation:auc", "qualityThreshold": 1}, errors.InvalidQualityGate,
-     "is not reported by this run's training, which reports validation:logloss (objective binary:logistic)"),
+    ({"qualityMetric": "validation:rmse", "qualityThreshold": 1}, errors.InvalidQualityGate,
+     "qualityMetric 'validation:rmse' is not a metric a binary run reports (objective binary:logistic); it can gate "
+     "on validation:<logloss, auc, aucpr, error, map, ndcg>"),
     ({"qualityMetric": "validation:logloss"}, errors.InvalidQualityGate, "needs a qualityThreshold"),
     ({"qualityThreshold": 0.9}, errors.InvalidQualityGate, "qualityThreshold needs a qualityMetric"),
 ])
@@ -445,3 +451,68 @@ def test_a_gate_no_run_can_meet_is_refused_and_nothing_is_written(s3, extra, err
     with pytest.raises(error, match=re.escape(message)):
         handler(event(uri, **extra), None)
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="runs/")
+
+
+@pytest.mark.parametrize("extra, eval_metric", [
+    ({"qualityMetric": "validation:auc", "qualityThreshold": 0.7}, "auc,logloss"),
+    ({"qualityMetric": "validation:auc", "qualityThreshold": 0.7, "hyperparameters": {"eval_metric": "error,logloss"}},
+     "error,auc,logloss"),
+    ({"qualityMetric": "validation:error", "qualityThreshold": 0.3, "hyperparameters": {"eval_metric": "error"}},
+     "error"),
+])
+def test_a_gate_metric_the_problem_reports_is_added_before_the_metric_early_stopping_watches(s3, extra, eval_metric):
+    uri = put(s3, "datasets/g.csv", "x,label\n" + "\n".join(f"{i},{i % 2}" for i in range(60)))
+    plan = handler(event(uri, **extra), None)
+    assert plan["hyperparameters"]["eval_metric"] == eval_metric
+    assert plan["hyperparameterOrigins"]["eval_metric"] == ("run" if eval_metric == "error" else "gate")
+
+
+def test_a_gate_metric_a_regression_cannot_report_is_refused_before_any_job(s3):
+    uri = put(s3, "datasets/r.csv", "x,y\n" + "\n".join(f"{i},{i * 1.37}" for i in range(60)))
+    with pytest.raises(errors.InvalidQualityGate, match=re.escape(
+            "qualityMetric 'validation:auc' is not a metric a regression run reports (objective reg:squarederror); "
+            "it can gate on validation:<rmse, mae, mape, mphe, rmsle>")):
+        handler(event(uri, labelColumn="y", qualityMetric="validation:auc", qualityThreshold=0.7), None)
+
+
+@pytest.mark.parametrize("hyperparameters, message", [
+    ({"max_dept": 3}, "the execution input's hyperparameters: max_dept is not a hyperparameter XGBoost 3.0.5 or "
+                      "train.py knows (did you mean max_depth?)"),
+    ({"foo_bar": 1}, "the execution input's hyperparameters: foo_bar is not a hyperparameter XGBoost 3.0.5 or "
+                     "train.py knows"),
+    ({"max_depth": -3}, "the execution input's hyperparameters: max_depth must be a whole number ≥ 0, got '-3'"),
+    ({"eta": "abc"}, "the execution input's hyperparameters: eta must be a number ≥ 0, got 'abc'"),
+    ({"objective": "reg:squarederror"}, "the execution input's hyperparameters: objective reg:squarederror does not "
+                                        "fit a binary label; a binary label takes binary:logistic"),
+])
+def test_a_run_s_hyperparameters_are_checked_before_any_job_and_nothing_is_written(s3, hyperparameters, message):
+    uri = put(s3, "datasets/h.csv", "x,label\n" + "\n".join(f"{i},{'yes' if i % 2 else 'no'}" for i in range(60)))
+    with pytest.raises(errors.InvalidHyperparameter, match="^" + re.escape(message)):
+        handler(event(uri, hyperparameters=hyperparameters), None)
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="runs/")
+
+
+def test_the_stack_s_objective_that_contradicts_the_labels_is_named_as_the_stack_s(s3, monkeypatch):
+    monkeypatch.setenv("HYPERPARAMETERS", json.dumps({"objective": "count:poisson"}))
+    uri = put(s3, "datasets/h.csv", "x,label\n" + "\n".join(f"{i},{'yes' if i % 2 else 'no'}" for i in range(60)))
+    with pytest.raises(errors.InvalidHyperparameter, match="^the stack's hyperparameters: objective count:poisson "
+                                                           "does not fit a binary label"):
+        handler(event(uri), None)
+
+
+@pytest.mark.parametrize("body, kind", [
+    ('[{"x": 1, "label": 0}, {"x": 2, "label": 1}]', "JSON (or JSON Lines)"),
+    ('{"x": 1, "label": 0}\n{"x": 2, "label": 1}\n', "JSON (or JSON Lines)"),
+])
+def test_a_dataset_that_is_not_csv_is_named_before_any_work(s3, body, kind):
+    uri = put(s3, "datasets/export.csv", body, compress=True)
+    with pytest.raises(errors.NotCsv, match=re.escape(f"s3://{BUCKET}/datasets/export.csv is not a CSV file: it looks "
+                                                      f"like {kind}; export it as CSV with a header row")):
+        handler(event(uri), None)
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="runs/")
+
+
+def test_a_parquet_file_named_csv_is_named(s3):
+    s3.put_object(Bucket=BUCKET, Key="datasets/p.csv", Body=b"PAR1\x15\x04\x15\x10\x00\x00PAR1")
+    with pytest.raises(errors.NotCsv, match="it looks like a Parquet file"):
+        handler(event(f"s3://{BUCKET}/datasets/p.csv"), None)

@@ -161,7 +161,8 @@ def test_prune_keeps_the_newest_and_touches_no_other_stack_s_models(three_runs):
     assert result.returncode == 0, result.stderr
     dry = json.loads(result.stdout)
     assert dry["dryRun"] is True and dry["stack"] == "dev"
-    assert [d["name"] for d in dry["deleted"]] == [first, second]
+    assert "deleted" not in dry and [d["name"] for d in dry["wouldDelete"]] == [first, second]
+    assert all(set(d) == {"name", "created"} for d in dry["wouldDelete"]), "nothing was deleted, nor found gone"
     assert {k["name"]: k["reason"] for k in dry["kept"]} == {
         third: "the newest", "sagestep-dev--y-model-0": "not this stack's: no sagestep:stack tag",
         "sagestep-dev--w-model-0": "not this stack's: tagged sagestep:stack=dev-2"}
@@ -172,7 +173,7 @@ def test_prune_keeps_the_newest_and_touches_no_other_stack_s_models(three_runs):
     assert model_names(sagemaker) == everything
     # --older-than: all three are minutes old, so --keep 0 --older-than 1 would delete none of them.
     young = json.loads(sagestep("prune", "--keep", "0", "--older-than", "1", "--dry-run", "--json", env=env).stdout)
-    assert young["deleted"] == [] and {k["reason"] for k in young["kept"] if k["name"] in (first, second, third)} == {
+    assert young["wouldDelete"] == [] and {k["reason"] for k in young["kept"] if k["name"] in (first, second, third)} == {
         "younger than 1 day"}
 
     # --keep 1: the two older runs' models go, the newest stays, and nothing of anyone else's is touched.

@@ -114,8 +114,13 @@ def run_record(kind: str, definition: dict, folder: Path, rounds: int = 30) -> d
         "jobs": {"training": training, "transform": {**training, "name": f"sagestep-dev--{kind}-predict-0",
                                                      "instanceType": "ml.m5.large"},
                  "model": {"name": f"sagestep-dev--{kind}-model", "console": None}},
-        "gate": {"metric": f"validation:{metric}", "threshold": threshold, "direction": "minimize",
+        "gate": {"metric": f"validation:{metric}", "threshold": threshold, "comparison": "<=",
                  "value": history["validation"][metric][-1], "passed": history["validation"][metric][-1] <= threshold},
+        "hyperparameters": {**{name: {"value": str(value), "from": "run"} for name, value in params.items()
+                               if name not in ("objective", "eval_metric", "num_class")},
+                            **{name: {"value": str(params[name]), "from": "problem"}
+                               for name in ("objective", "eval_metric", "num_class") if name in params},
+                            "num_round": {"value": "300", "from": "default"}},
         "cost": {"usd": 0.0123, "estimate": True, "prices": {"source": "AWS price list", "date": "2026-11-01"},
                  "items": [{"item": "training", "detail": "ml.m5.xlarge, 13 s", "usd": 0.0083},
                            {"item": "batch transform", "detail": "ml.m5.large, 10 s", "usd": 0.004},
@@ -190,6 +195,9 @@ def test_a_run_report_renders_every_chart_in_chromium(browser, definition, tmp_p
     assert_renders(seen, path, charts)
     assert all(name in seen["charts"]["chart-states"]["text"] for name in definition["States"])
     assert "beats the baseline" in seen["text"] and "estimate" in seen["text"]
+    assert f"objective\t{OBJECTIVES[kind][0]}\tproblem" in seen["text"] and "num_round\t300\tdefault" in seen["text"]
+    gate = record["gate"]
+    assert f"quality gate passed: {gate['metric']} {gate['value']:.4f}, needs ≤ {gate['threshold']}" in seen["text"]
     assert "row_id: an identifier" in seen["text"]
     assert "not in this record" not in seen["text"]
     # Console links on AWS only: the embedded engine has no console.

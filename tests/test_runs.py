@@ -10,8 +10,8 @@ import pytest
 
 from sagestep import ROOT
 from sagestep.cli import main
-from sagestep.runner import follow
-from sagestep.runs import duration, failed_state, final_metric, metric_so_far
+from sagestep.runner import failed_state, follow, progress_of
+from sagestep.runs import duration, final_metric, metric_so_far
 from tests.test_local import IRIS
 from sagestep.checks import free_port
 from tests.test_served import client, served  # noqa: F401  (served is a fixture)
@@ -138,11 +138,61 @@ def test_a_run_that_failed_after_training_shows_its_metric_and_where_it_ended():
     events = history(("Train", {}), ("TrainingResult", TRAINED), ("GateVerdict", TRAINED), ("QualityGateFailed", None))
     events.append({"type": "ExecutionFailed", "timestamp": T0,
                    "executionFailedEventDetails": {"error": "QualityGateFailed", "cause": "validation:auc = 0.71"}})
-    run = {"status": "FAILED", "executionArn": "arn"}
-    assert failed_state(run, events) == "QualityGateFailed"
+    assert failed_state(progress_of(events).states) == "QualityGateFailed"
     assert metric_so_far(events) == {"name": "validation:auc", "value": 0.71}
     # Timed out (or stopped) in the middle of training: the state it was in; no metric yet.
     stuck = history(("Preprocess", {"run": {}}), ("Train", None))
     stuck.append({"type": "ExecutionTimedOut", "timestamp": T0})
-    assert failed_state({"status": "TIMED_OUT", "executionArn": "arn"}, stuck) == "Train"
+    assert failed_state(progress_of(stuck).states) == "Train"
     assert metric_so_far(stuck) is None
+
+
+def test_a_failure_caught_into_a_clean_up_that_re_raises_is_where_the_run_failed():
+    """A bad shard: the Distributed Map fails (MapRunFailed, MapStateFailed), its Catch runs DiscardPreprocess,
+    which fails with the shard's error into PreprocessFailed. The run failed at the Map."""
+    events = history(("Preprocess", {}))
+    events += [{"type": "MapStateEntered", "timestamp": T0, "stateEnteredEventDetails": {"name": "ProfileShards"}},
+               {"type": "MapRunFailed", "timestamp": T0, "mapRunFailedEventDetails": {
+                   "error": "States.ExceedToleratedFailureThreshold", "cause": "threshold exceeded"}},
+               {"type": "MapStateFailed", "timestamp": T0},
+               {"type": "MapStateExited", "timestamp": T0, "stateExitedEventDetails": {"name": "ProfileShards"}},
+               {"type": "TaskStateEntered", "timestamp": T0, "stateEnteredEventDetails": {"name": "DiscardPreprocess"}},
+               {"type": "TaskFailed", "timestamp": T0,
+                "taskFailedEventDetails": {"error": "MalformedRow", "cause": "row 3"}},
+               {"type": "TaskStateExited", "timestamp": T0, "stateExitedEventDetails": {"name": "DiscardPreprocess"}},
+               {"type": "FailStateEntered", "timestamp": T0, "stateEnteredEventDetails": {"name": "PreprocessFailed"}},
+               {"type": "ExecutionFailed", "timestamp": T0,
+                "executionFailedEventDetails": {"error": "PreprocessFailed"}}]
+    progress = progress_of(events)
+    assert [(state.name, state.status) for state in progress.states] == [
+        ("Preprocess", "SUCCEEDED"), ("ProfileShards", "FAILED"), ("DiscardPreprocess", "FAILED"),
+        ("PreprocessFailed", "FAILED")]
+    assert failed_state(progress.states) == "ProfileShards"
+
+
+def test_a_failure_a_retry_overcame_is_not_where_the_run_failed():
+    events = [{"type": "TaskStateEntered", "timestamp": T0, "stateEnteredEventDetails": {"name": "Preprocess"}},
+              {"type": "TaskScheduled", "timestamp": T0},
+              {"type": "TaskFailed", "timestamp": T0, "taskFailedEventDetails": {"error": "Lambda.ServiceException"}},
+              {"type": "TaskScheduled", "timestamp": T0},
+              {"type": "TaskSucceeded", "timestamp": T0},
+              {"type": "TaskStateExited", "timestamp": T0, "stateExitedEventDetails": {"name": "Preprocess"}},
+              *history(("Train", {}), ("QualityGateFailed", None)),
+              {"type": "ExecutionFailed", "timestamp": T0,
+               "executionFailedEventDetails": {"error": "QualityGateFailed"}}]
+    assert failed_state(progress_of(events).states) == "QualityGateFailed"
+
+
+def test_every_catch_leads_only_through_a_clean_up_to_a_fail_state(definition):
+    """failed_state takes a run's first failure for where it failed: that holds while no Catch leads back onto
+    a path that goes on (a caught failure the run recovered from would not be where it failed)."""
+    states = definition["States"]
+    caught = [(name, catch["Next"]) for name, state in states.items() for catch in state.get("Catch", [])]
+    assert caught
+    for name, target in caught:
+        path = []
+        while states[target]["Type"] != "Fail":
+            assert states[target]["Type"] in ("Task", "Pass") and "End" not in states[target], (name, target)
+            path.append(target)
+            target = states[target]["Next"]
+        assert len(path) <= 1, (name, path)

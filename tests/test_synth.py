@@ -54,3 +54,36 @@ def test_a_price_file_is_part_of_what_it_read(project, tmp_path, monkeypatch):
     prices.write_text('{"sagemaker": {}}')
     synth.synthesize_stack("dev", root=root)
     assert len(calls) == 2
+
+
+def summary_lines(synthesis) -> list[str]:
+    import io
+
+    from rich.console import Console
+
+    from sagestep.cli import print_summary
+
+    printed = Console(file=io.StringIO(), width=400)
+    print_summary(synthesis, printed)
+    return printed.file.getvalue().splitlines()
+
+
+def test_the_summary_says_spot_kms_the_gate_and_the_notifications(stack):
+    lines = summary_lines(stack)
+    for line in ("spot training: off (on-demand instances)",
+                 "KMS: AWS-managed keys (no kmsKeyArn: SSE-S3 on both buckets, SageMaker's default for the jobs)",
+                 "the stack's quality gate: none (qualityMetric is empty)", "notifications: none (notifyEmails is empty)"):
+        assert line in lines
+    key = "arn:aws:kms:us-east-1:123456789012:key/abc"
+    configured = synth.synthesize("summary", {
+        "sagestep:useSpotTraining": "true", "sagestep:spotMaxWaitSeconds": "36000", "sagestep:kmsKeyArn": key,
+        "sagestep:qualityMetric": "validation:auc", "sagestep:qualityThreshold": "0.8",
+        "sagestep:notifyEmails": ["a@example.com", "b@example.com"], "sagestep:notifyOn": ["FAILED", "SUCCEEDED"]})
+    lines = summary_lines(configured)
+    for line in ("spot training: on, waits up to 36000 s (10 h) for capacity and the job (MaxWaitTimeInSeconds), "
+                 "resumes from checkpoints",
+                 f"KMS: {key} (SSE-KMS on both buckets, the jobs' outputs and volumes, the notification topic)",
+                 "the stack's quality gate: validation:auc >= 0.8",
+                 "notifications: 2 e-mail addresses when a run ends FAILED, SUCCEEDED (each confirms its SNS "
+                 "subscription first)"):
+        assert line in lines

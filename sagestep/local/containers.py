@@ -328,6 +328,7 @@ class TrainingRun(_Job):
         self.root = Path(tempfile.mkdtemp(prefix=f"{self.name}-"))
         self.hosts = [_Host(name, self.root / name) for name in host_names(request["ResourceConfig"]["InstanceCount"])]
         self.addresses: dict[str, str] = {}
+        self.restored: list[Path] = []            # the checkpoints the first host started from
         self.deadline = time.monotonic() + request["StoppingCondition"]["MaxRuntimeInSeconds"]
         self._start(lambda: self._launch(env_dir, on_line))
 
@@ -367,8 +368,11 @@ class TrainingRun(_Job):
     def _download(self, host: _Host) -> None:
         """Checkpoints, and the code bundle pre-extracted: the launcher then downloads nothing."""
         if "CheckpointConfig" in self.request:
-            (host.ml / "checkpoints").mkdir()
-            download_prefix(self.s3, self.request["CheckpointConfig"]["S3Uri"], host.ml / "checkpoints")
+            local = host.ml / "checkpoints"
+            local.mkdir()
+            restored = download_prefix(self.s3, self.request["CheckpointConfig"]["S3Uri"], local)
+            if host is self.hosts[0]:
+                self.restored = [path.relative_to(local) for path in restored]
         hyperparameters = self.request.get("HyperParameters", {})
         submit = hyperparameters.get("sagemaker_submit_directory")
         if submit:
@@ -403,15 +407,21 @@ class TrainingRun(_Job):
         return Outcome("Completed")
 
     def _upload_checkpoints(self) -> None:
-        """From the first host: training/train.py checkpoints there only, the others hold what was downloaded."""
+        """From the first host: training/train.py checkpoints there only, the others hold what was downloaded.
+        A restored checkpoint deleted in the container is deleted in S3 too, as SageMaker syncs the folder ("If a
+        checkpoint is deleted in the SageMaker container, it will also be deleted in the S3 folder",
+        https://docs.aws.amazon.com/sagemaker/latest/dg/model-checkpoints.html)."""
         checkpoints = self.request.get("CheckpointConfig")
-        if not checkpoints:
+        local = self.hosts[0].ml / "checkpoints"
+        if not checkpoints or not local.is_dir():      # none, or the job was stopped and its folder is gone
             return
         bucket, prefix = split_s3_uri(checkpoints["S3Uri"])
-        local = self.hosts[0].ml / "checkpoints"
         for path in local.rglob("*"):
             if path.is_file():
                 self.s3.upload_file(str(path), bucket, f"{prefix.rstrip('/')}/{path.relative_to(local)}")
+        for relative in self.restored:
+            if not (local / relative).exists():
+                self.s3.delete_object(Bucket=bucket, Key=f"{prefix.rstrip('/')}/{relative}")
 
 
 class TransformRun(_Job):

@@ -169,6 +169,8 @@ class LocalEngine:
         stack.enter_context(mock.patch.dict(os.environ, {**FAKE_CREDENTIALS, "AWS_DEFAULT_REGION": self.region}))
         moto_adapter.emulator(stack)
         stack.enter_context(FunctionOutput(sys.stdout, self.client("logs")).installed())
+        # Installed before the rules: they check a StopTransformJob request first, then it stops the job.
+        moto_adapter.intercept_requests(stack, sagemaker_task.stop_transform_job)
         aws_rules.enforce(stack)
         moto_adapter.run_lambdas(stack, invoke_handler)
         moto_adapter.name_executions(stack)

@@ -11,6 +11,7 @@ The hooks, each installed on an ExitStack and undone when it closes:
 - let_through_catch: error names a States.ALL Retry or Catch must not match (moto matches everything);
 - intercept_requests: a check before moto handles a request of a JSON-protocol service;
 - sagemaker_jobs: moto's SageMaker backend, to put a local job's real lifecycle back;
+- task_timed_out: whether a Task's frame ended for its TimeoutSeconds (a .sync job then runs on, as on AWS);
 - filter_logs_by_stream_prefix: FilterLogEvents honours logStreamNamePrefix (what `aws logs tail
   --log-stream-name-prefix` sends), which moto ignores;
 - write_map_results: a Distributed Map's ResultWriter writes the children's results as AWS does (moto
@@ -61,6 +62,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resou
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
     StateTaskServiceCallback)
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+from moto.stepfunctions.parser.asl.eval.program_state import ProgramEnded
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.responses import StepFunctionResponse
 
@@ -195,6 +197,12 @@ def filter_logs_by_stream_prefix(stack: ExitStack) -> None:
         self.body = json.dumps({**request, "logStreamNames": names})
         return original(self)
     stack.enter_context(mock.patch.object(LogsResponse, "filter_log_events", filter_log_events))
+
+
+def task_timed_out(env) -> bool:
+    """Whether the interpreter ended a Task's frame for its TimeoutSeconds (it ends it, ProgramEnded, and raises
+    States.Timeout); a stopped execution or Parallel branch stops it instead (ProgramStopped)."""
+    return isinstance(env.program_state(), ProgramEnded)
 
 
 def sagemaker_jobs(region: str):

@@ -12,8 +12,8 @@ from sagestep.checks import dataset_files, writable_folder
 from sagestep.record import attach_cost, report_record
 from sagestep.report import Reporter, execution_name, in_cli_terms, report
 from sagestep.run_report import write_report
-from sagestep.runner import (attach_curves, attach_evaluation, attach_job_log, download_outputs, execution_input, follow,
-                             job_log, result_of)
+from sagestep.runner import (attach_curves, attach_evaluation, attach_job_log, download_outputs, download_schema,
+                             execution_input, follow, job_log, result_of)
 from sagestep.synth import DEFAULT_STACK, synthesize_stack
 from statemachine.framework import CLOUDWATCH_TAB
 
@@ -25,7 +25,7 @@ def run_local(args, console: Console) -> int:
     """The pipeline on the embedded engine (the CLI has checked the dataset and --out: sagestep.checks)."""
     dataset = args.dataset
     reporter = Reporter(console, args.json)
-    synthesis = synthesize_stack(args.stack or DEFAULT_STACK, required=args.stack is not None)
+    synthesis = synthesize_stack(args.stack or DEFAULT_STACK)
     with LocalEngine(synthesis, on_line=reporter.line) as engine:
         path = Path(dataset)
         uri = dataset if dataset.startswith("s3://") else engine.upload_dataset(
@@ -46,12 +46,14 @@ def run_local(args, console: Console) -> int:
         attach_local_job_log(result, logs, out_dir)
         curves = attach_curves(result, logs)
         files: dict[str, Path] = {}
+        output = result.pop("output")
         if description["status"] == "SUCCEEDED":
-            output = result.pop("output")
             files = download_outputs(s3, output, out_dir)
             result["outputs"] = {**{key: str(path) for key, path in files.items()},
                                  "trainingJob": output["trainingJobName"], "model": output["modelName"]}
             attach_evaluation(result, s3)
+        elif args.report:
+            files = download_schema(s3, output, out_dir)
         described = attach_cost(result, progress.events, engine.client, engine.region, estimate=True)
         if args.report:
             record = report_record(result, description, progress.events, json.loads(synthesis.definition), described,
@@ -76,7 +78,7 @@ def attach_local_job_log(result: dict, logs, out_dir: Path) -> None:
 
 
 def serve(args, port: int, console: Console) -> int:
-    synthesis = synthesize_stack(args.stack or DEFAULT_STACK, required=args.stack is not None)
+    synthesis = synthesize_stack(args.stack or DEFAULT_STACK)
     with LocalEngine(synthesis) as engine:
         server = moto_adapter.server(args.host, port, verbose=args.verbose)
         server.start()

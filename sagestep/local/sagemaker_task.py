@@ -4,6 +4,7 @@ Every request is checked against botocore's service model first, and against AWS
 by the emulator (aws_rules.py); an invalid one fails the task as SageMaker would. A valid one is
 recorded in moto's SageMaker backend; with .sync, the job runs as a subprocess (containers.py) and
 the task ends with the job's final Describe* document, or States.TaskFailed whose cause is that document.
+StopTransformJob, which moto lacks, stops a local transform job (stop_transform_job).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from statemachine.errors import SAGEMAKER_API_ERROR
 
 from .containers import Outcome, TrainingRun, TransformRun, host_names
 from .job_logs import JobLogs, final_metrics
-from .moto_adapter import ServiceTask, sagemaker_jobs
+from .moto_adapter import ServiceTask, sagemaker_jobs, task_timed_out
 
 
 def validate_request(operation: str, params: dict) -> list[str]:
@@ -55,23 +56,45 @@ class LocalJobs:
         self._clients: dict[str, object] = {}
         self._lock = threading.Lock()
         self.running: set = set()
+        self.stopped: set[str] = set()      # jobs a Stop*Job request named, perhaps before they started here
         self.closed = False
 
     def stop_all(self) -> None:
         """The engine is closing (the run ended or was interrupted): no job outlives it, and a job the
-        interpreter's thread starts after this is stopped as it starts."""
+        interpreter's thread starts after this is stopped as it starts. The jobs are no longer running, so
+        no thread records their end (or writes their log) after the emulator has gone."""
         with self._lock:
             self.closed = True
             running = list(self.running)
+            self.running.clear()
         for run in running:
             run.stop()
 
     def track(self, run) -> None:
         with self._lock:
-            if not self.closed:
+            if not self.closed and getattr(run, "name", None) not in self.stopped:
                 self.running.add(run)
                 return
         run.stop()
+
+    def release(self, run) -> bool:
+        """The job ended by itself: it leaves the running jobs; False when a stop took it first."""
+        with self._lock:
+            if run in self.running:
+                self.running.discard(run)
+                return True
+            return False
+
+    def stop(self, name: str, record: Callable[[], None]) -> None:
+        """A Stop*Job request: record() its Stopped status (with the lock held, so that the job's own ending
+        cannot record another), then the job's processes and folder go, if it runs here."""
+        with self._lock:
+            run = next((r for r in self.running if getattr(r, "name", None) == name), None)
+            self.running.discard(run)
+            self.stopped.add(name)
+            record()
+        if run is not None:
+            run.stop()
 
     def job_logs(self, kind: str, job: str, instances: int) -> JobLogs:
         """The job's CloudWatch log, a stream per instance; each line also goes to on_line (live progress)."""
@@ -169,30 +192,71 @@ class SageMakerLocal(ServiceTask):
         # SageMaker bills a job from when it starts on its instances: here, once its container process is up
         # (preparing the image's environment is the instances' start-up, which AWS does not bill).
         launched = None if isinstance(run, _NotStarted) else datetime.now().astimezone()
+        if launched and operation == "CreateTransformJob":
+            job.transform_start_time = launched        # what a stopped job is billed from
         jobs.track(run)
 
-        def watch_abort() -> None:
+        def ended(outcome: Outcome) -> None:
+            """The job's own end, recorded unless a Stop*Job request (or the engine closing) stopped it first."""
+            if jobs.release(run):
+                log.flush()
+                training = operation == "CreateTrainingJob"
+                _record(job, operation, outcome,
+                        final_metrics(normalised_parameters, log.stored) if training else None, launched)
+
+        def watch() -> None:
+            """A stopped execution (or Parallel branch) stops the job. A Task timeout does not: the Step
+            Functions guide ("Run a Job (.sync)") names a stopped execution and a failed Parallel branch or Map
+            iteration, not a timeout, so the job runs on until it ends or a Stop*Job request stops it
+            (BatchPredictStop), and its end is recorded (the cautious reading: docs/operations.md)."""
             while env.is_running() and run.poll_running():
                 threading.Event().wait(0.1)
-            if run.poll_running():
+            if not run.poll_running():
+                return
+            if not task_timed_out(env):
                 run.stop()
                 log.flush()
-        threading.Thread(target=watch_abort, daemon=True).start()
+                return
+            while run in jobs.running and run.poll_running():
+                threading.Event().wait(0.1)
+            if run in jobs.running:
+                ended(run.poll())
+        threading.Thread(target=watch, daemon=True).start()
 
         def resolver():
             outcome = run.poll()
             log.flush()
             if outcome is None:
                 return None
-            jobs.running.discard(run)
-            training = operation == "CreateTrainingJob"
-            _record(job, operation, outcome, final_metrics(normalised_parameters, log.stored) if training else None,
-                    launched)
+            ended(outcome)
             described = to_sfn_json(describe())
-            if outcome.status != "Completed":
+            if described.get("TrainingJobStatus", described.get("TransformJobStatus")) != "Completed":
                 raise self.task_failed(env, json.dumps(described))
             return described
         return resolver
+
+
+def stop_transform_job(service: str, operation: str, params: dict) -> tuple[int, dict, str] | None:
+    """StopTransformJob, which moto does not implement: an InProgress job ends Stopped ("the status of the job
+    changes to Stopping. After Amazon SageMaker stops the job, the status is set to Stopped", API reference,
+    StopTransformJob; here at once), its local processes and folder gone. An unknown job: ResourceNotFound, the
+    error the API reference lists (its message is not documented). A job that already ended is left as it is
+    (what AWS answers then is not documented). The request was checked against the model first (aws_rules)."""
+    jobs = JOBS
+    if (service, operation) != ("sagemaker", "StopTransformJob") or jobs is None:
+        return None
+    name = params.get("TransformJobName")
+    job = jobs.backend().transform_jobs.get(name)
+    headers = {"Content-Type": "application/x-amz-json-1.1"}
+    if job is None:
+        return 400, headers, json.dumps({"__type": "ResourceNotFound", "message": f"Transform job {name} not found"})
+
+    def record() -> None:
+        if job.transform_job_status == "InProgress":
+            job.transform_job_status = "Stopped"
+            job.transform_end_time = job.last_modified_time = datetime.now().astimezone()
+    jobs.stop(name, record)
+    return 200, headers, "{}"
 
 
 class _NotStarted:
