@@ -50,7 +50,7 @@ def instance_price_lines(training_type: str, training_count: int, transform_type
 
 
 def _instance_line(label: str, use: str, instance_type: str, count: int, region: str) -> str:
-    where = f"({region}, prices of {prices.price_table()['date']})"
+    where = f"({region}, price table of {prices.price_table()['date']})"
     price = prices.hourly_price(instance_type, region, use)
     if price is None:
         return f"{label}: {instance_type} x{count}: {prices.missing_price(instance_type, region, use)} {where}"
@@ -137,7 +137,7 @@ def _transitions_item(transitions: int, region: str, notes: list[str]) -> dict:
 
 
 def _unpriced(label: str, missing: str) -> str:
-    return f"{label}: {missing} in sagestep's price table (prices of {prices.price_table()['date']})"
+    return f"{label}: {missing} in sagestep's price table of {prices.price_table()['date']}"
 
 
 def _item(label: str, detail: str, usd: float | None) -> dict:

@@ -662,7 +662,7 @@ def _cost_facts(record: dict) -> str:
     sources = "".join(f"<li>{esc(source)}</li>" for source in ([sources] if isinstance(sources, str) else sources))
     notes = "".join(f"<li>{esc(note)}</li>" for note in cost.get("notes") or [])
     label = '<span class="badge other">estimate</span> ' if estimate else ""
-    return (f"<table><caption>{label}on-demand prices of {esc(prices.get('date') or 'n/a')}"
+    return (f"<table><caption>{label}on-demand prices (price table of {esc(prices.get('date') or 'n/a')})"
             + (f"<details><summary>sources</summary><ul class='note'>{sources}</ul></details>" if sources else "")
             + "</caption>"
             f"<tr><th>item</th><th>detail</th><th>USD</th></tr>{items}"

@@ -105,7 +105,7 @@ def test_an_unknown_region_leaves_every_item_unpriced_and_says_so(table):
     assert sum("price for xx-nowhere-1" in note for note in result["notes"]) == 4
     assert "lower bound" in result["notes"][-1]
     assert cost.instance_price_lines("ml.m5.xlarge", 1, "ml.m5.large", 1, "xx-nowhere-1")[0] == (
-        "training: ml.m5.xlarge x1: no price for xx-nowhere-1 (xx-nowhere-1, prices of 2000-01-02)")
+        "training: ml.m5.xlarge x1: no price for xx-nowhere-1 (xx-nowhere-1, price table of 2000-01-02)")
 
 
 def test_a_run_that_failed_before_the_transform_has_no_transform_item(table):
@@ -127,10 +127,10 @@ def test_a_local_estimate_says_so_and_prices_spot_as_on_demand(table):
 
 def test_instance_price_lines_for_the_synth_summary(table):
     assert cost.instance_price_lines("ml.m5.xlarge", 1, "ml.m5.large", 2, REGION) == [
-        "training: ml.m5.xlarge x1 at $0.5/h on demand (eu-west-1, prices of 2000-01-02)",
-        "batch transform: ml.m5.large x2 at $0.25/h each ($0.5/h in all) on demand (eu-west-1, prices of 2000-01-02)"]
+        "training: ml.m5.xlarge x1 at $0.5/h on demand (eu-west-1, price table of 2000-01-02)",
+        "batch transform: ml.m5.large x2 at $0.25/h each ($0.5/h in all) on demand (eu-west-1, price table of 2000-01-02)"]
     assert cost.instance_price_lines("ml.zz.huge", 1, "ml.m5.large", 1, REGION)[0] == (
-        "training: ml.zz.huge x1: no price for ml.zz.huge in eu-west-1 (eu-west-1, prices of 2000-01-02)")
+        "training: ml.zz.huge x1: no price for ml.zz.huge in eu-west-1 (eu-west-1, price table of 2000-01-02)")
 
 
 def test_hourly_price_knows_the_two_uses_only(table):
