@@ -63,12 +63,14 @@ class Pipeline(pulumi.ComponentResource):
         self.data_bucket = self.data.bucket.bucket
         self.artifacts_bucket = self.artifacts.bucket.bucket
         code_uris = self._code_bundles()
+        self.model_group = self._model_group() if settings.pipeline.register_models else None
 
         refs = pulumi.Output.all(
             partition=partition, region=self.region, account_id=account,
             data_bucket=self.data_bucket, artifacts_bucket=self.artifacts_bucket,
             training_image=self.training_image, serving_image=serving_image,
             training_code_uri=code_uris["training"], inference_code_uri=code_uris["inference"],
+            **({"model_package_group": self.model_group.model_package_group_name} if self.model_group else {}),
         ).apply(lambda v: statemachine.Refs(name_prefix=self.prefix, stack=settings.stack, **v))
         self.job_roles = self._job_roles(refs)
         self.preprocess = PreprocessFunction(f"{self.prefix}-preprocess", PreprocessFunctionArgs(
@@ -88,6 +90,8 @@ class Pipeline(pulumi.ComponentResource):
                 # The split writes one train object per training host and one test object per transform instance.
                 "TRAINING_HOSTS": str(settings.pipeline.training_instance_count),
                 "TRANSFORM_INSTANCES": str(settings.pipeline.transform_instance_count),
+                # sagestep:tuning, when set: an execution's tuning is checked over it, and the run's resolved.
+                **({"TUNING": json.dumps(settings.pipeline.tuning, sort_keys=True)} if settings.pipeline.tuning else {}),
             }), opts=self._child())
         self.preprocess_function = self.preprocess.function.name
         role_arns = pulumi.Output.all(**{key: role.arn for key, (role, _) in self.job_roles.items()})
@@ -121,6 +125,14 @@ class Pipeline(pulumi.ComponentResource):
             uris[name] = pulumi.Output.format("s3://{0}/{1}", self.artifacts_bucket, bundle.key)
         return uris
 
+    def _model_group(self) -> aws.sagemaker.ModelPackageGroup:
+        """The model registry's group (registerModels): each run's Register step adds a version to it."""
+        name = statemachine.register.group_name(self.prefix)
+        return aws.sagemaker.ModelPackageGroup(
+            name, model_package_group_name=name,
+            model_package_group_description=f"sagestep stack {self.settings.stack}: one version per evaluated run",
+            tags={"sagestep:stack": self.settings.stack}, opts=self._child())
+
     def _role(self, name: str, description: str, trust: pulumi.Input[str],
               policy: pulumi.Input[str]) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
         role = aws.iam.Role(name, description=description, assume_role_policy=trust, opts=self._child())
@@ -142,7 +154,7 @@ class Pipeline(pulumi.ComponentResource):
         role, policy = self._role(
             f"{self.prefix}-states", "sagestep state machine: invoke the preprocess Lambda, run SageMaker jobs",
             pulumi.Output.all(refs, arn).apply(lambda a: json.dumps(policies.state_machine_trust(a[0], a[1]))),
-            refs.apply(lambda r: json.dumps(statemachine.role_policy(r, kms_key_arn=kms))))
+            refs.apply(lambda r: json.dumps(statemachine.role_policy(r, kms_key_arn=kms, settings=self.settings.pipeline))))
         log_group = aws.cloudwatch.LogGroup(
             f"{self.prefix}-states-logs", name=f"/aws/vendedlogs/states/{name}",
             retention_in_days=self.settings.log_retention_days, opts=self._child())
@@ -174,4 +186,6 @@ class Pipeline(pulumi.ComponentResource):
             "startExecutionCommand": pulumi.Output.all(self.state_machine_arn, self.data_bucket).apply(
                 lambda a: start_execution_command(a[0], f"s3://{a[1]}/{layout.DATASETS_PREFIX}data.csv")),
             **({"notificationTopicArn": self.notifications.topic.arn} if self.notifications else {}),
+            **({"modelPackageGroup": self.model_group.model_package_group_name,
+                "modelPackageGroupArn": self.model_group.arn} if self.model_group else {}),
         }

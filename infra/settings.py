@@ -22,6 +22,7 @@ import yaml
 
 from infra.notifications import STATUSES
 from preprocess import hyperparameters as hyperparameter_rules
+from preprocess import tuning as tuning_rules
 from statemachine import PipelineSettings
 from statemachine.naming import PROJECT, name_prefix
 
@@ -40,6 +41,7 @@ BUCKET_NAME = re.compile(r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
 EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
 HYPERPARAMETER_KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,256}$")
+APPROVAL_STATUSES = ("PendingManualApproval", "Approved")   # what a new registered version may start as
 
 
 class ConfigError(pulumi.RunError):
@@ -176,6 +178,26 @@ def _quality_gate(reader: _Reader, hyperparameters: dict[str, str]) -> tuple[str
     return metric, threshold
 
 
+def _tuning(reader: _Reader, hyperparameters: dict[str, str]) -> dict:
+    """sagestep:tuning as the preprocess step checks an execution's over it (preprocess/tuning.py), with its strategy
+    filled in; an objective must be one the stack's objective reports. {} when the stack does not tune."""
+    raw = reader.structured("tuning", dict)
+    if not raw:
+        return {}
+    refused = tuning_rules.refusal(raw)
+    objective = raw.get("objective")
+    if not refused and objective and hyperparameters.get("objective"):
+        problem = next(problem for problem, objectives in hyperparameter_rules.OBJECTIVES_BY_PROBLEM.items()
+                       if hyperparameters["objective"] in objectives)
+        reportable = hyperparameter_rules.gate_metrics(problem, hyperparameters["objective"])
+        if objective.removeprefix("validation:") not in reportable:
+            refused = (f"objective {objective} is not a metric objective {hyperparameters['objective']} reports "
+                       f"(validation:<{', '.join(reportable)}>)")
+    if refused:
+        raise ConfigError("tuning", raw, f"a tuning config SageMaker and XGBoost take ({refused})")
+    return {"strategy": tuning_rules.DEFAULTS["strategy"], **raw}
+
+
 def _notifications(reader: _Reader) -> tuple[tuple[str, ...], tuple[str, ...]]:
     emails = reader.structured("notifyEmails", list)
     if not all(isinstance(email, str) and EMAIL.match(email) for email in emails):
@@ -194,6 +216,14 @@ def _xgboost_version(reader: _Reader) -> str:
         raise ConfigError("xgboostVersion", value,
                           f"one of {', '.join(supported)} (the SageMaker SDK knows {', '.join(known)}; "
                           "the training code supports the listed ones)")
+    return value
+
+
+def _approval_status(reader: _Reader) -> str:
+    """Rejected makes no sense for a version nobody has looked at yet."""
+    value = reader.string("modelApprovalStatus")
+    if value not in APPROVAL_STATUSES:
+        raise ConfigError("modelApprovalStatus", value, " or ".join(APPROVAL_STATUSES))
     return value
 
 
@@ -260,8 +290,12 @@ def read_settings(lookup: Callable[[str], str | None], stack: str, given: Iterab
         transform_instance_count=reader.integer("transformInstanceCount", 1, 100),
         preprocess_concurrency=reader.integer("preprocessConcurrency", 1, 1000),
         kms_key_arn=kms_key_arn or None,
+        register_models=reader.boolean("registerModels"),
+        model_approval_status=_approval_status(reader),
     )
     pipeline = _budget(reader, pipeline, region)
+    hyperparameters = _hyperparameters(reader)
+    pipeline = replace(pipeline, tuning=_tuning(reader, hyperparameters))
     buckets = reader.structured("datasetBuckets", list)
     for bucket in buckets:
         if not isinstance(bucket, str) or not BUCKET_NAME.match(bucket):
@@ -269,7 +303,6 @@ def read_settings(lookup: Callable[[str], str | None], stack: str, given: Iterab
     retention = reader.integer("logRetentionDays", 1, 3653)
     if retention not in LOG_RETENTION_DAYS:
         raise ConfigError("logRetentionDays", retention, f"one of {', '.join(map(str, LOG_RETENTION_DAYS))}")
-    hyperparameters = _hyperparameters(reader)
     quality_metric, quality_threshold = _quality_gate(reader, hyperparameters)
     notify_emails, notify_on = _notifications(reader)
     return Settings(

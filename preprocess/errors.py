@@ -91,3 +91,8 @@ class InvalidHyperparameter(PreprocessError):
 
 class NotCsv(PreprocessError):
     """The dataset is another format (JSON, Parquet, a workbook) under a CSV name."""
+
+
+class InvalidTuning(PreprocessError):
+    """The execution's tuning (maxJobs, maxParallelJobs, ranges) that SageMaker or XGBoost would refuse, or a tuning
+    on a stack that does not tune."""

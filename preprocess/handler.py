@@ -27,8 +27,9 @@ from . import errors, layout
 from .csvrows import read_rows
 from .errors import FunctionMisconfigured, InvalidExecutionInput, PreprocessError, ShardFailed
 from .evaluation import MisalignedPredictions, evaluate
-from .naming import run_name, tag_value
-from .plan import Columns, csv_field, find_columns, parse_event, quality_gate, run_hyperparameters
+from .naming import run_name, tag_value, tuning_name
+from .plan import (Columns, csv_field, find_columns, parse_event, quality_gate, run_hyperparameters, run_tuning,
+                   tuning_plan)
 from .numeric import profile_any, split_any
 from .profile import merge_profiles
 from .rowsplit import RowSplitter
@@ -120,9 +121,15 @@ def _instances(name: str) -> int:
     return int(value)
 
 
+def stack_tuning() -> dict:
+    """sagestep:tuning as the stack sets it (TUNING), {} when the stack does not tune."""
+    return json.loads(os.environ.get("TUNING") or "{}")
+
+
 def plan_run(event, context) -> dict:
     """Validate the input, read the header, cut the dataset into work items; write them for the Maps."""
     request = parse_event(event)
+    run_tuning(request, stack_tuning())
     run = Run(event)
     objects = list_objects(run.s3, request.bucket, request.key)
     header = read_header(objects[0])
@@ -227,7 +234,11 @@ class Run:
         values, origins = run_hyperparameters(plan["problem"], plan["classes"], json.loads(os.environ["OBJECTIVES"]),
                                               json.loads(os.environ.get("HYPERPARAMETERS", "{}")),
                                               request.hyperparameters)
-        gate = quality_gate(request, json.loads(os.environ["QUALITY_GATE"]), plan["problem"], values, origins)
+        stack_gate = json.loads(os.environ["QUALITY_GATE"])
+        gate = quality_gate(request, stack_gate, plan["problem"], values, origins)
+        tuning = run_tuning(request, stack_tuning())
+        if tuning:
+            plan["tuning"] = tuning_plan(tuning, stack_gate, gate, plan["problem"], values, origins)
         plan.update(hyperparameters=values, hyperparameterOrigins=origins, gate=gate)
         self.put(layout.PLAN, plan)
         return {"rows": plan["rows"], "problem": plan["problem"]}
@@ -295,6 +306,8 @@ class Run:
             "shards": stored["items"],
             "ignoredColumns": ignored,
             "gate": plan["gate"],
+            **({"tuningName": tuning_name(os.environ["JOB_NAME_PREFIX"], self.name, execution["executionArn"]),
+                "tuning": plan["tuning"]} if "tuning" in plan else {}),
         }
 
     def discard(self, event: dict) -> None:

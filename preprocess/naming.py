@@ -10,6 +10,9 @@ import re
 import unicodedata
 
 RUN_NAME_MAX = 52
+# CreateHyperParameterTuningJob's name is at most 32 characters (botocore's model); the state machine appends
+# "-<retry>", and SageMaker names the trials "<tuning name>-<NNN>-<8 hex>" (at most 45).
+TUNING_NAME_MAX = 30
 # Between the stack's prefix and the rest. A stack prefix never holds "--" (its slug collapses
 # runs of other characters into one "-"), so "<prefix>--*" matches this stack's names only,
 # not those of a stack whose name merely starts the same ("dev" and "dev-2").
@@ -32,9 +35,19 @@ def run_name(prefix: str, execution_name: str, execution_arn: str) -> str:
 
     The hash keeps names unique when two execution names slug the same or are cut short.
     """
-    digest = hashlib.sha256(execution_arn.encode()).hexdigest()[:8]
-    room = RUN_NAME_MAX - len(prefix) - len(SEPARATOR) - len(digest) - 1
-    readable = slug(execution_name)[:max(room, 0)].strip("-")
+    return _short_name(prefix, execution_name, execution_arn, RUN_NAME_MAX)
+
+
+def tuning_name(prefix: str, execution_name: str, execution_arn: str) -> str:
+    """run_name in TUNING_NAME_MAX characters: as much of the execution's slug as fits, and at least 4 hex of the
+    execution ARN's hash (the longest stack prefix, 24 characters, leaves room for 4 and no slug)."""
+    return _short_name(prefix, execution_name, execution_arn, TUNING_NAME_MAX)
+
+
+def _short_name(prefix: str, execution_name: str, execution_arn: str, limit: int) -> str:
+    room = limit - len(prefix) - len(SEPARATOR)
+    digest = hashlib.sha256(execution_arn.encode()).hexdigest()[:min(8, room)]
+    readable = slug(execution_name)[:max(room - len(digest) - 1, 0)].strip("-")
     return prefix + SEPARATOR + "-".join(part for part in (readable, digest) if part)
 
 

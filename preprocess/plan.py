@@ -7,9 +7,9 @@ import re
 from dataclasses import dataclass
 from operator import itemgetter
 
-from . import hyperparameters
+from . import hyperparameters, tuning
 from .errors import (InvalidDatasetUri, InvalidExecutionInput, InvalidHyperparameter, InvalidLabel,
-                     InvalidQualityGate, MissingLabelColumn, UnknownColumn)
+                     InvalidQualityGate, InvalidTuning, MissingLabelColumn, UnknownColumn)
 
 LABEL_NAMES = ("label", "target")
 DEFAULT_RATIOS = {"train": 0.7, "validation": 0.15, "test": 0.15}
@@ -34,6 +34,7 @@ class Request:
     id_column: str | None = None
     quality_metric: str | None = None          # None: the stack's; "": no gate for this run
     quality_threshold: float | None = None     # None: the stack's
+    tuning: dict | None = None                 # the execution's maxJobs / maxParallelJobs / ranges over the stack's
 
 
 def _string_map(value: object, what: str) -> dict[str, str]:
@@ -82,6 +83,13 @@ def parse_event(event: dict) -> Request:
     if threshold is not None and (not isinstance(threshold, (int, float)) or isinstance(threshold, bool)
                                   or not math.isfinite(threshold)):
         raise InvalidExecutionInput(f"qualityThreshold must be a number, got {json.dumps(threshold)}")
+    run_tuning = event.get("tuning")
+    if run_tuning is not None and not isinstance(run_tuning, dict):
+        raise InvalidTuning(f"tuning must be an object of {', '.join(tuning.RUN_KEYS)}, got {json.dumps(run_tuning)[:80]}")
+    unknown = sorted(set(run_tuning or {}) - set(tuning.RUN_KEYS))
+    if unknown:
+        raise InvalidTuning(f"tuning.{unknown[0]} is the stack's (sagestep:tuning); an execution may set "
+                            f"{', '.join(tuning.RUN_KEYS)}")
     for required in ("executionName", "executionArn"):
         if not isinstance(event.get(required), str):
             raise InvalidExecutionInput(f"the event has no {required} (the state machine passes it)")
@@ -90,7 +98,7 @@ def parse_event(event: dict) -> Request:
                    hyperparameters=hyperparameters.checked(_string_map(event.get("hyperparameters", {}), "hyperparameters"),
                                                            "the execution input's hyperparameters"),
                    ratios=dict(ratios), seed=seed, ignore_columns=tuple(dict.fromkeys(ignore)),
-                   id_column=id_column, quality_metric=metric, quality_threshold=threshold)
+                   id_column=id_column, quality_metric=metric, quality_threshold=threshold, tuning=run_tuning)
 
 
 def _column_name(event: dict, field: str) -> str | None:
@@ -314,3 +322,42 @@ def quality_gate(request: Request, stack_gate: dict, problem: str, values: dict[
         origins["eval_metric"] = "gate"
     maximize = name in stack_gate["maximize"]
     return {"metric": metric, "threshold": threshold, "maximize": maximize, "comparison": ">=" if maximize else "<="}
+
+
+def run_tuning(request: Request, stack_tuning: dict) -> dict:
+    """The run's tuning config: the execution's maxJobs, maxParallelJobs and ranges over the stack's (stack_tuning:
+    sagestep:tuning as the stack sets it, {} when it does not tune), checked as the stack checks its own, defaults
+    filled in; {} when the stack does not tune. Called before any work, and again when the plan is made."""
+    if not stack_tuning:
+        if request.tuning is not None:
+            raise InvalidTuning("the execution input sets tuning, but this stack does not tune: set sagestep:tuning "
+                                "and deploy it")
+        return {}
+    refused = tuning.refusal({**stack_tuning, **(request.tuning or {})})
+    if refused:
+        raise InvalidTuning(f"the execution input's tuning: {refused}")
+    return tuning.effective(stack_tuning, request.tuning)
+
+
+def tuning_plan(config: dict, stack_gate: dict, gate: dict, problem: str, values: dict[str, str],
+                origins: dict[str, str]) -> dict:
+    """What the Tune state reads ($.run.tuning): the objective (config's, else the gate's metric, else the last of
+    eval_metric, the one the run early-stops on) in the image's direction, added to eval_metric as the gate's is
+    (values and origins are updated); the ranges and limits as the API takes them; every other hyperparameter,
+    static."""
+    asked = [part.strip() for part in values["eval_metric"].split(",") if part.strip()]
+    metric = config.get("objective") or gate["metric"] or f"validation:{asked[-1]}"
+    name = metric.removeprefix("validation:")
+    reportable = hyperparameters.gate_metrics(problem, values["objective"])
+    if name not in reportable:
+        raise InvalidTuning(f"the tuning objective {metric!r} is not a metric a {problem} run reports (objective "
+                            f"{values['objective']}); it can tune on validation:<{', '.join(reportable)}>")
+    if name not in asked:
+        values["eval_metric"] = ",".join(hyperparameters.with_metric(asked, name))
+        origins["eval_metric"] = "tuning"
+    return {
+        "objective": {"Type": "Maximize" if name in stack_gate["maximize"] else "Minimize", "MetricName": metric},
+        "resourceLimits": tuning.resource_limits(config),
+        "parameterRanges": tuning.parameter_ranges(config["ranges"]),
+        "staticHyperParameters": {key: value for key, value in values.items() if key not in config["ranges"]},
+    }

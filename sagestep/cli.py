@@ -37,6 +37,7 @@ def print_summary(synthesis, console: Console) -> None:
 
     from statemachine import state_order
     from statemachine import summary as steps_summary
+    from statemachine.tune import training_job
 
     from .cost import instance_price_lines
     from .synth import settings_summary
@@ -51,14 +52,14 @@ def print_summary(synthesis, console: Console) -> None:
     console.print("states: " + " → ".join(state_order(definition)))
     for line in steps_summary(definition) + settings_summary(synthesis):
         console.print(line, highlight=False)
-    training = definition["States"]["Train"]["Parameters"]["ResourceConfig"]
+    training = training_job(definition["States"])["ResourceConfig"]
     transform = definition["States"]["BatchPredict"]["Parameters"]["TransformResources"]
     for line in instance_price_lines(training["InstanceType"], training["InstanceCount"], transform["InstanceType"],
                                      transform["InstanceCount"], synthesis.region):
         console.print(line, highlight=False)
     timeout = definition["States"]["BatchPredict"].get("TimeoutSeconds")
     if timeout:
-        runtime = definition["States"]["Train"]["Parameters"]["StoppingCondition"]["MaxRuntimeInSeconds"]
+        runtime = training_job(definition["States"])["StoppingCondition"]["MaxRuntimeInSeconds"]
         console.print(f"maxRunCostUsd: training may run {runtime // 60} min (MaxRuntimeInSeconds {runtime}), batch "
                       f"prediction {timeout // 60} min (its task's TimeoutSeconds {timeout})", highlight=False)
     console.print(f"image: {synthesis.outputs['trainingImage']}")
@@ -215,6 +216,22 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--state-machine-arn", help="default: $SAGESTEP_STATE_MACHINE_ARN or `pulumi stack output`")
     prune.set_defaults(run=_prune)
 
+    models = commands.add_parser(
+        "models", help="the stack's registered model versions (sagestep:registerModels); approve or reject one",
+        description="List the versions the Register step added to the stack's model package group, newest first "
+                    "(version, approval status, created, test metrics, execution), or set one's approval status.")
+    models.add_argument("action", nargs="?", choices=("approve", "reject"),
+                        help="approve: ModelApprovalStatus Approved; reject: Rejected")
+    models.add_argument("version", nargs="?", metavar="VERSION", type=model_version,
+                        help="the version to approve or reject")
+    models.add_argument("--description", metavar="TEXT", help="with approve|reject: the ApprovalDescription")
+    models.add_argument("--json", action="store_true",
+                        help="print {\"group\", \"versions\": [{\"version\", \"arn\", \"status\", \"created\", "
+                             "\"metrics\", \"executionArn\"}]}; with approve|reject {\"group\", \"version\", \"arn\", "
+                             "\"status\"}")
+    models.add_argument("--state-machine-arn", help="default: $SAGESTEP_STATE_MACHINE_ARN or `pulumi stack output`")
+    models.set_defaults(run=_models)
+
     price_commands = commands.add_parser(
         "prices", help="the SageMaker price table that costs and maxRunCostUsd use",
         description="The price table (infra/prices.json) that prices runs and enforces maxRunCostUsd.")
@@ -272,6 +289,22 @@ def _runs(args: argparse.Namespace, console: Console) -> int:
 def _prune(args: argparse.Namespace, console: Console) -> int:
     from .prune import prune
     return prune(args, console)
+
+
+def model_version(text: str) -> int:
+    """VERSION: a model package version, 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a model version (1, 2, ...)")
+    return value
+
+
+def _models(args: argparse.Namespace, console: Console) -> int:
+    from .models import models
+    return models(args, console)
 
 
 def _prices_refresh(args: argparse.Namespace, console: Console) -> int:

@@ -17,14 +17,17 @@ TRANSITIONS_PRICED_PER = 1000         # how AWS quotes Step Functions Standard
 
 def run_cost(region: str, training_job: dict | None = None, transform_job: dict | None = None,
              lambda_invocations: Iterable[tuple[float, int]] = (), state_transitions: int | None = None,
-             estimate: bool = False, lambda_architecture: str = "x86_64") -> dict:
+             estimate: bool = False, lambda_architecture: str = "x86_64", tuning_trials: list[dict] | None = None) -> dict:
     """{"usd", "items", "estimate", "prices", "notes"} of one run. training_job and transform_job are
     DescribeTrainingJob / DescribeTransformJob responses, lambda_invocations (seconds, memory MB) pairs;
-    whatever is missing (a run that failed before a job) leaves its item out. estimate: a local run,
-    priced at AWS prices from local timings."""
+    tuning_trials the DescribeTrainingJob of every trial of a tuned run (the best one among them, so its
+    training_job is not priced again); whatever is missing (a run that failed before a job) leaves its item
+    out. estimate: a local run, priced at AWS prices from local timings."""
     notes = ["an estimate at AWS prices from local timings"] if estimate else []
     items = []
-    if training_job:
+    if tuning_trials:
+        items.append(_tuning_item(tuning_trials, region, notes))
+    elif training_job:
         items.append(_training_item(training_job, region, estimate, notes))
     if transform_job:
         items.append(_transform_item(transform_job, region, notes))
@@ -79,6 +82,17 @@ def _training_item(job: dict, region: str, estimate: bool, notes: list[str]) -> 
         return _item("training", f"{instance_type} x{count}, no billable time{spot}", None)
     return _priced("training", f"{instance_type} x{count}, {billable} s billable{spot}", instance_type,
                    region, "training", billable * count, notes)
+
+
+def _tuning_item(trials: list[dict], region: str, notes: list[str]) -> dict:
+    """A tuning job bills nothing of its own: each trial is a training job, billed as one (its billable seconds ×
+    its instances). Every trial shares the tuning job's instance type."""
+    resources = trials[0]["ResourceConfig"]
+    instance_type, count = resources["InstanceType"], resources["InstanceCount"]
+    seconds = sum(trial.get("BillableTimeInSeconds") or 0 for trial in trials)
+    label = f"tuning ({len(trials)} trial{'s' if len(trials) > 1 else ''})"
+    return _priced(label, f"{instance_type} x{count}, {seconds} s billable in all", instance_type, region, "training",
+                   seconds * count, notes)
 
 
 def _transform_item(job: dict, region: str, notes: list[str]) -> dict:

@@ -65,13 +65,14 @@ def gate_so_far(planned: dict, verdict: object, metrics: list[dict]) -> dict:
 
 def run_facts(output: dict) -> dict:
     """The result's fields drawn from a run's output (or output_so_far): the training job's final metrics and the
-    test split's, the rows, shards, columns left out, gate, evaluation and hyperparameters, each when known."""
+    test split's, the rows, shards, columns left out, gate, evaluation, hyperparameters and registered model version,
+    each when known."""
     evaluation = output.get("evaluation") or {}
     metrics = {m["MetricName"]: m["Value"] for m in output.get("metrics") or [] if "MetricName" in m and "Value" in m}
     metrics.update({f"test:{name}": value for name, value in evaluation.get("metrics", {}).items()
                     if value is not None})
-    facts = {"metrics": metrics, **{field: output[field] for field in ("rows", "shards", "ignoredColumns", "gate")
-                                    if field in output}}
+    kept = ("rows", "shards", "ignoredColumns", "gate", "registered")
+    facts = {"metrics": metrics, **{field: output[field] for field in kept if field in output}}
     if "evaluation" in output:
         facts["evaluation"] = evaluation
     if isinstance(output.get("hyperparameters"), dict):

@@ -20,9 +20,11 @@ from rich.console import Console
 from rich.markup import escape
 
 from statemachine.naming import name_prefix
+from statemachine.register import group_name
 from preprocess.naming import SEPARATOR
 
 from .errors import UsageError
+from .registry import artifacts, packages
 from .start import STATE_MACHINE_ARN, clients_in, state_machine_arn
 
 DEFAULT_KEEP = 5
@@ -86,6 +88,16 @@ def select(models: Sequence[Model], keep: int, in_use: Mapping[str, str], now: d
         else:
             delete.append(model)
     return Plan(delete=delete[::-1], keep=kept)
+
+
+def spare_registered(plan: Plan, model_data: Mapping[str, str | None], registered: Mapping[str, str]) -> Plan:
+    """A model chosen for deletion is kept when a registered version serves the same artifacts: the same
+    ModelDataUrl (model_data: model -> its URL; registered: URL -> why), so a version is never left without
+    the model its run made from it."""
+    spared = [(model, registered[model_data[model.name]]) for model in plan.delete
+              if model_data.get(model.name) in registered]
+    return Plan(delete=[model for model in plan.delete if model not in {m for m, _ in spared}],
+                keep=[*plan.keep, *spared])
 
 
 def check_options(keep: int, older_than: float | None) -> None:
@@ -152,6 +164,24 @@ def models_in_use(sagemaker, prefix: str) -> dict[str, str]:
     return in_use
 
 
+def registered_artifacts(sagemaker, prefix: str) -> dict[str, str]:
+    """ModelDataUrl -> why, of every version in the stack's model package group (none without the registry)."""
+    group = group_name(prefix)
+    return {url: f"registered as version {package['ModelPackageVersion']} of {group}"
+            for package in packages(sagemaker, group) or [] for url in artifacts(package)}
+
+
+def model_data_url(sagemaker, name: str) -> str | None:
+    """The artifacts the model serves; None once it is gone."""
+    try:
+        described = sagemaker.describe_model(ModelName=name)
+    except ClientError as error:
+        if gone(error):
+            return None
+        raise
+    return (described.get("PrimaryContainer") or {}).get("ModelDataUrl")
+
+
 def delete(sagemaker, name: str) -> bool:
     """True when deleted; False when it was already gone (deleted by hand, or by another prune meanwhile)."""
     try:
@@ -177,6 +207,10 @@ def prune(args, console: Console) -> int:
         prefix = prefix_of(arn.rsplit(":", 1)[1], stack)
         mine, others = listed_models(sagemaker, stack, prefix)
         plan = select(mine, keep, models_in_use(sagemaker, prefix), datetime.now(timezone.utc), args.older_than)
+        registered = registered_artifacts(sagemaker, prefix)
+        if registered:
+            plan = spare_registered(plan, {model.name: model_data_url(sagemaker, model.name)
+                                           for model in plan.delete}, registered)
         for model in plan.delete:
             row = {"name": model.name, "created": utc(model.created)}
             if not args.dry_run:

@@ -13,10 +13,11 @@ from statemachine.framework import metric_definitions, scrape_series
 from statemachine.train import LOG_GROUP as TRAINING_LOG_GROUP
 
 from .cost import run_cost
-from .runner import job_log
+from .runner import job_log, tuning_trials
 
 # Which task resource starts which kind of job, and the request field that names it.
 JOB_RESOURCES = {"createTrainingJob.sync": ("training", "TrainingJobName"),
+                 "createHyperParameterTuningJob.sync": ("tuning", "HyperParameterTuningJobName"),
                  "createTransformJob.sync": ("transform", "TransformJobName"),
                  "createModel": ("model", "ModelName")}
 
@@ -66,6 +67,16 @@ def _described(sagemaker, jobs: dict[str, str], notes: list[str]) -> dict[str, d
             except ClientError as error:
                 if error.response["Error"]["Code"] not in ("ValidationException", "ResourceNotFound"):
                     notes.append(f"the {kind} job's cost is left out: cannot describe {jobs[kind]} ({error})")
+    if "tuning" in jobs:
+        try:
+            described["trials"] = [sagemaker.describe_training_job(TrainingJobName=trial["name"])
+                                   for trial in tuning_trials(sagemaker, jobs["tuning"])]
+            best = sagemaker.describe_hyper_parameter_tuning_job(
+                HyperParameterTuningJobName=jobs["tuning"]).get("BestTrainingJob", {}).get("TrainingJobName")
+        except ClientError as error:
+            notes.append(f"the tuning job's cost is left out: cannot read its trials ({error})")
+        else:
+            described.update({"training": trial for trial in described["trials"] if trial["TrainingJobName"] == best})
     return described
 
 
@@ -95,7 +106,8 @@ def attach_cost(result: dict, events: list[dict], clients, region: str, estimate
         notes.append(f"the jobs' cost is left out: cannot reach SageMaker ({error})")
     invocations, architecture = _lambda_invocations(events, clients, notes)
     result["cost"] = run_cost(region, described.get("training"), described.get("transform"), invocations,
-                              transitions(events), estimate=estimate, lambda_architecture=architecture)
+                              transitions(events), estimate=estimate, lambda_architecture=architecture,
+                              tuning_trials=described.get("trials"))
     maps = sum(event["type"] == "MapRunStarted" for event in events)
     if maps:
         notes.append(f"not counted: the {maps} Distributed Map run(s)' child executions (one Lambda invocation and "

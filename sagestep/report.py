@@ -143,12 +143,31 @@ def print_trained(result: dict, console: Console) -> None:
         console.print(f"[yellow]note: {escape(note)}[/]", highlight=False, soft_wrap=True)
 
 
+def print_tuning(tuning: dict | None, console: Console) -> None:
+    """A tuned run's trials: each one's tuned values, objective and status, the best marked."""
+    if not tuning:
+        return
+    objective = tuning.get("objective") or {}
+    trials = tuning.get("trials")
+    console.print(f"tuning job {tuning['job']}: {objective.get('MetricName')} ({objective.get('Type')}), best "
+                  f"{tuning.get('best') or 'none'}", highlight=False, soft_wrap=True)
+    if isinstance(trials, dict):
+        console.print(f"  [yellow]{escape(trials['error'])}[/]", highlight=False, soft_wrap=True)
+        return
+    for trial in trials or []:
+        values = ", ".join(f"{name}={value}" for name, value in sorted(trial["hyperparameters"].items()))
+        mark = "  ← best" if trial["name"] == tuning.get("best") else ""
+        console.print(f"  {trial['name'].rsplit('-', 2)[-2]}  {_number(trial['objective']):>8}  {trial['status']:10}"
+                      f"  {escape(values)}{mark}", highlight=False, soft_wrap=True)
+
+
 def print_summary(result: dict, console: Console) -> None:
     if result["status"] == "SUCCEEDED":
         items = result.get("shards") or 1
         console.print(f"[green bold]SUCCEEDED[/] rows {result.get('rows')}"
                       + (f" from {items} work items (shards and byte ranges)" if items > 1 else ""))
         print_trained(result, console)
+        print_tuning(result.get("tuning"), console)
         if result.get("evaluation"):
             print_evaluation(result["evaluation"], console)
         for name, points in result.get("curves", {}).items():
@@ -160,8 +179,13 @@ def print_summary(result: dict, console: Console) -> None:
         for name, label in (("predictions", "predictions"), ("metrics", "metrics"), ("modelArtifact", "model")):
             if result["outputs"].get(name):
                 console.print(f"{label}: {result['outputs'][name]}", highlight=False, soft_wrap=True)
-        if result["outputs"].get("trainingJobConsole"):
-            console.print(f"training job: {result['outputs']['trainingJobConsole']}", highlight=False)
+        for name, label in (("trainingJobConsole", "training job"), ("tuningJobConsole", "tuning job")):
+            if result["outputs"].get(name):
+                console.print(f"{label}: {result['outputs'][name]}", highlight=False, soft_wrap=True)
+        registered = result.get("registered")
+        if registered:
+            console.print(f"registered: {registered['group']} version {registered['version']} ({registered['status']}); "
+                          "sagestep models lists, approves and rejects the versions", highlight=False, soft_wrap=True)
     else:
         console.print(f"[red bold]{result['status']}[/] at {result.get('failedState')}: "
                       f"[bold]{escape(str(result['error']))}[/]: {escape(str(result['cause']))}", highlight=False)

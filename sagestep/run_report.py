@@ -54,7 +54,7 @@ def write_report(record: dict, out_dir: Path) -> Path:
 def render(record: dict) -> str:
     """The page: the outcome first, then the way the run went, how good the model is, how it trained, the facts."""
     sections = [_header(record), _failure(record), _state_section(record), _evaluation_section(record),
-                _training_section(record), _facts_section(record)]
+                _training_section(record), _tuning_section(record), _facts_section(record)]
     return PAGE.format(title=esc(f"sagestep run {record['name']}"), plotlyjs=get_plotlyjs(), style=STYLE,
                        body="\n".join(section for section in sections if section))
 
@@ -581,6 +581,43 @@ def _training_section(record: dict) -> str:
     curves += f'<p class="round-cap bad-text">{esc(note)}</p>' if note else ""
     return (f'<section><h2>Training</h2><div class="grid"><div>{curves}</div><div>{_importance(record)}</div>'
             "</div></section>")
+
+
+def tuning_figure(tuning: dict) -> go.Figure:
+    """The objective of each trial in the order they started, the best one marked: how the search went."""
+    trials = [trial for trial in tuning["trials"] if trial["objective"] is not None]
+    numbers = [trial["name"].rsplit("-", 2)[-2] for trial in trials]
+    objective = tuning.get("objective") or {}
+    figure = go.Figure(go.Scatter(x=numbers, y=[trial["objective"] for trial in trials], mode="lines+markers",
+                                  name="trial", text=[plot_text(", ".join(f"{k}={v}" for k, v in sorted(
+                                      trial["hyperparameters"].items()))) for trial in trials]))
+    best = [trial for trial in trials if trial["name"] == tuning.get("best")]
+    if best:
+        figure.add_trace(go.Scatter(x=[best[0]["name"].rsplit("-", 2)[-2]], y=[best[0]["objective"]], mode="markers",
+                                    name="best", marker={"size": 14, "symbol": "star"}))
+    figure.update_layout(title=plot_text(f"{objective.get('MetricName')} by trial ({objective.get('Type')})"),
+                         xaxis_title="trial", yaxis_title=plot_text(objective.get("MetricName") or "objective"),
+                         height=320, margin={"l": 50, "r": 10, "t": 40, "b": 40})
+    return figure
+
+
+def _tuning_section(record: dict) -> str:
+    """A tuned run's trials: a chart of the objective by trial and a table of each trial's values, the best marked."""
+    tuning = record.get("tuning")
+    if not tuning:
+        return ""
+    trials = tuning.get("trials")
+    if not isinstance(trials, list):
+        return f"<section><h2>Tuning</h2><p class='absent'>{esc((trials or {}).get('error', 'no trials'))}</p></section>"
+    rows = "".join(
+        f"<tr{' class=best' if trial['name'] == tuning.get('best') else ''}><td>{esc(trial['name'])}</td>"
+        f"<td class='num'>{_number(trial['objective'])}</td><td>{esc(trial['status'])}</td>"
+        f"<td>{esc(', '.join(f'{k}={v}' for k, v in sorted(trial['hyperparameters'].items())))}</td>"
+        f"<td>{'best' if trial['name'] == tuning.get('best') else ''}</td></tr>" for trial in trials)
+    table = ("<table class='trials'><tr><th>trial</th><th>objective</th><th>status</th><th>tuned values</th><th></th>"
+             f"</tr>{rows}</table>")
+    return (f"<section><h2>Tuning</h2><p>{esc(tuning['job'])}: {len(trials)} trials</p><div class='grid'>"
+            f"<div>{_chart(tuning_figure(tuning), 'chart-tuning')}</div><div>{table}</div></div></section>")
 
 
 # --- the run's facts --------------------------------------------------------------------------------------------

@@ -280,3 +280,34 @@ def attach_curves(result: dict, logs) -> dict[str, list[float]] | None:
         return None
     result["curves"] = {name: points for name, points in series.items() if name.startswith("validation:")}
     return series
+
+
+def tuning_trials(sagemaker, job: str) -> list[dict]:
+    """Every trial of a tuning job, in the order SageMaker started them: ListTrainingJobsForHyperParameterTuningJob,
+    page after page, as {"name", "hyperparameters" (the tuned ones), "objective" (None when it reported none),
+    "status"}."""
+    request = {"HyperParameterTuningJobName": job, "SortBy": "CreationTime", "SortOrder": "Ascending",
+               "MaxResults": 100}
+    trials = []
+    while True:
+        page = sagemaker.list_training_jobs_for_hyper_parameter_tuning_job(**request)
+        trials += [{"name": summary["TrainingJobName"], "hyperparameters": summary.get("TunedHyperParameters", {}),
+                    "objective": (summary.get("FinalHyperParameterTuningJobObjectiveMetric") or {}).get("Value"),
+                    "status": summary["TrainingJobStatus"]} for summary in page["TrainingJobSummaries"]]
+        if not page.get("NextToken"):
+            return trials
+        request["NextToken"] = page["NextToken"]
+
+
+def attach_tuning(result: dict, sagemaker) -> None:
+    """result["tuning"] of a tuned run: the job, its objective, the best trial and every trial (DESIGN's --json
+    shape); a trial list that cannot be read says why in place of the trials."""
+    tuning = (result.get("output") or {}).get("tuning")
+    if not isinstance(tuning, dict) or not tuning.get("job"):
+        return
+    best = (tuning.get("best") or {}).get("TrainingJobName")
+    result["tuning"] = {"job": tuning["job"], "objective": tuning.get("objective"), "best": best}
+    try:
+        result["tuning"]["trials"] = tuning_trials(sagemaker, tuning["job"])
+    except (ClientError, BotoCoreError) as error:
+        result["tuning"]["trials"] = {"error": f"cannot list the trials of {tuning['job']}: {error}"}

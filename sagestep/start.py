@@ -19,7 +19,7 @@ from .errors import UsageError
 from .report import Reporter, execution_name, in_cli_terms, report
 from .record import attach_cost, report_record
 from .run_report import write_report
-from .runner import (attach_curves, attach_evaluation, attach_job_log, download_outputs, download_schema,
+from .runner import (attach_curves, attach_evaluation, attach_job_log, attach_tuning, download_outputs, download_schema,
                      execution_input, follow, result_of)
 
 ARN_VARIABLE = "SAGESTEP_STATE_MACHINE_ARN"
@@ -82,6 +82,7 @@ def start(args, console: Console) -> int:
         logs = boto3.client("logs", region_name=region)
         attach_job_log(result, logs, None if emulated else region)
         attach_curves(result, logs)
+        attach_tuning(result, boto3.client("sagemaker", region_name=region))
         attach_evaluation(result, boto3.client("s3", region_name=region))
         attach_cost(result, progress.events, clients_in(region), region, estimate=emulated)
     except (ClientError, BotoCoreError) as error:
@@ -94,6 +95,9 @@ def start(args, console: Console) -> int:
                              "modelArtifact": output.get("modelArtifacts"), "trainingJob": job}
         if not emulated:
             result["outputs"]["trainingJobConsole"] = console_url(region, "sagemaker", f"/jobs/{job}")
+            if result.get("tuning"):
+                result["outputs"]["tuningJobConsole"] = console_url(region, "sagemaker",
+                                                                    f"/hyper-tuning-jobs/{result['tuning']['job']}")
     return report(in_cli_terms(result), args.json, console)
 
 
@@ -124,6 +128,7 @@ def report_execution(args, console: Console) -> int:
         logs = clients("logs")
         attach_job_log(result, logs, None if emulated else region)
         curves = attach_curves(result, logs)
+        attach_tuning(result, clients("sagemaker"))
         output = result.pop("output", None) or {}
         if result["status"] == "SUCCEEDED":
             files = download_outputs(clients("s3"), output, out_dir)

@@ -20,6 +20,7 @@ import yaml
 from infra.prices import PRICES_VARIABLE
 from statemachine.console import partition_of
 from statemachine.naming import PROJECT
+from statemachine.tune import training_job
 
 from . import DEFAULT_STACK, ROOT
 
@@ -149,6 +150,8 @@ def _make_mocks(stack: str, region: str, synthesis: Synthesis):
                 STATE_MACHINE: arn_base.format("states") + f"stateMachine:{name}",
                 "aws:sns/topic:Topic": arn_base.format("sns") + name,
                 "aws:cloudwatch/eventRule:EventRule": arn_base.format("events") + f"rule/{name}",
+                "aws:sagemaker/modelPackageGroup:ModelPackageGroup": arn_base.format("sagemaker") +
+                f"model-package-group/{out.get('modelPackageGroupName')}",
             }
             if args.typ in arns:
                 out["arn"] = arns[args.typ]
@@ -272,8 +275,7 @@ def _files_of(value) -> list[str]:
 def settings_summary(synthesis: Synthesis) -> list[str]:
     """What `synth --summary` says of the settings every run lives with, read from what would be deployed: the
     KMS key, the stack's quality gate (the Lambda's QUALITY_GATE) and the notifications (subscriptions, rule)."""
-    train = json.loads(synthesis.definition)["States"]["Train"]["Parameters"]
-    key = train["OutputDataConfig"].get("KmsKeyId")
+    key = training_job(json.loads(synthesis.definition)["States"])["OutputDataConfig"].get("KmsKeyId")
     emails = synthesis.of_type("aws:sns/topicSubscription:TopicSubscription")
     topic = ", the notification topic" if emails else ""
     lines = [f"KMS: {key} (SSE-KMS on both buckets, the jobs' outputs and volumes{topic})" if key

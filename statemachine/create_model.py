@@ -20,6 +20,21 @@ INFERENCE_BUNDLE = "inference"
 ROLE_KEY = "model"
 
 
+def container(refs: Refs) -> dict:
+    """The serving image, the trained artifacts and the inference handlers: the model's container, which the
+    Register step's model package repeats so that a model built from either serves the same way."""
+    return {
+        "Image": refs.serving_image,
+        "ModelDataUrl.$": "$.training.modelArtifacts",
+        "Environment": {
+            "SAGEMAKER_PROGRAM": INFERENCE_PROGRAM,
+            "SAGEMAKER_SUBMIT_DIRECTORY": refs.inference_code_uri,
+            "SAGEMAKER_REGION": refs.region,
+            "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+        },
+    }
+
+
 def states(refs: Refs, settings: PipelineSettings, next_state: str | None) -> dict[str, dict]:
     return {
         NAME: {
@@ -29,16 +44,7 @@ def states(refs: Refs, settings: PipelineSettings, next_state: str | None) -> di
             "Parameters": {
                 "ModelName.$": job_name("model"),
                 "ExecutionRoleArn": refs.role_arn(ROLE_KEY),
-                "PrimaryContainer": {
-                    "Image": refs.serving_image,
-                    "ModelDataUrl.$": "$.training.modelArtifacts",
-                    "Environment": {
-                        "SAGEMAKER_PROGRAM": INFERENCE_PROGRAM,
-                        "SAGEMAKER_SUBMIT_DIRECTORY": refs.inference_code_uri,
-                        "SAGEMAKER_REGION": refs.region,
-                        "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
-                    },
-                },
+                "PrimaryContainer": container(refs),
                 "Tags": tags(refs),
             },
             "Retry": errors.sagemaker_api_retry(),

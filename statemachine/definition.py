@@ -6,7 +6,7 @@ output, so the definition and the permissions cannot drift apart.
 """
 from __future__ import annotations
 
-from . import batch_predict, create_model, evaluate, gate, preprocess, train
+from . import batch_predict, create_model, evaluate, gate, preprocess, register, train, tune
 from .iam import allow, document, key_use, merge_statements
 from .refs import Refs
 from .settings import PipelineSettings
@@ -14,8 +14,8 @@ from .step import JobRole, Step
 
 START = "Start"
 SUMMARIZE = "Summarize"
-STEPS: tuple[Step, ...] = (preprocess.STEP, train.STEP, gate.STEP, create_model.STEP, batch_predict.STEP,
-                           evaluate.STEP)
+STEPS: tuple[Step, ...] = (preprocess.STEP, train.STEP, tune.STEP, gate.STEP, create_model.STEP, batch_predict.STEP,
+                           evaluate.STEP, register.STEP)
 
 
 def _or_pipeline(steps: tuple[Step, ...] | None) -> tuple[Step, ...]:
@@ -23,8 +23,14 @@ def _or_pipeline(steps: tuple[Step, ...] | None) -> tuple[Step, ...]:
     return STEPS if steps is None else steps
 
 
+def _enabled(steps: tuple[Step, ...] | None, settings: PipelineSettings | None = None) -> tuple[Step, ...]:
+    """The steps this stack has: an optional step that is off renders no state, output or statement."""
+    settings = settings or PipelineSettings()
+    return tuple(step for step in _or_pipeline(steps) if step.when(settings))
+
+
 def build_definition(refs: Refs, settings: PipelineSettings, steps: tuple[Step, ...] | None = None) -> dict:
-    steps = _or_pipeline(steps)
+    steps = _enabled(steps, settings)
     states = {
         START: {
             "Type": "Pass",
@@ -78,7 +84,8 @@ def job_roles(steps: tuple[Step, ...] | None = None) -> list[JobRole]:
 def summary(definition: dict, steps: tuple[Step, ...] | None = None) -> list[str]:
     """What `sagestep synth --summary` says of the steps of a built definition (instances, why a volume
     key is left out)."""
-    return [line for step in _or_pipeline(steps) for line in step.summary(definition["States"])]
+    return [line for step in _or_pipeline(steps) if step.name in definition["States"]
+            for line in step.summary(definition["States"])]
 
 
 def observability_statements() -> list[dict]:
@@ -93,12 +100,15 @@ def observability_statements() -> list[dict]:
     ]
 
 
-def role_statements(refs: Refs, steps: tuple[Step, ...] | None = None) -> list[dict]:
-    return merge_statements([step.statements(refs) for step in _or_pipeline(steps)] + [observability_statements()])
+def role_statements(refs: Refs, steps: tuple[Step, ...] | None = None,
+                    settings: PipelineSettings | None = None) -> list[dict]:
+    return merge_statements([step.statements(refs) for step in _enabled(steps, settings)]
+                            + [observability_statements()])
 
 
-def role_policy(refs: Refs, steps: tuple[Step, ...] | None = None, kms_key_arn: str | None = None) -> dict:
+def role_policy(refs: Refs, steps: tuple[Step, ...] | None = None, kms_key_arn: str | None = None,
+                settings: PipelineSettings | None = None) -> dict:
     """With the stack's key, the preprocess Maps' ItemReader and ResultWriter read and write SSE-KMS objects
     (multipart): kms:Decrypt, kms:Encrypt and kms:GenerateDataKey ("IAM policies for using Distributed Map
     states", KMS key encrypted bucket)."""
-    return document(role_statements(refs, steps) + key_use(kms_key_arn, ("kms:Encrypt",)))
+    return document(role_statements(refs, steps, settings) + key_use(kms_key_arn, ("kms:Encrypt",)))

@@ -30,6 +30,8 @@ TRAINING_PROGRAM = "train.py"
 PLAN_FIELDS = ("runName", "executionTag", "channels", "transformInput", "predictionsUri", "checkpointsUri",
                "testLabelsUri", "schemaUri", "hyperparameters", "hyperparameterOrigins", "objective", "rows", "shards",
                "ignoredColumns", "gate")
+# With sagestep:tuning, the run's tuning job name and its resolved config (statemachine/tune.py reads both).
+TUNING_FIELDS = ("tuningName", "tuning")
 # AWS's recommended Retry for Lambda tasks, plus throttling.
 LAMBDA_RETRY = {
     "ErrorEquals": ["Lambda.ClientExecutionTimeoutException", "Lambda.ServiceException",
@@ -40,7 +42,8 @@ RUN = "$$.Execution.Name"
 
 
 def states(refs: Refs, settings: PipelineSettings, next_state: str | None) -> dict[str, dict]:
-    selector = {f"{field}.$": f"$.Payload.{field}" for field in PLAN_FIELDS}
+    fields = PLAN_FIELDS + (TUNING_FIELDS if settings.tuning else ())
+    selector = {f"{field}.$": f"$.Payload.{field}" for field in fields}
     # Script mode, merged into the hyperparameters by the Train state: the code bundle, and the region
     # the image's launcher downloads it from (without AWS_REGION it builds "https://s3..amazonaws.com").
     selector["trainingCode"] = {

@@ -43,6 +43,7 @@ class Refs:
     inference_code_uri: str    # s3://…/code/inference-<sha>.tar.gz
     function_arn: str = ""     # the preprocess Lambda
     role_arns: dict[str, str] = field(default_factory=dict)   # job role key (JobRole.key) -> ARN
+    model_package_group: str = ""   # the model registry's group (registerModels), "" when the stack has none
 
     def with_arns(self, function_arn: str, role_arns: dict[str, str]) -> "Refs":
         return dataclasses.replace(self, function_arn=function_arn, role_arns=dict(role_arns))

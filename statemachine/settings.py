@@ -1,7 +1,7 @@
 """The subset of stack settings the definition depends on (kept apart from Pulumi's config reading)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -17,3 +17,7 @@ class PipelineSettings:
     preprocess_concurrency: int = 10                 # work items the preprocess Maps run at once
     transform_timeout_seconds: int | None = None     # BatchPredict's TimeoutSeconds (maxRunCostUsd), else none
     kms_key_arn: str | None = None
+    register_models: bool = False                    # the Register step and the model package group
+    model_approval_status: str = "PendingManualApproval"   # a registered version's first status
+    # sagestep:tuning, checked, its strategy filled in (preprocess/tuning.py): {} when the stack does not tune
+    tuning: dict = field(default_factory=dict)

@@ -29,6 +29,9 @@ class Step:
     outputs: dict[str, str] = field(default_factory=dict)   # the run's output fields ("name.$": path)
     # (the step's rendered states) -> lines for `sagestep synth --summary`
     summary: Callable[[dict[str, dict]], list[str]] = lambda states: []
+    # (the stack's settings) -> whether the step runs: Tune takes Train's place when sagestep:tuning is set;
+    # Register runs only with sagestep:registerModels (off, a step leaves no state, output or statement)
+    when: Callable[[PipelineSettings], bool] = lambda settings: True
 
 
 def then(next_state: str | None) -> dict:

@@ -43,7 +43,9 @@ def _channel(name: str, distribution: str) -> dict:
     }
 
 
-def parameters(refs: Refs, settings: PipelineSettings) -> dict:
+def job_definition(refs: Refs, settings: PipelineSettings) -> dict:
+    """What a training job runs on and with: Train's CreateTrainingJob and each of Tune's trials (its
+    TrainingJobDefinition) share it, so a tuned model is trained exactly as an untuned one."""
     stopping = {"MaxRuntimeInSeconds": settings.training_max_runtime_seconds}
     output = {"S3OutputPath": refs.models_s3_uri}
     if settings.kms_key_arn:
@@ -54,17 +56,13 @@ def parameters(refs: Refs, settings: PipelineSettings) -> dict:
         "VolumeSizeInGB": settings.training_volume_size_gb,
     }, settings.kms_key_arn)
     result = {
-        "TrainingJobName.$": job_name("train"),
         "RoleArn": refs.role_arn(ROLE_KEY),
         "AlgorithmSpecification": {"TrainingImage": refs.training_image, "TrainingInputMode": "File"},
-        # Script mode: the code bundle location overrides anything of the same name.
-        "HyperParameters.$": "States.JsonMerge($.run.hyperparameters, $.run.trainingCode, false)",
         "InputDataConfig": [_channel(name, distribution) for name, distribution in CHANNELS.items()],
         "OutputDataConfig": output,
         "ResourceConfig": resources,
         "StoppingCondition": stopping,
         "RetryStrategy": {"MaximumRetryAttempts": 2},
-        "Tags": tags(refs),
     }
     if settings.use_spot_training:
         result["EnableManagedSpotTraining"] = True
@@ -73,33 +71,35 @@ def parameters(refs: Refs, settings: PipelineSettings) -> dict:
     return result
 
 
-def states(refs: Refs, settings: PipelineSettings, next_state: str | None) -> dict[str, dict]:
-    """The job, then a guard: DescribeTrainingJob leaves FinalMetricDataList out when no metric was
-    scraped, and a path to a missing field is an uncatchable States.Runtime error after a paid job."""
+def parameters(refs: Refs, settings: PipelineSettings) -> dict:
     return {
-        NAME: {
-            "Type": "Task",
-            "Comment": "Trains the model; the whole DescribeTrainingJob lands in $.training for the guard.",
-            "Resource": refs.integration("sagemaker:createTrainingJob.sync"),
-            "Parameters": parameters(refs, settings),
-            "Catch": errors.catch_all(NAME, via_job_cause=True),
-            "ResultPath": "$.training",
-            "Next": HAS_METRICS,
-        },
-        HAS_METRICS: {
+        "TrainingJobName.$": job_name("train"),
+        # Script mode: the code bundle location overrides anything of the same name.
+        "HyperParameters.$": "States.JsonMerge($.run.hyperparameters, $.run.trainingCode, false)",
+        **job_definition(refs, settings),
+        "Tags": tags(refs),
+    }
+
+
+def result_states(has_metrics: str, no_metrics: str, result: str, next_state: str | None) -> dict[str, dict]:
+    """From a DescribeTrainingJob in $.training to what the later steps and the output read of it (jobName,
+    modelArtifacts, finalMetrics), through a guard: DescribeTrainingJob leaves FinalMetricDataList out when no
+    metric was scraped, and a path to a missing field is an uncatchable States.Runtime error after a paid job."""
+    return {
+        has_metrics: {
             "Type": "Choice",
             "Comment": "FinalMetricDataList is absent when the log held no metric line.",
-            "Choices": [{"Variable": "$.training.FinalMetricDataList", "IsPresent": False, "Next": NO_METRICS}],
-            "Default": RESULT,
+            "Choices": [{"Variable": "$.training.FinalMetricDataList", "IsPresent": False, "Next": no_metrics}],
+            "Default": result,
         },
-        NO_METRICS: {
+        no_metrics: {
             "Type": "Pass",
             "Comment": "No metric was scraped: an empty list, so the result always has one.",
             "Result": [],
             "ResultPath": "$.training.FinalMetricDataList",
-            "Next": RESULT,
+            "Next": result,
         },
-        RESULT: {
+        result: {
             "Type": "Pass",
             "Comment": "Keeps what the later steps and the output need of the job.",
             "Parameters": {
@@ -110,6 +110,22 @@ def states(refs: Refs, settings: PipelineSettings, next_state: str | None) -> di
             "ResultPath": "$.training",
             **then(next_state),
         },
+    }
+
+
+def states(refs: Refs, settings: PipelineSettings, next_state: str | None) -> dict[str, dict]:
+    """The job, then its result through the guard (result_states)."""
+    return {
+        NAME: {
+            "Type": "Task",
+            "Comment": "Trains the model; the whole DescribeTrainingJob lands in $.training for the guard.",
+            "Resource": refs.integration("sagemaker:createTrainingJob.sync"),
+            "Parameters": parameters(refs, settings),
+            "Catch": errors.catch_all(NAME, via_job_cause=True),
+            "ResultPath": "$.training",
+            "Next": HAS_METRICS,
+        },
+        **result_states(HAS_METRICS, NO_METRICS, RESULT, next_state),
         # Train never retries (R7): its job is attempt 0.
         **errors.job_fail_states(NAME, job_name("train", attempt="0"), LOG_GROUP),
     }
@@ -166,6 +182,6 @@ def summary(rendered: dict[str, dict]) -> list[str]:
 
 ROLE = JobRole(ROLE_KEY, "sagestep training jobs: read train/validation and code, write models",
                role_trust, role_policy)
-STEP = Step(NAME, states, statements, role=ROLE, summary=summary, outputs={
+STEP = Step(NAME, states, statements, role=ROLE, summary=summary, when=lambda settings: not settings.tuning, outputs={
     "trainingJobName.$": "$.training.jobName", "metrics.$": "$.training.finalMetrics",
     "modelArtifacts.$": "$.training.modelArtifacts"})

@@ -105,9 +105,9 @@ def test_the_stack_s_gate_applies_and_an_execution_may_turn_it_off():
     with LocalEngine(stack) as gated:
         gated.iris = gated.upload_dataset(IRIS)
         description, _, result = run(gated, "stack-gate")
-        assert description["status"] == "SUCCEEDED" and json.loads(description["output"])["gate"]["passed"] is True
-        description, _, result = run(gated, "stack-gate-missed", qualityThreshold=1.5)
-        assert result["failedState"] == "QualityGateFailed" and "needs >= 1.5" in result["cause"]
+        assert description["status"] == "SUCCEEDED" and json.loads(description["output"])["gate"] == {
+            "metric": "validation:auc", "threshold": 0.8, "comparison": ">=", "passed": True,
+            "value": json.loads(description["output"])["gate"]["value"]}
         description, progress, _ = run(gated, "no-gate", qualityMetric="")
         assert description["status"] == "SUCCEEDED"
         assert json.loads(description["output"])["gate"] == {"metric": None, "passed": None}

@@ -1,13 +1,11 @@
 """`sagestep prune`: the choice as a pure function, then the real CLI against `sagestep local serve` after
 three runs, and a running transform job on the embedded engine."""
 import json
-import os
 import signal
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -21,6 +19,7 @@ from sagestep.local.engine import LocalEngine
 from sagestep import prune as prune_module
 from sagestep.prune import Model, delete, foreign, gone, prefix_of, select, utc
 from sagestep.runner import follow
+from tests.conftest import endpoint_client, endpoint_env
 
 IRIS = ROOT / "examples/iris.csv"
 NOW = datetime(2026, 11, 27, 12, tzinfo=timezone.utc)
@@ -119,12 +118,8 @@ def three_runs(definition):
                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         ready = json.loads(process.stdout.readline())
-        env = {**os.environ, "AWS_ENDPOINT_URL": ready["endpoint"], "AWS_ACCESS_KEY_ID": "local",
-               "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": ready["region"],
-               "SAGESTEP_STATE_MACHINE_ARN": ready["stateMachineArn"]}
-        client = lambda service: boto3.client(service, endpoint_url=ready["endpoint"],  # noqa: E731
-                                              region_name=ready["region"], aws_access_key_id="local",
-                                              aws_secret_access_key="local")
+        env = endpoint_env(ready)
+        client = lambda service: endpoint_client(ready, service)  # noqa: E731
         sagemaker, sfn = client("sagemaker"), client("stepfunctions")
         for name, tags in NOT_DEV_S.items():
             create_model(sagemaker, definition, name, tags)

@@ -231,6 +231,57 @@ def _payload_total_over_100(params: dict) -> bool:
     return bool(payload and concurrency) and payload * concurrency > 100
 
 
+def _tuning_ranges(params: dict) -> dict:
+    return _member(_member(params, "HyperParameterTuningJobConfig"), "ParameterRanges")
+
+
+def _numeric_ranges(params: dict) -> list[tuple[str, dict]]:
+    """(Integer | Continuous, range) of every numeric range that is an object."""
+    ranges = _tuning_ranges(params)
+    return [(kind, item) for kind in ("Integer", "Continuous")
+            for item in (ranges.get(f"{kind}ParameterRanges") or []) if isinstance(item, dict)]
+
+
+def _bounds(item: dict) -> tuple[float, float] | None:
+    try:
+        return float(item.get("MinValue")), float(item.get("MaxValue"))
+    except (TypeError, ValueError):
+        return None
+
+
+def _logarithmic_not_positive(params: dict) -> bool:
+    return any(item.get("ScalingType") == "Logarithmic" and (bounds := _bounds(item)) is not None and bounds[0] <= 0
+               for _, item in _numeric_ranges(params))
+
+
+def _reverse_logarithmic_outside_unit(params: dict) -> bool:
+    return any(item.get("ScalingType") == "ReverseLogarithmic" and (
+        kind == "Integer" or (bounds := _bounds(item)) is None or not 0 <= bounds[0] <= bounds[1] < 1)
+        for kind, item in _numeric_ranges(params))
+
+
+def _grid(params: dict) -> bool:
+    return _member(params, "HyperParameterTuningJobConfig").get("Strategy") == "Grid"
+
+
+def _grid_with_numeric_range(params: dict) -> bool:
+    return _grid(params) and bool(_numeric_ranges(params))
+
+
+def _grid_job_count_not_combinations(params: dict) -> bool:
+    """MaxNumberOfTrainingJobs given and not the number of combinations of the categorical values."""
+    limit = _number(_member(_member(params, "HyperParameterTuningJobConfig"), "ResourceLimits")
+                    .get("MaxNumberOfTrainingJobs"))
+    values = [item.get("Values") for item in (_tuning_ranges(params).get("CategoricalParameterRanges") or [])
+              if isinstance(item, dict)]
+    if not _grid(params) or limit is None or _numeric_ranges(params) or not all(isinstance(v, list) for v in values):
+        return False
+    combinations = 1
+    for listed in values:
+        combinations *= len(listed)
+    return limit != combinations
+
+
 # ---------------------------------------------------------------- the catalogue
 
 @dataclass(frozen=True)
@@ -346,6 +397,40 @@ CATALOGUE: tuple[Rule, ...] = (
         "The value of (MaxConcurrentTransforms * MaxPayloadInMB) cannot exceed 100 MB.",
         "Not verified: the API reference's sentence.",
         _payload_total_over_100),
+    _documented(
+        "tuning-logarithmic-positive", {"CreateHyperParameterTuningJob"},
+        "https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ContinuousParameterRange.html and "
+        "API_IntegerParameterRange.html (ScalingType Logarithmic: \"Logarithmic scaling works only for ranges that "
+        "have only values greater than 0\"; the same text in botocore's model)",
+        "Logarithmic scaling works only for ranges that have only values greater than 0.",
+        "Not verified: the API reference's sentence, not seen in a real answer.",
+        _logarithmic_not_positive),
+    _documented(
+        "tuning-reverse-logarithmic-unit-range", {"CreateHyperParameterTuningJob"},
+        "https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ContinuousParameterRange.html (ScalingType "
+        "ReverseLogarithmic: \"Reverse logarithmic scaling works only for ranges that are entirely within the range "
+        "0<=x<1.0\"); continuous ranges only: "
+        "https://docs.aws.amazon.com/sagemaker/latest/dg/automatic-model-tuning-define-ranges.html",
+        "Reverse logarithmic scaling works only for continuous ranges that are entirely within the range 0<=x<1.0.",
+        "Not verified: the API reference's sentence, not seen in a real answer.",
+        _reverse_logarithmic_outside_unit),
+    _documented(
+        "tuning-grid-categorical-only", {"CreateHyperParameterTuningJob"},
+        "https://docs.aws.amazon.com/sagemaker/latest/dg/automatic-model-tuning-how-it-works.html (grid search: "
+        "categorical hyperparameters only; as read for /work/shared/reference/tuning-registry.md §1.4, the archived "
+        "guide of June 2023 predates Grid)",
+        "The Grid search strategy supports only categorical parameter ranges.",
+        "Not verified: written from the developer guide, not seen in a real answer.",
+        _grid_with_numeric_range),
+    _documented(
+        "tuning-grid-job-count", {"CreateHyperParameterTuningJob"},
+        "https://docs.aws.amazon.com/sagemaker/latest/dg/automatic-model-tuning-how-it-works.html and "
+        "automatic-model-tuning-define-ranges.html (with Grid, MaxNumberOfTrainingJobs is left out or equals the "
+        "number of combinations of the categorical values; /work/shared/reference/tuning-registry.md §1.4)",
+        "With the Grid search strategy, MaxNumberOfTrainingJobs must be omitted or equal to the number of "
+        "combinations of the categorical parameter values.",
+        "Not verified: written from the developer guide, not seen in a real answer.",
+        _grid_job_count_not_combinations),
 )
 
 

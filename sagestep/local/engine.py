@@ -29,7 +29,7 @@ from sagestep import ROOT
 from sagestep.synth import Synthesis
 from statemachine.check import check_definition
 
-from . import aws_rules, moto_adapter, sagemaker_task
+from . import aws_rules, moto_adapter, registry, sagemaker_task, tuning
 
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
 UNCATCHABLE = ("States.Runtime", "States.DataLimitExceeded")
@@ -169,8 +169,11 @@ class LocalEngine:
         stack.enter_context(mock.patch.dict(os.environ, {**FAKE_CREDENTIALS, "AWS_DEFAULT_REGION": self.region}))
         moto_adapter.emulator(stack)
         stack.enter_context(FunctionOutput(sys.stdout, self.client("logs")).installed())
-        # Installed before the rules: they check a StopTransformJob request first, then it stops the job.
+        # Installed before the rules: they check a StopTransformJob request first, then it stops the job (and the
+        # same for StopHyperParameterTuningJob and ListTrainingJobsForHyperParameterTuningJob, which moto lacks).
         moto_adapter.intercept_requests(stack, sagemaker_task.stop_transform_job)
+        moto_adapter.intercept_requests(stack, tuning.answer)
+        moto_adapter.intercept_requests(stack, registry.keep_what_is_not_sent(self.region))
         aws_rules.enforce(stack)
         moto_adapter.run_lambdas(stack, invoke_handler)
         moto_adapter.name_executions(stack)
@@ -183,6 +186,8 @@ class LocalEngine:
         moto_adapter.tags_need_the_state_machine(stack)
         moto_adapter.write_map_results(stack)
         moto_adapter.fail_map_runs_beyond_tolerance(stack)
+        moto_adapter.aws_sdk_timestamps_as_text(stack)
+        moto_adapter.run_tuning_jobs(stack, tuning.start_tuning)
         if self.retry_wait_factor != 1.0:
             moto_adapter.scale_retry_waits(stack, self.retry_wait_factor)
         jobs = sagemaker_task.JOBS = sagemaker_task.LocalJobs(self.region, self.on_line)
@@ -225,6 +230,10 @@ class LocalEngine:
                 Environment={"Variables": function["environment"]["variables"]},
                 Code={"ZipFile": lambda_zip({name: asset["file"]
                                              for name, asset in function["code"]["archive"].items()})})
+        for group in (g["inputs"] for g in synthesis.of_type("aws:sagemaker/modelPackageGroup:ModelPackageGroup")):
+            self.client("sagemaker").create_model_package_group(
+                ModelPackageGroupName=group["modelPackageGroupName"],
+                ModelPackageGroupDescription=group["modelPackageGroupDescription"])
         self._notifications()
         machine = synthesis.one("aws:sfn/stateMachine:StateMachine")["inputs"]
         problems = check_definition(json.loads(machine["definition"]))

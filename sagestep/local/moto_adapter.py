@@ -17,7 +17,11 @@ The hooks, each installed on an ExitStack and undone when it closes:
 - write_map_results: a Distributed Map's ResultWriter writes the children's results as AWS does (moto
   writes a manifest that lists none);
 - fail_map_runs_beyond_tolerance: a Map Run with more failed items than it tolerates fails the Map state
-  with States.ExceedToleratedFailureThreshold, as on AWS (moto lets it succeed without their results).
+  with States.ExceedToleratedFailureThreshold, as on AWS (moto lets it succeed without their results);
+- run_tuning_jobs: a tuning job moto records is handed to a runner (moto completes it at once with a made-up
+  best training job);
+- aws_sdk_timestamps_as_text: an aws-sdk integration's timestamps become ISO 8601 text, as on AWS (moto hands
+  on datetime objects, which the execution's output cannot hold).
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ import threading
 import time
 import uuid
 from contextlib import ExitStack
+from datetime import datetime, timezone
 from typing import Any, Callable
 from unittest import mock
 
@@ -37,7 +42,7 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.responses import BaseResponse
 from moto.events.models import Rule
 from moto.logs.responses import LogsResponse
-from moto.sagemaker.models import sagemaker_backends
+from moto.sagemaker.models import SageMakerModelBackend, sagemaker_backends
 from moto.sagemaker.responses import SageMakerResponse
 from moto.server import ThreadedMotoServer
 from moto.sns.models import sns_backends
@@ -59,6 +64,8 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_map.result_writer.
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_factory
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk import (
+    StateTaskServiceAwsSdk)
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
     StateTaskServiceCallback)
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
@@ -355,3 +362,35 @@ def fail_map_runs_beyond_tolerance(stack: ExitStack) -> None:
                 event_details=EventDetails(mapRunFailedEventDetails=MapRunFailedEventDetails(
                     error=name.to_name(), cause=TOLERANCE_EXCEEDED))))
     stack.enter_context(mock.patch.object(DistributedIterationComponent, "_map_run", map_run))
+
+
+def iso_timestamps(value: Any) -> Any:
+    """datetime values (naive ones are moto's UTC) as ISO 8601 text with milliseconds and Z, in place."""
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in list(items):
+        if isinstance(item, datetime):
+            moment = item if item.tzinfo else item.replace(tzinfo=timezone.utc)
+            value[key] = moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        else:
+            iso_timestamps(item)
+    return value
+
+
+def aws_sdk_timestamps_as_text(stack: ExitStack) -> None:
+    """An aws-sdk task's result holds timestamps as ISO 8601 text (e.g. DescribeStacks' "CreationTime":
+    "2013-08-23T01:02:15.422Z", https://github.com/sam-goodwin/functionless/issues/489); moto's leaves boto3's
+    datetime objects, and DescribeExecution then fails to serialise the execution's output."""
+    stack.enter_context(mock.patch.object(StateTaskServiceAwsSdk, "_normalise_response",
+                                          lambda self, response, *args, **kwargs: iso_timestamps(response)))
+
+
+def run_tuning_jobs(stack: ExitStack, start: Callable[[str], None]) -> None:
+    """start(name) once moto has recorded a tuning job (through any client, the interpreter or the server)."""
+    original = SageMakerModelBackend.create_hyper_parameter_tuning_job
+
+    def create_hyper_parameter_tuning_job(self, hyper_parameter_tuning_job_name: str, *args, **kwargs) -> str:
+        arn = original(self, hyper_parameter_tuning_job_name, *args, **kwargs)
+        start(hyper_parameter_tuning_job_name)
+        return arn
+    stack.enter_context(mock.patch.object(SageMakerModelBackend, "create_hyper_parameter_tuning_job",
+                                          create_hyper_parameter_tuning_job))

@@ -12,8 +12,8 @@ from sagestep.checks import dataset_files, writable_folder
 from sagestep.record import attach_cost, report_record
 from sagestep.report import Reporter, execution_name, in_cli_terms, report
 from sagestep.run_report import write_report
-from sagestep.runner import (attach_curves, attach_evaluation, attach_job_log, download_outputs, download_schema,
-                             execution_input, follow, job_log, result_of)
+from sagestep.runner import (attach_curves, attach_evaluation, attach_job_log, attach_tuning, download_outputs,
+                             download_schema, execution_input, follow, job_log, result_of)
 from sagestep.synth import DEFAULT_STACK, synthesize_stack
 from statemachine.framework import CLOUDWATCH_TAB
 
@@ -45,6 +45,7 @@ def run_local(args, console: Console) -> int:
         logs = engine.client("logs")
         attach_local_job_log(result, logs, out_dir)
         curves = attach_curves(result, logs)
+        attach_tuning(result, engine.client("sagemaker"))
         files: dict[str, Path] = {}
         output = result.pop("output")
         if description["status"] == "SUCCEEDED":

@@ -4,7 +4,8 @@ Every request is checked against botocore's service model first, and against AWS
 by the emulator (aws_rules.py); an invalid one fails the task as SageMaker would. A valid one is
 recorded in moto's SageMaker backend; with .sync, the job runs as a subprocess (containers.py) and
 the task ends with the job's final Describe* document, or States.TaskFailed whose cause is that document.
-StopTransformJob, which moto lacks, stops a local transform job (stop_transform_job).
+StopTransformJob, which moto lacks, stops a local transform job (stop_transform_job). A tuning job's trials run
+as local training jobs too (tuning.py).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from botocore.validate import ParamValidator
 from statemachine.check import sagemaker_model
 from statemachine.errors import SAGEMAKER_API_ERROR
 
+from . import tuning
 from .containers import Outcome, TrainingRun, TransformRun, host_names
 from .job_logs import JobLogs, final_metrics
 from .moto_adapter import ServiceTask, sagemaker_jobs, task_timed_out
@@ -57,12 +59,15 @@ class LocalJobs:
         self._lock = threading.Lock()
         self.running: set = set()
         self.stopped: set[str] = set()      # jobs a Stop*Job request named, perhaps before they started here
+        self.tunings: dict[str, Any] = {}     # the tuning jobs run here (tuning.TuningRun), by name
         self.closed = False
 
     def stop_all(self) -> None:
         """The engine is closing (the run ended or was interrupted): no job outlives it, and a job the
         interpreter's thread starts after this is stopped as it starts. The jobs are no longer running, so
         no thread records their end (or writes their log) after the emulator has gone."""
+        for run in list(self.tunings.values()):
+            run.close()
         with self._lock:
             self.closed = True
             running = list(self.running)
@@ -159,6 +164,9 @@ class SageMakerLocal(ServiceTask):
         if problems:
             raise self.failure(env, SAGEMAKER_API_ERROR, "; ".join(problems)
                                + " (Service: SageMaker, Status Code: 400, Error Code: ValidationException)")
+        tuned = operation == "CreateHyperParameterTuningJob"
+        if tuned and (refused := tuning.hyperband_refusal(normalised_parameters)):
+            raise self.task_failed(env, refused)
         client = current_jobs(self, env).client("sagemaker")
         snake = re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower()
         env.stack.append(to_sfn_json(getattr(client, snake)(**normalised_parameters)))
@@ -169,15 +177,11 @@ class SageMakerLocal(ServiceTask):
         jobs = current_jobs(self, env)
         client, s3 = jobs.client("sagemaker"), jobs.client("s3")
         backend = jobs.backend()
+        if operation == "CreateHyperParameterTuningJob":
+            return tuning.tuning_resolver(self, env, jobs, normalised_parameters["HyperParameterTuningJobName"])
         if operation == "CreateTrainingJob":
             name = normalised_parameters["TrainingJobName"]
-            job = backend.training_jobs[name]
-            # moto completes jobs at creation and invents metric definitions; put the truth back.
-            job.algorithm_specification = normalised_parameters["AlgorithmSpecification"]
-            job.training_job_status, job.secondary_status = "InProgress", "Training"
-            job.final_metric_data_list = None
-            log = jobs.job_logs("training", name, normalised_parameters["ResourceConfig"]["InstanceCount"])
-            run = _started(lambda: TrainingRun(s3, normalised_parameters, log.add))
+            job, run, log = start_training(jobs, normalised_parameters)
             describe = lambda: client.describe_training_job(TrainingJobName=name)  # noqa: E731
         elif operation == "CreateTransformJob":
             name = normalised_parameters["TransformJobName"]
@@ -200,9 +204,10 @@ class SageMakerLocal(ServiceTask):
             """The job's own end, recorded unless a Stop*Job request (or the engine closing) stopped it first."""
             if jobs.release(run):
                 log.flush()
-                training = operation == "CreateTrainingJob"
-                _record(job, operation, outcome,
-                        final_metrics(normalised_parameters, log.stored) if training else None, launched)
+                if operation == "CreateTrainingJob":
+                    record_training(job, outcome, normalised_parameters, log, launched)
+                else:
+                    _record(job, operation, outcome, None, launched)
 
         def watch() -> None:
             """A stopped execution (or Parallel branch) stops the job. A Task timeout does not: the Step
@@ -273,6 +278,23 @@ class _NotStarted:
 
     def stop(self) -> None:
         pass
+
+
+def start_training(jobs: LocalJobs, request: dict):
+    """A training job moto recorded, started here: (moto's job, its local run, its log). moto completes
+    jobs at creation and invents metric definitions; the truth goes back first."""
+    name = request["TrainingJobName"]
+    job = jobs.backend().training_jobs[name]
+    job.algorithm_specification = request["AlgorithmSpecification"]
+    job.training_job_status, job.secondary_status = "InProgress", "Training"
+    job.final_metric_data_list = None
+    log = jobs.job_logs("training", name, request["ResourceConfig"]["InstanceCount"])
+    return job, _started(lambda: TrainingRun(jobs.client("s3"), request, log.add)), log
+
+
+def record_training(job, outcome: Outcome, request: dict, log: JobLogs, launched: datetime | None) -> None:
+    """A training job's end in moto, with the metrics scraped from its log."""
+    _record(job, "CreateTrainingJob", outcome, final_metrics(request, log.stored), launched)
 
 
 def _started(start):
