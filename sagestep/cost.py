@@ -7,30 +7,28 @@ the same way offline, locally and on AWS. A price the table lacks leaves its ite
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
 from typing import Iterable
 
 from infra import prices
+from statemachine import jobs as pipeline_jobs
+from statemachine.step import JobUse
 
 TRANSITIONS_PRICED_PER = 1000         # how AWS quotes Step Functions Standard
 
 
-def run_cost(region: str, training_job: dict | None = None, transform_job: dict | None = None,
+def run_cost(region: str, jobs: dict[str, dict] | None = None,
              lambda_invocations: Iterable[tuple[float, int]] = (), state_transitions: int | None = None,
-             estimate: bool = False, lambda_architecture: str = "x86_64", tuning_trials: list[dict] | None = None) -> dict:
-    """{"usd", "items", "estimate", "prices", "notes"} of one run. training_job and transform_job are
-    DescribeTrainingJob / DescribeTransformJob responses, lambda_invocations (seconds, memory MB) pairs;
-    tuning_trials the DescribeTrainingJob of every trial of a tuned run (the best one among them, so its
-    training_job is not priced again); whatever is missing (a run that failed before a job) leaves its item
-    out. estimate: a local run, priced at AWS prices from local timings."""
+             estimate: bool = False, lambda_architecture: str = "x86_64") -> dict:
+    """{"usd", "items", "estimate", "prices", "notes"} of one run. jobs: the run's Describe responses by Job kind,
+    each priced by its step's Job.cost, in the pipeline's order; lambda_invocations (seconds, memory MB) pairs;
+    whatever is missing (a run that failed before a job) leaves its item out. estimate: a local run, priced at AWS
+    prices from local timings."""
     notes = ["an estimate at AWS prices from local timings"] if estimate else []
     items = []
-    if tuning_trials:
-        items.append(_tuning_item(tuning_trials, region, notes))
-    elif training_job:
-        items.append(_training_item(training_job, region, estimate, notes))
-    if transform_job:
-        items.append(_transform_item(transform_job, region, notes))
+    for job in pipeline_jobs():
+        use = job.cost((jobs or {})[job.kind], estimate) if job.cost and (jobs or {}).get(job.kind) else None
+        if use:
+            items.append(_job_item(use, region, notes))
     invocations = list(lambda_invocations)
     if invocations:
         items.append(_lambda_item(invocations, region, lambda_architecture, notes))
@@ -61,50 +59,14 @@ def _instance_line(label: str, use: str, instance_type: str, count: int, region:
     return f"{label}: {instance_type} x{count} at {prices.dollars(price)}/h{total} on demand {where}"
 
 
-def _training_item(job: dict, region: str, estimate: bool, notes: list[str]) -> dict:
-    """SageMaker bills BillableTimeInSeconds × instance count, per second; with managed spot the
-    billable time is already the discounted one, so the saving shows against TrainingTimeInSeconds."""
-    resources = job["ResourceConfig"]
-    instance_type, count = resources["InstanceType"], resources["InstanceCount"]
-    billable, trained = job.get("BillableTimeInSeconds"), job.get("TrainingTimeInSeconds")
-    spot = ""
-    if job.get("EnableManagedSpotTraining"):
-        if estimate:
-            spot = " (spot, priced as on demand)"
-            notes.append("training used managed spot: a local run cannot know the spot discount, so its "
-                         "billable time is the training time (on demand)")
-        elif billable is not None and trained:
-            spot = f" (spot, {round(100 * (1 - billable / trained))}% saved)"
-        else:
-            spot = " (spot)"
-    if billable is None:
-        notes.append("training: the job reports no billable time (it may never have started)")
-        return _item("training", f"{instance_type} x{count}, no billable time{spot}", None)
-    return _priced("training", f"{instance_type} x{count}, {billable} s billable{spot}", instance_type,
-                   region, "training", billable * count, notes)
-
-
-def _tuning_item(trials: list[dict], region: str, notes: list[str]) -> dict:
-    """A tuning job bills nothing of its own: each trial is a training job, billed as one (its billable seconds ×
-    its instances). Every trial shares the tuning job's instance type."""
-    resources = trials[0]["ResourceConfig"]
-    instance_type, count = resources["InstanceType"], resources["InstanceCount"]
-    seconds = sum(trial.get("BillableTimeInSeconds") or 0 for trial in trials)
-    label = f"tuning ({len(trials)} trial{'s' if len(trials) > 1 else ''})"
-    return _priced(label, f"{instance_type} x{count}, {seconds} s billable in all", instance_type, region, "training",
-                   seconds * count, notes)
-
-
-def _transform_item(job: dict, region: str, notes: list[str]) -> dict:
-    """Batch transform bills its instances from TransformStartTime to TransformEndTime, per second."""
-    resources = job["TransformResources"]
-    instance_type, count = resources["InstanceType"], resources["InstanceCount"]
-    if not (job.get("TransformStartTime") and job.get("TransformEndTime")):
-        notes.append("batch transform: the job reports no start and end time (it may never have started)")
-        return _item("batch transform", f"{instance_type} x{count}, no start and end time", None)
-    seconds = math.ceil((_instant(job["TransformEndTime"]) - _instant(job["TransformStartTime"])).total_seconds())
-    return _priced("batch transform", f"{instance_type} x{count}, {seconds} s", instance_type, region,
-                   "transform", seconds * count, notes)
+def _job_item(use: JobUse, region: str, notes: list[str]) -> dict:
+    """A job's instances × its billable seconds at its use's hourly price; unpriced (and why) when it reports none."""
+    notes += use.notes
+    detail = f"{use.instance_type} x{use.count}, {use.detail}"
+    if use.seconds is None:
+        notes.append(f"{use.label}: {use.missing}")
+        return _item(use.label, detail, None)
+    return _priced(use.label, detail, use.instance_type, region, use.use, use.seconds * use.count, notes)
 
 
 def _priced(label: str, detail: str, instance_type: str, region: str, use: str, instance_seconds: float,
@@ -156,9 +118,3 @@ def _unpriced(label: str, missing: str) -> str:
 
 def _item(label: str, detail: str, usd: float | None) -> dict:
     return {"item": label, "detail": detail, "usd": None if usd is None else round(usd, 8)}
-
-
-def _instant(value: datetime | int | float) -> datetime:
-    """A Describe* timestamp as boto3 returns it (datetime) or as Step Functions hands a job document on
-    (epoch milliseconds)."""
-    return value if isinstance(value, datetime) else datetime.fromtimestamp(value / 1000, timezone.utc)

@@ -4,10 +4,12 @@ tasks and state transitions cost, and the record the run report is drawn from. S
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from statemachine import jobs as pipeline_jobs
 from statemachine.console import console_url
 from statemachine.framework import metric_definitions, scrape_series
 from statemachine.train import LOG_GROUP as TRAINING_LOG_GROUP
@@ -15,21 +17,16 @@ from statemachine.train import LOG_GROUP as TRAINING_LOG_GROUP
 from .cost import run_cost
 from .runner import job_log, tuning_trials
 
-# Which task resource starts which kind of job, and the request field that names it.
-JOB_RESOURCES = {"createTrainingJob.sync": ("training", "TrainingJobName"),
-                 "createHyperParameterTuningJob.sync": ("tuning", "HyperParameterTuningJobName"),
-                 "createTransformJob.sync": ("transform", "TransformJobName"),
-                 "createModel": ("model", "ModelName")}
-
 
 def jobs_in(events: list[dict]) -> dict[str, str]:
     """The SageMaker names the execution's tasks asked for, by kind (the last try of each)."""
+    resources = {job.action: job for job in pipeline_jobs()}     # which task resource starts which job
     jobs = {}
     for event in events:
         details = event.get("taskScheduledEventDetails")
-        if details and details["resource"] in JOB_RESOURCES:
-            kind, field = JOB_RESOURCES[details["resource"]]
-            jobs[kind] = json.loads(details["parameters"])[field]
+        if details and details["resource"] in resources:
+            job = resources[details["resource"]]
+            jobs[job.kind] = json.loads(details["parameters"])[job.name_field]
     return jobs
 
 
@@ -55,29 +52,27 @@ def transitions(events: list[dict]) -> int:
 
 
 def _described(sagemaker, jobs: dict[str, str], notes: list[str]) -> dict[str, dict]:
-    """DescribeTrainingJob / DescribeTransformJob of the run's jobs that exist. A job SageMaker does not
-    know was refused at creation and bills nothing; any other refusal leaves its cost out, saying so."""
-    fields = dict(JOB_RESOURCES.values())            # kind -> the request field that names it
+    """Each Job's Describe response (its trials' under "trials", when they bill for it), of the run's jobs that
+    exist. A job SageMaker does not know was refused at creation and bills nothing; any other refusal leaves its
+    cost out, saying so."""
     described = {}
-    for kind, call in (("training", "describe_training_job"), ("transform", "describe_transform_job")):
-        field = fields[kind]
-        if kind in jobs:
-            try:
-                described[kind] = getattr(sagemaker, call)(**{field: jobs[kind]})
-            except ClientError as error:
-                if error.response["Error"]["Code"] not in ("ValidationException", "ResourceNotFound"):
-                    notes.append(f"the {kind} job's cost is left out: cannot describe {jobs[kind]} ({error})")
-    if "tuning" in jobs:
+    for job in pipeline_jobs():
+        if job.kind not in jobs or not job.describe:
+            continue
         try:
-            described["trials"] = [sagemaker.describe_training_job(TrainingJobName=trial["name"])
-                                   for trial in tuning_trials(sagemaker, jobs["tuning"])]
-            best = sagemaker.describe_hyper_parameter_tuning_job(
-                HyperParameterTuningJobName=jobs["tuning"]).get("BestTrainingJob", {}).get("TrainingJobName")
+            described[job.kind] = _call(sagemaker, job.describe, {job.name_field: jobs[job.kind]})
+            if job.trials:
+                described[job.kind]["trials"] = [sagemaker.describe_training_job(TrainingJobName=trial["name"])
+                                                 for trial in tuning_trials(sagemaker, jobs[job.kind])]
         except ClientError as error:
-            notes.append(f"the tuning job's cost is left out: cannot read its trials ({error})")
-        else:
-            described.update({"training": trial for trial in described["trials"] if trial["TrainingJobName"] == best})
+            if error.response["Error"]["Code"] not in ("ValidationException", "ResourceNotFound"):
+                notes.append(f"the {job.kind} job's cost is left out: cannot describe {jobs[job.kind]} ({error})")
     return described
+
+
+def _call(client, operation: str, request: dict) -> dict:
+    """A client call by its API operation's name ("DescribeTrainingJob" -> describe_training_job)."""
+    return getattr(client, re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower())(**request)
 
 
 def _lambda_invocations(events: list[dict], clients, notes: list[str]) -> tuple[list[tuple[float, int]], str]:
@@ -105,9 +100,8 @@ def attach_cost(result: dict, events: list[dict], clients, region: str, estimate
         described = {}
         notes.append(f"the jobs' cost is left out: cannot reach SageMaker ({error})")
     invocations, architecture = _lambda_invocations(events, clients, notes)
-    result["cost"] = run_cost(region, described.get("training"), described.get("transform"), invocations,
-                              transitions(events), estimate=estimate, lambda_architecture=architecture,
-                              tuning_trials=described.get("trials"))
+    result["cost"] = run_cost(region, described, invocations, transitions(events), estimate=estimate,
+                              lambda_architecture=architecture)
     maps = sum(event["type"] == "MapRunStarted" for event in events)
     if maps:
         notes.append(f"not counted: the {maps} Distributed Map run(s)' child executions (one Lambda invocation and "
@@ -127,11 +121,12 @@ def learning_curves(logs, job: str | None) -> dict[str, list[float]]:
     return scrape_series(lines, metric_definitions("train") + metric_definitions())
 
 
-def _job_facts(kind: str, name: str | None, described: dict | None, region: str, local: bool) -> dict | None:
+def _job_facts(path: str, name: str | None, described: dict | None, region: str, local: bool) -> dict | None:
     if not name:
         return None
-    resources = (described or {}).get("ResourceConfig") or (described or {}).get("TransformResources") or {}
-    path = {"training": "/jobs/", "transform": "/transform-jobs/", "model": "/models/"}[kind]
+    described = described or {}
+    resources = next((value for key, value in described.items() if key.endswith(("ResourceConfig", "Resources"))
+                      and isinstance(value, dict) and "InstanceType" in value), {})
     return {"name": name, "instanceType": resources.get("InstanceType"), "instanceCount": resources.get("InstanceCount"),
             "console": None if local else console_url(region, "sagemaker", f"{path}{name}")}
 
@@ -154,6 +149,6 @@ def report_record(result: dict, description: dict, events: list[dict], definitio
         "schema": schema,
         "predictions": str(files["predictions"]) if files.get("predictions") else None,
         "model": str(files["modelArtifact"]) if files.get("modelArtifact") else None,
-        "jobs": {kind: _job_facts(kind, jobs.get(kind), described.get(kind), region, local)
-                 for kind in ("training", "transform", "model")},
+        "jobs": {job.kind: _job_facts(job.console, jobs.get(job.kind), described.get(job.kind), region, local)
+                 for job in pipeline_jobs() if job.console},
     }

@@ -6,19 +6,43 @@ With a budget, the task's TimeoutSeconds bounds the job, and BatchPredictStop st
 """
 from __future__ import annotations
 
+import math
+from datetime import datetime, timezone
+
 from . import errors, instances
 from .iam import allow, list_tags, sync_rule
 from .naming import job_name, tags
 from .refs import Refs
 from .settings import PipelineSettings
-from .step import Step, then
+from .step import Job, JobUse, Step, then
 
 NAME = "BatchPredict"
 STOP = f"{NAME}Stop"
 LOG_GROUP = "/aws/sagemaker/TransformJobs"
 MAX_PAYLOAD_MB = 6
+
+
+def cost(job: dict, estimate: bool) -> JobUse:
+    """Batch transform bills its instances from TransformStartTime to TransformEndTime, per second."""
+    resources = job["TransformResources"]
+    started, ended = job.get("TransformStartTime"), job.get("TransformEndTime")
+    seconds = math.ceil((_instant(ended) - _instant(started)).total_seconds()) if started and ended else None
+    return JobUse("batch transform", resources["InstanceType"], resources["InstanceCount"], seconds, "transform",
+                  "no start and end time" if seconds is None else f"{seconds} s",
+                  "the job reports no start and end time (it may never have started)")
+
+
+def _instant(value: datetime | int | float) -> datetime:
+    """A Describe* timestamp as boto3 returns it (datetime) or as Step Functions hands a job document on
+    (epoch milliseconds)."""
+    return value if isinstance(value, datetime) else datetime.fromtimestamp(value / 1000, timezone.utc)
+
+
+# botocore's sagemaker model: TransformJobName at most 63 characters.
+JOB = Job("transform", "createTransformJob.sync", "TransformJobName", "-predict-", 63, describe="DescribeTransformJob",
+          console="/transform-jobs/", log_group=LOG_GROUP, cost=cost, local="sagestep.local.sagemaker_task:transform_job")
 # BatchPredict never retries (R7): its job is attempt 0.
-JOB_NAME = job_name("predict", attempt="0")
+JOB_NAME = job_name(JOB, attempt="0")
 TIMED_OUT_CAUSE = ("batch prediction ran past the time maxRunCostUsd leaves it (the BatchPredict task's "
                    "TimeoutSeconds); its transform job was stopped")
 
@@ -30,7 +54,7 @@ def parameters(refs: Refs, settings: PipelineSettings) -> dict:
     resources = instances.with_volume_key({"InstanceType": settings.transform_instance_type,
                                            "InstanceCount": settings.transform_instance_count}, settings.kms_key_arn)
     return {
-        "TransformJobName.$": job_name("predict"),
+        "TransformJobName.$": job_name(JOB),
         "ModelName.$": "$.model.name",
         "BatchStrategy": "MultiRecord",
         "MaxPayloadInMB": MAX_PAYLOAD_MB,
@@ -105,5 +129,5 @@ def summary(rendered: dict[str, dict]) -> list[str]:
                              "KmsKeyId" in parameters["TransformOutput"])
 
 
-STEP = Step(NAME, states, statements, summary=summary, outputs={
+STEP = Step(NAME, states, statements, job=JOB, summary=summary, outputs={
     "transformJobName.$": "$.prediction.jobName", "predictionsUri.$": "$.run.predictionsUri"})

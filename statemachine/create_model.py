@@ -12,9 +12,11 @@ from .iam import RUN_OBJECTS, allow, document, job_common, list_run_data, list_t
 from .naming import job_name, tags
 from .refs import Refs
 from .settings import PipelineSettings
-from .step import JobRole, Step, then
+from .step import Job, JobRole, Step, then
 
 NAME = "CreateModel"
+# botocore's sagemaker model: ModelName at most 63 characters. No .sync job: nothing runs, so nothing is billed.
+JOB = Job("model", "createModel", "ModelName", "-model-", 63, console="/models/")
 INFERENCE_PROGRAM = "inference.py"
 INFERENCE_BUNDLE = "inference"
 ROLE_KEY = "model"
@@ -42,7 +44,7 @@ def states(refs: Refs, settings: PipelineSettings, next_state: str | None) -> di
             "Comment": "Registers the model with the serving container and the inference handlers.",
             "Resource": refs.integration("sagemaker:createModel"),
             "Parameters": {
-                "ModelName.$": job_name("model"),
+                "ModelName.$": job_name(JOB),
                 "ExecutionRoleArn": refs.role_arn(ROLE_KEY),
                 "PrimaryContainer": container(refs),
                 "Tags": tags(refs),
@@ -91,4 +93,4 @@ def role_policy(refs: Refs, settings: PipelineSettings) -> dict:
 
 ROLE = JobRole(ROLE_KEY, "sagestep models and batch transform: read model and test features, write predictions",
                role_trust, role_policy)
-STEP = Step(NAME, states, statements, role=ROLE, outputs={"modelName.$": "$.model.name"})
+STEP = Step(NAME, states, statements, role=ROLE, job=JOB, outputs={"modelName.$": "$.model.name"})

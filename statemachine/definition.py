@@ -10,7 +10,7 @@ from . import batch_predict, create_model, evaluate, gate, preprocess, register,
 from .iam import allow, document, key_use, merge_statements
 from .refs import Refs
 from .settings import PipelineSettings
-from .step import JobRole, Step
+from .step import Job, JobRole, Step
 
 START = "Start"
 SUMMARIZE = "Summarize"
@@ -79,6 +79,12 @@ def state_order(definition: dict) -> list[str]:
 
 def job_roles(steps: tuple[Step, ...] | None = None) -> list[JobRole]:
     return [step.role for step in _or_pipeline(steps) if step.role]
+
+
+def jobs(steps: tuple[Step, ...] | None = None) -> tuple[Job, ...]:
+    """The SageMaker resources the pipeline's steps create, each declared by its step: the record describes and
+    prices them, the local engine runs them."""
+    return tuple(step.job for step in _or_pipeline(steps) if step.job)
 
 
 def summary(definition: dict, steps: tuple[Step, ...] | None = None) -> list[str]:

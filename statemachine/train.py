@@ -14,7 +14,7 @@ from .iam import (RUN_OBJECTS, allow, document, job_common, list_run_data, list_
 from .naming import job_name, tags
 from .refs import Refs
 from .settings import PipelineSettings
-from .step import JobRole, Step, then
+from .step import Job, JobRole, JobUse, Step, then
 
 NAME = "Train"
 HAS_METRICS = "HasTrainingMetrics"
@@ -24,6 +24,31 @@ LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 ROLE_KEY = "training"
 TRAINING_BUNDLE = "training"
 CHECKPOINT_DIR = "/opt/ml/checkpoints"
+
+
+def cost(job: dict, estimate: bool) -> JobUse:
+    """SageMaker bills BillableTimeInSeconds × instance count, per second; with managed spot the
+    billable time is already the discounted one, so the saving shows against TrainingTimeInSeconds."""
+    resources = job["ResourceConfig"]
+    billable, trained = job.get("BillableTimeInSeconds"), job.get("TrainingTimeInSeconds")
+    spot, notes = "", ()
+    if job.get("EnableManagedSpotTraining"):
+        if estimate:
+            spot = " (spot, priced as on demand)"
+            notes = ("training used managed spot: a local run cannot know the spot discount, so its "
+                     "billable time is the training time (on demand)",)
+        elif billable is not None and trained:
+            spot = f" (spot, {round(100 * (1 - billable / trained))}% saved)"
+        else:
+            spot = " (spot)"
+    detail = f"no billable time{spot}" if billable is None else f"{billable} s billable{spot}"
+    return JobUse("training", resources["InstanceType"], resources["InstanceCount"], billable, "training", detail,
+                  "the job reports no billable time (it may never have started)", notes)
+
+
+# botocore's sagemaker model: TrainingJobName at most 63 characters.
+JOB = Job("training", "createTrainingJob.sync", "TrainingJobName", "-train-", 63, describe="DescribeTrainingJob",
+          console="/jobs/", log_group=LOG_GROUP, cost=cost, local="sagestep.local.sagemaker_task:training_job")
 # On several instances each one gets a share of the train objects (training/train.py trains one model across
 # them, so FullyReplicated would count every row once per instance) and all of the validation ones.
 CHANNELS = {"train": "ShardedByS3Key", "validation": "FullyReplicated"}
@@ -73,7 +98,7 @@ def job_definition(refs: Refs, settings: PipelineSettings) -> dict:
 
 def parameters(refs: Refs, settings: PipelineSettings) -> dict:
     return {
-        "TrainingJobName.$": job_name("train"),
+        "TrainingJobName.$": job_name(JOB),
         # Script mode: the code bundle location overrides anything of the same name.
         "HyperParameters.$": "States.JsonMerge($.run.hyperparameters, $.run.trainingCode, false)",
         **job_definition(refs, settings),
@@ -127,7 +152,7 @@ def states(refs: Refs, settings: PipelineSettings, next_state: str | None) -> di
         },
         **result_states(HAS_METRICS, NO_METRICS, RESULT, next_state),
         # Train never retries (R7): its job is attempt 0.
-        **errors.job_fail_states(NAME, job_name("train", attempt="0"), LOG_GROUP),
+        **errors.job_fail_states(NAME, job_name(JOB, attempt="0"), LOG_GROUP),
     }
 
 
@@ -182,6 +207,6 @@ def summary(rendered: dict[str, dict]) -> list[str]:
 
 ROLE = JobRole(ROLE_KEY, "sagestep training jobs: read train/validation and code, write models",
                role_trust, role_policy)
-STEP = Step(NAME, states, statements, role=ROLE, summary=summary, when=lambda settings: not settings.tuning, outputs={
+STEP = Step(NAME, states, statements, role=ROLE, job=JOB, summary=summary, when=lambda settings: not settings.tuning, outputs={
     "trainingJobName.$": "$.training.jobName", "metrics.$": "$.training.finalMetrics",
     "modelArtifacts.$": "$.training.modelArtifacts"})

@@ -18,11 +18,30 @@ from .iam import allow, list_tags, pass_role, sync_rule
 from .naming import job_name, tags
 from .refs import Refs
 from .settings import PipelineSettings
-from .step import Step, then
+from .step import Job, JobUse, Step, then
 
 NAME = "Tune"
 HAS_BEST = "HasBestTrainingJob"
 NO_BEST = "NoBestTrainingJob"
+
+
+def cost(job: dict, estimate: bool) -> JobUse | None:
+    """A tuning job bills nothing of its own: each trial is a training job, billed as one (its billable seconds ×
+    its instances). Every trial shares the tuning job's instance type."""
+    trials = job.get("trials")
+    if not trials:
+        return None
+    resources = trials[0]["ResourceConfig"]
+    seconds = sum(trial.get("BillableTimeInSeconds") or 0 for trial in trials)
+    return JobUse(f"tuning ({len(trials)} trial{'s' if len(trials) > 1 else ''})", resources["InstanceType"],
+                  resources["InstanceCount"], seconds, "training", f"{seconds} s billable in all")
+
+
+# botocore's sagemaker model: HyperParameterTuningJobName at most 32 characters, so it starts with the Lambda's
+# shorter tuningName; its trials' Describe responses price it.
+JOB = Job("tuning", "createHyperParameterTuningJob.sync", "HyperParameterTuningJobName", "-", 32, base="tuningName",
+          describe="DescribeHyperParameterTuningJob", console="/hyper-tuning-jobs/", log_group=train.LOG_GROUP,
+          cost=cost, trials=True, local="sagestep.local.sagemaker_task:tuning_job")
 DESCRIBE_BEST = "DescribeBestTrainingJob"
 HAS_METRICS = "HasBestJobMetrics"
 NO_METRICS = "NoBestJobMetrics"
@@ -43,7 +62,7 @@ def trial_definition(refs: Refs, settings: PipelineSettings) -> dict:
 
 def parameters(refs: Refs, settings: PipelineSettings) -> dict:
     return {
-        "HyperParameterTuningJobName.$": job_name("tune"),
+        "HyperParameterTuningJobName.$": job_name(JOB),
         "HyperParameterTuningJobConfig": {
             "Strategy": settings.tuning["strategy"],
             "HyperParameterTuningJobObjective.$": f"{TUNING}.objective",
@@ -108,7 +127,7 @@ def states(refs: Refs, settings: PipelineSettings, next_state: str | None) -> di
             **then(next_state),
         },
         # Tune never retries: its job is attempt 0.
-        **errors.job_fail_states(NAME, job_name("tune", attempt="0"), train.LOG_GROUP),
+        **errors.job_fail_states(NAME, job_name(JOB, attempt="0"), train.LOG_GROUP),
     }
 
 
@@ -144,6 +163,6 @@ def summary(rendered: dict[str, dict]) -> list[str]:
         "execution's maxJobs / maxParallelJobs / ranges); the best trial's model goes on to the gate"]
 
 
-STEP = Step(NAME, states, statements, summary=summary, when=lambda settings: bool(settings.tuning), outputs={
+STEP = Step(NAME, states, statements, job=JOB, summary=summary, when=lambda settings: bool(settings.tuning), outputs={
     "trainingJobName.$": "$.training.jobName", "metrics.$": "$.training.finalMetrics",
     "modelArtifacts.$": "$.training.modelArtifacts", "tuningJobName.$": "$.tuning.job", "tuning.$": "$.tuning"})

@@ -43,7 +43,7 @@ def item(result, name):
 
 
 def test_spot_training_is_billed_for_its_billable_time_and_says_what_it_saved(table):
-    result = cost.run_cost(REGION, training_job(billable=70, trained=183, spot=True))
+    result = cost.run_cost(REGION, {"training": training_job(billable=70, trained=183, spot=True)})
     training = item(result, "training")
     assert training["usd"] == pytest.approx(0.5 * 70 / 3600)           # not the 183 s it trained
     saved = round(100 * (1 - 70 / 183))
@@ -52,7 +52,7 @@ def test_spot_training_is_billed_for_its_billable_time_and_says_what_it_saved(ta
 
 
 def test_on_demand_training_bills_every_instance(table):
-    training = item(cost.run_cost(REGION, training_job(billable=183, trained=183, count=2)), "training")
+    training = item(cost.run_cost(REGION, {"training": training_job(billable=183, trained=183, count=2)}), "training")
     assert training["usd"] == pytest.approx(0.5 * 183 * 2 / 3600)
     assert "spot" not in training["detail"] and training["detail"].startswith("ml.m5.xlarge x2, 183 s billable")
 
@@ -60,9 +60,9 @@ def test_on_demand_training_bills_every_instance(table):
 def test_transform_is_billed_from_start_to_end_whichever_form_the_times_take(table):
     start = datetime(2026, 1, 1, tzinfo=timezone.utc)
     end = start + timedelta(seconds=95.2)
-    as_boto3 = cost.run_cost(REGION, transform_job=transform_job(start, end, count=3))
-    as_step_functions = cost.run_cost(REGION, transform_job=transform_job(
-        int(start.timestamp() * 1000), int(end.timestamp() * 1000), count=3))
+    as_boto3 = cost.run_cost(REGION, {"transform": transform_job(start, end, count=3)})
+    as_step_functions = cost.run_cost(REGION, {"transform": transform_job(
+        int(start.timestamp() * 1000), int(end.timestamp() * 1000), count=3)})
     transform = item(as_boto3, "batch transform")
     assert transform["usd"] == pytest.approx(0.25 * 96 * 3 / 3600)      # whole seconds, every instance
     assert transform["detail"] == "ml.m5.large x3, 96 s at $0.25/h"
@@ -90,7 +90,7 @@ def test_state_transitions_are_billed_each(table):
 
 
 def test_an_unknown_instance_type_is_unpriced_and_the_total_a_lower_bound(table):
-    result = cost.run_cost(REGION, training_job(100, 100, instance_type="ml.zz.huge"), state_transitions=10)
+    result = cost.run_cost(REGION, {"training": training_job(100, 100, instance_type="ml.zz.huge")}, state_transitions=10)
     assert item(result, "training")["usd"] is None
     assert result["usd"] == round(10 * 0.00004, 4)
     assert any("no price for ml.zz.huge in eu-west-1" in note for note in result["notes"])
@@ -99,7 +99,8 @@ def test_an_unknown_instance_type_is_unpriced_and_the_total_a_lower_bound(table)
 
 def test_an_unknown_region_leaves_every_item_unpriced_and_says_so(table):
     start = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    result = cost.run_cost("xx-nowhere-1", training_job(100, 100), transform_job(start, start + timedelta(seconds=5)),
+    result = cost.run_cost("xx-nowhere-1", {"training": training_job(100, 100),
+                                          "transform": transform_job(start, start + timedelta(seconds=5))},
                            [(1.0, 1769)], 9)
     assert [i["usd"] for i in result["items"]] == [None, None, None, None] and result["usd"] == 0.0
     assert sum("price for xx-nowhere-1" in note for note in result["notes"]) == 4
@@ -109,7 +110,7 @@ def test_an_unknown_region_leaves_every_item_unpriced_and_says_so(table):
 
 
 def test_a_run_that_failed_before_the_transform_has_no_transform_item(table):
-    result = cost.run_cost(REGION, training_job(60, 60), None, [(0.5, 1769)], 7)
+    result = cost.run_cost(REGION, {"training": training_job(60, 60)}, [(0.5, 1769)], 7)
     assert [i["item"] for i in result["items"]] == ["training", "preprocess Lambda", "state transitions"]
     assert result["usd"] == round(sum(i["usd"] for i in result["items"]), 4) and result["notes"] == []
     # Failed at Preprocess: only the Lambda and the transitions.
@@ -118,7 +119,7 @@ def test_a_run_that_failed_before_the_transform_has_no_transform_item(table):
 
 
 def test_a_local_estimate_says_so_and_prices_spot_as_on_demand(table):
-    result = cost.run_cost(REGION, training_job(40, 40, spot=True), estimate=True)
+    result = cost.run_cost(REGION, {"training": training_job(40, 40, spot=True)}, estimate=True)
     assert result["estimate"] is True and result["notes"][0] == "an estimate at AWS prices from local timings"
     assert "(spot, priced as on demand)" in item(result, "training")["detail"]
     assert any("cannot know the spot discount" in note for note in result["notes"])
@@ -181,8 +182,9 @@ def test_a_default_run_is_priced_item_by_item_with_the_shipped_table(monkeypatch
     transform_type = config["sagestep:transformInstanceType"]["default"]
     start = datetime(2026, 1, 1, tzinfo=timezone.utc)
     try:
-        result = cost.run_cost("us-east-1", training_job(300, 300, instance_type=training_type),
-                               transform_job(start, start + timedelta(seconds=120), instance_type=transform_type),
+        result = cost.run_cost("us-east-1", {
+            "training": training_job(300, 300, instance_type=training_type),
+            "transform": transform_job(start, start + timedelta(seconds=120), instance_type=transform_type)},
                                [(2.5, 1769), (0.4, 1769)], 14, lambda_architecture="arm64")
     finally:
         prices.price_table.cache_clear()
@@ -221,7 +223,7 @@ def test_a_local_training_job_reports_its_training_and_billable_seconds(spot):
     wall = (training["TrainingEndTime"] - training["TrainingStartTime"]).total_seconds()
     assert seconds - 1 <= wall <= seconds + 0.01
     assert transform["TransformStartTime"] < transform["TransformEndTime"]
-    estimate = cost.run_cost(engine.region, training, transform, estimate=True)
+    estimate = cost.run_cost(engine.region, {"training": training, "transform": transform}, estimate=True)
     assert [i["item"] for i in estimate["items"]] == ["training", "batch transform"]
     assert f"{seconds} s billable" in item(estimate, "training")["detail"]
 

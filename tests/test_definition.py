@@ -10,9 +10,8 @@ import pytest
 
 from preprocess.naming import run_name
 from sagestep.synth import synthesize
-from statemachine import state_order
+from statemachine import jobs, state_order
 from statemachine.check import check_definition, sagemaker_model
-from statemachine.naming import KINDS
 
 # SageMaker's own pattern for job names, from botocore's model (AWS anchors it).
 SAGEMAKER_NAME = re.compile(sagemaker_model().shape_for("TrainingJobName").metadata["pattern"])
@@ -237,12 +236,12 @@ HOSTILE = ["a", "A" * 80, "My_Run_2026-11-26T10:00", "__--__", "x" * 79 + "_",
 def test_job_names_fit_sagemaker_for_any_execution_name(execution):
     arn = f"arn:aws:states:us-east-1:123456789012:execution:sagestep-dev-pipeline:{execution}"
     base = run_name("sagestep-averyverylongstackn", execution, arn)
-    for kind in ("train", "model", "predict"):
+    for infix in (job.infix for job in jobs() if job.base == "runName"):
         for retry in range(10):
-            name = f"{base}-{kind}-{retry}"
+            name = f"{base}{infix}{retry}"
             assert len(name) <= SAGEMAKER_NAME_MAX and SAGEMAKER_NAME.fullmatch(name), name
             assert name == name.lower() and name.startswith("sagestep-averyverylongstackn--")
-    assert len(base) + max(len(f"-{kind}-9") for kind in KINDS) <= SAGEMAKER_NAME_MAX
+    assert len(base) + max(len(f"{job.infix}9") for job in jobs() if job.base == "runName") <= SAGEMAKER_NAME_MAX
 
 
 def test_job_names_differ_between_executions_and_attempts(definition):

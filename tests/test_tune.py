@@ -10,9 +10,10 @@ from preprocess import errors
 from preprocess.handler import handler
 from preprocess.naming import TUNING_NAME_MAX, run_name, tuning_name
 from sagestep.synth import synthesize
-from statemachine import state_order
+from statemachine import jobs, state_order
 from statemachine.check import check_definition
-from statemachine.naming import BASE_MAX, JOB_NAMES, RETRY_DIGITS, job_name, name_prefix
+from statemachine.naming import BASE_MAX, RETRY_DIGITS, job_name, longest_name, name_prefix
+from statemachine.tune import JOB as TUNING_JOB
 from tests.conftest import statements_by_sid
 from tests.test_preprocess import BUCKET, event, put, s3  # noqa: F401 - s3 is a fixture
 
@@ -42,9 +43,11 @@ def settings_from(values: dict):
 
 
 def test_every_job_kind_fits_its_api_s_name_limit():
-    for base, infix, limit in JOB_NAMES.values():
-        assert BASE_MAX[base] + len(infix) + RETRY_DIGITS <= limit
-    assert JOB_NAMES["tune"][2] == 32 and TUNING_NAME_MAX + len("-9") == 32
+    kinds = {job.kind: job for job in jobs()}
+    assert set(kinds) == {"training", "tuning", "model", "transform"}
+    for job in kinds.values():
+        assert longest_name(job) == BASE_MAX[job.base] + len(job.infix) + RETRY_DIGITS <= job.limit
+    assert kinds["tuning"].limit == 32 and TUNING_NAME_MAX + len("-9") == 32
 
 
 @pytest.mark.parametrize("stack", ["dev", "a-very-long-stack-name-for-production-eu-west-1", "Ünï_cödé"])
@@ -75,7 +78,7 @@ def test_tuning_job_names_are_readable_and_differ_between_executions():
 
 def test_the_tune_state_names_the_job_from_tuning_name_and_attempt(tuned_definition):
     parameters = tuned_definition["States"]["Tune"]["Parameters"]
-    assert parameters["HyperParameterTuningJobName.$"] == job_name("tune") == \
+    assert parameters["HyperParameterTuningJobName.$"] == job_name(TUNING_JOB) == \
         "States.Format('{}-{}', $.run.tuningName, $$.State.RetryCount)"
 
 

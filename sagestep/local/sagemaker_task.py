@@ -9,6 +9,7 @@ as local training jobs too (tuning.py).
 """
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import re
@@ -20,6 +21,7 @@ import boto3
 from botocore.exceptions import ClientError
 from botocore.validate import ParamValidator
 
+from statemachine import jobs as pipeline_jobs
 from statemachine.check import sagemaker_model
 from statemachine.errors import SAGEMAKER_API_ERROR
 
@@ -172,73 +174,97 @@ class SageMakerLocal(ServiceTask):
         env.stack.append(to_sfn_json(getattr(client, snake)(**normalised_parameters)))
 
     def _build_sync_resolver(self, env, resource_runtime_part, normalised_parameters, *args, **kwargs):
+        """The .sync job runs as its step's Job declares (Job.local, "module:function"): the function gets
+        (this task, env, the engine's LocalJobs, the request) and returns the interpreter's resolver."""
         env.stack.pop()
-        operation = self._operation()
-        jobs = current_jobs(self, env)
-        client, s3 = jobs.client("sagemaker"), jobs.client("s3")
-        backend = jobs.backend()
-        if operation == "CreateHyperParameterTuningJob":
-            return tuning.tuning_resolver(self, env, jobs, normalised_parameters["HyperParameterTuningJobName"])
-        if operation == "CreateTrainingJob":
-            name = normalised_parameters["TrainingJobName"]
-            job, run, log = start_training(jobs, normalised_parameters)
-            describe = lambda: client.describe_training_job(TrainingJobName=name)  # noqa: E731
-        elif operation == "CreateTransformJob":
-            name = normalised_parameters["TransformJobName"]
-            job = backend.transform_jobs[name]
-            job.transform_job_status = "InProgress"
-            model = client.describe_model(ModelName=normalised_parameters["ModelName"])
-            log = jobs.job_logs("transform", name, normalised_parameters["TransformResources"]["InstanceCount"])
-            run = _started(lambda: TransformRun(s3, normalised_parameters, model, log.add))
-            describe = lambda: client.describe_transform_job(TransformJobName=name)  # noqa: E731
-        else:
-            raise self.failure(env, "States.Runtime", f"{operation} has no .sync integration")
-        # SageMaker bills a job from when it starts on its instances: here, once its container process is up
-        # (preparing the image's environment is the instances' start-up, which AWS does not bill).
-        launched = None if isinstance(run, _NotStarted) else datetime.now().astimezone()
-        if launched and operation == "CreateTransformJob":
-            job.transform_start_time = launched        # what a stopped job is billed from
-        jobs.track(run)
+        action = f"{self.resource.api_action}.sync"
+        job = next((job for job in pipeline_jobs() if job.action == action and job.local), None)
+        if job is None:
+            raise self.failure(env, "States.Runtime", f"{self._operation()} has no .sync integration")
+        module, function = job.local.split(":")
+        return getattr(importlib.import_module(module), function)(self, env, current_jobs(self, env),
+                                                                  normalised_parameters)
 
-        def ended(outcome: Outcome) -> None:
-            """The job's own end, recorded unless a Stop*Job request (or the engine closing) stopped it first."""
-            if jobs.release(run):
-                log.flush()
-                if operation == "CreateTrainingJob":
-                    record_training(job, outcome, normalised_parameters, log, launched)
-                else:
-                    _record(job, operation, outcome, None, launched)
 
-        def watch() -> None:
-            """A stopped execution (or Parallel branch) stops the job. A Task timeout does not: the Step
-            Functions guide ("Run a Job (.sync)") names a stopped execution and a failed Parallel branch or Map
-            iteration, not a timeout, so the job runs on until it ends or a Stop*Job request stops it
-            (BatchPredictStop), and its end is recorded (the cautious reading: docs/operations.md)."""
-            while env.is_running() and run.poll_running():
-                threading.Event().wait(0.1)
-            if not run.poll_running():
-                return
-            if not task_timed_out(env):
-                run.stop()
-                log.flush()
-                return
-            while run in jobs.running and run.poll_running():
-                threading.Event().wait(0.1)
-            if run in jobs.running:
-                ended(run.poll())
-        threading.Thread(target=watch, daemon=True).start()
+def training_job(task: SageMakerLocal, env, jobs: LocalJobs, request: dict) -> Callable:
+    """CreateTrainingJob.sync: the job's container runs here (train.JOB's local runner)."""
+    name = request["TrainingJobName"]
+    job, run, log = start_training(jobs, request)
+    return _sync_job(task, env, jobs, run, log,
+                     lambda outcome, launched: record_training(job, outcome, request, log, launched),
+                     lambda: jobs.client("sagemaker").describe_training_job(TrainingJobName=name))
 
-        def resolver():
-            outcome = run.poll()
+
+def transform_job(task: SageMakerLocal, env, jobs: LocalJobs, request: dict) -> Callable:
+    """CreateTransformJob.sync: the model's serving container runs here (batch_predict.JOB's local runner)."""
+    name = request["TransformJobName"]
+    client = jobs.client("sagemaker")
+    job = jobs.backend().transform_jobs[name]
+    job.transform_job_status = "InProgress"
+    model = client.describe_model(ModelName=request["ModelName"])
+    log = jobs.job_logs("transform", name, request["TransformResources"]["InstanceCount"])
+    run = _started(lambda: TransformRun(jobs.client("s3"), request, model, log.add))
+
+    def launch(launched: datetime) -> None:
+        job.transform_start_time = launched        # what a stopped job is billed from
+    return _sync_job(task, env, jobs, run, log,
+                     lambda outcome, launched: _record(job, "CreateTransformJob", outcome, None, launched),
+                     lambda: client.describe_transform_job(TransformJobName=name), launch)
+
+
+def tuning_job(task: SageMakerLocal, env, jobs: LocalJobs, request: dict) -> Callable:
+    """CreateHyperParameterTuningJob.sync: its trials run here as training jobs (tune.JOB's local runner)."""
+    return tuning.tuning_resolver(task, env, jobs, request["HyperParameterTuningJobName"])
+
+
+def _sync_job(task: SageMakerLocal, env, jobs: LocalJobs, run, log: JobLogs,
+              record: Callable[[Outcome, datetime | None], None], describe: Callable[[], dict],
+              launch: Callable[[datetime], None] = lambda launched: None) -> Callable:
+    """A started job, watched until it ends: the resolver returns its final Describe* document, or fails the task
+    (States.TaskFailed) with it when the job did not complete."""
+    # SageMaker bills a job from when it starts on its instances: here, once its container process is up
+    # (preparing the image's environment is the instances' start-up, which AWS does not bill).
+    launched = None if isinstance(run, _NotStarted) else datetime.now().astimezone()
+    if launched:
+        launch(launched)
+    jobs.track(run)
+
+    def ended(outcome: Outcome) -> None:
+        """The job's own end, recorded unless a Stop*Job request (or the engine closing) stopped it first."""
+        if jobs.release(run):
             log.flush()
-            if outcome is None:
-                return None
-            ended(outcome)
-            described = to_sfn_json(describe())
-            if described.get("TrainingJobStatus", described.get("TransformJobStatus")) != "Completed":
-                raise self.task_failed(env, json.dumps(described))
-            return described
-        return resolver
+            record(outcome, launched)
+
+    def watch() -> None:
+        """A stopped execution (or Parallel branch) stops the job. A Task timeout does not: the Step
+        Functions guide ("Run a Job (.sync)") names a stopped execution and a failed Parallel branch or Map
+        iteration, not a timeout, so the job runs on until it ends or a Stop*Job request stops it
+        (BatchPredictStop), and its end is recorded (the cautious reading: docs/operations.md)."""
+        while env.is_running() and run.poll_running():
+            threading.Event().wait(0.1)
+        if not run.poll_running():
+            return
+        if not task_timed_out(env):
+            run.stop()
+            log.flush()
+            return
+        while run in jobs.running and run.poll_running():
+            threading.Event().wait(0.1)
+        if run in jobs.running:
+            ended(run.poll())
+    threading.Thread(target=watch, daemon=True).start()
+
+    def resolver():
+        outcome = run.poll()
+        log.flush()
+        if outcome is None:
+            return None
+        ended(outcome)
+        described = to_sfn_json(describe())
+        if described.get("TrainingJobStatus", described.get("TransformJobStatus")) != "Completed":
+            raise task.task_failed(env, json.dumps(described))
+        return described
+    return resolver
 
 
 def stop_transform_job(service: str, operation: str, params: dict) -> tuple[int, dict, str] | None:
