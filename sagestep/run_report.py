@@ -661,8 +661,14 @@ def _job_facts(record: dict) -> str:
     missing = ("<span class='absent'>not in this record</span>" if record["status"] == "SUCCEEDED" or "jobs" not in record
                else f"<span class='absent'>none: the run ended at {ended}</span>")
     rows = []
-    for key, label in (("training", "training job"), ("transform", "batch transform"), ("model", "model")):
+    best = (record.get("tuning") or {}).get("best")
+    if best and not jobs.get("training"):
+        jobs = {**jobs, "training": {"name": best}}          # a tuned run trained with its best trial
+    for key, label in (("tuning", "tuning job"), ("training", "training job"), ("transform", "batch transform"),
+                       ("model", "model")):
         job = jobs.get(key)
+        if key == "tuning" and not job:
+            continue                                         # only a tuned run has one
         if not job or not job.get("name"):
             rows.append((label, missing))
             continue
@@ -672,6 +678,10 @@ def _job_facts(record: dict) -> str:
     metrics = {name: value for name, value in (record.get("metrics") or {}).items() if not name.startswith("test:")}
     listed = " · ".join(f"{esc(name)} {_number(value)}" for name, value in metrics.items())
     rows.append(("final training metrics", listed or "<span class='absent'>none scraped</span>"))
+    registered = record.get("registered")
+    if registered:
+        rows.append(("registered", f"{esc(registered['group'])} version {esc(registered['version'])} "
+                                   f"({esc(registered['status'])})"))
     return _facts_table(rows)
 
 

@@ -337,7 +337,7 @@ def test_a_local_run_s_json_carries_the_version_it_registered(tmp_path, capsys):
     stack_file.write_text("config:\n  sagestep:registerModels: true\n  sagestep:modelApprovalStatus: Approved\n")
     try:
         code = main(["local", str(IRIS), "--label", "species", "--stack", "reglocal", "--json",
-                     "--out", str(tmp_path / "out")])
+                     "--out", str(tmp_path / "out"), "--report"])
     finally:
         stack_file.unlink()
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -348,6 +348,8 @@ def test_a_local_run_s_json_carries_the_version_it_registered(tmp_path, capsys):
         "arn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/sagestep-reglocal-models/1"}
     from tests.test_local import summary_of
     assert "registered: sagestep-reglocal-models version 1 (Approved); sagestep models lists" in summary_of(result)
+    assert ("<th>registered</th><td>sagestep-reglocal-models version 1 (Approved)</td>"
+            in (tmp_path / "out/report.html").read_text())
 
 
 def test_a_refused_registration_fails_the_run_at_register_failed(registered_stack):

@@ -49,6 +49,7 @@ def test_a_random_search_of_four_trials_two_at_a_time_predicts_with_the_best_tri
     seen = open_report(browser, tmp_path / "out/report.html")
     assert_renders(seen, tmp_path / "out/report.html", {"chart-tuning"})
     assert "Tuning" in seen["text"] and best["name"] in seen["text"]
+    assert f"tuning job\t{tuning['job']}" in seen["text"] and f"training job\t{best['name']}" in seen["text"]
 
 
 def test_a_bayesian_search_runs_and_the_model_made_is_the_best_trial_s(monkeypatch):

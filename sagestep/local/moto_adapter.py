@@ -89,10 +89,9 @@ Check = Callable[[str, str, dict], "tuple[int, dict, str] | None"]
 def emulator(stack: ExitStack) -> None:
     """moto in-process, with its ASL interpreter on and Lambda without Docker (public config)."""
     stack.enter_context(mock_aws(config=CONFIG))
-    interpreter_log = logging.getLogger("moto.stepfunctions.parser")
-    stack.callback(interpreter_log.setLevel, interpreter_log.level)
-    # It logs every caught task error with its parse tree; the execution history already says what failed.
-    interpreter_log.setLevel(logging.CRITICAL)
+    # It logs every caught task error with its parse tree; the execution history already says what failed. For the
+    # process's life: an execution's thread may still log after the engine has closed (a run interrupted by Ctrl-C).
+    logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
 
 
 def server(host: str, port: int, verbose: bool = False) -> ThreadedMotoServer:
