@@ -52,10 +52,10 @@ def test_a_command_whose_packages_are_missing_says_which_in_one_line(monkeypatch
 @pytest.mark.parametrize("name, content, kind", [
     ("data.csv", b'[{"sepal_length": 5.1, "species": "setosa"}]', "JSON (or JSON Lines)"),
     ("data.csv", b'\xef\xbb\xbf{"a": 1}\n{"a": 2}\n', "JSON (or JSON Lines)"),
-    ("data.csv.gz", gzip.compress(b'  {"a": 1}\n'), "JSON (or JSON Lines)"),
+    ("data.csv.gz", gzip.compress(b'  {"a": 1}\n', mtime=0), "JSON (or JSON Lines)"),
     ("data.csv", b"PAR1\x15\x04\x15\x10", "a Parquet file"),
     ("shards/part-0.csv", b"PK\x03\x04\x14\x00", "a ZIP archive (an Excel .xlsx workbook is one)"),
-])
+], ids=["json", "json-lines-with-bom", "gzipped-json", "parquet", "xlsx-in-a-folder"])
 def test_a_file_that_is_not_csv_is_one_line_naming_what_it_looks_like(tmp_path, name, content, kind):
     path = tmp_path / name
     path.parent.mkdir(exist_ok=True)
