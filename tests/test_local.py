@@ -451,13 +451,9 @@ def test_a_transform_past_the_budget_s_time_is_stopped_and_the_run_fails_saying_
 def test_ctrl_c_ends_a_local_run_cleanly_and_leaves_no_job_folder(tmp_path):
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    # Training of thousands of rounds with no early stop: the interrupt reaches it while it runs, however late the
-    # piped progress lines arrive on a loaded machine.
     process = subprocess.Popen([sys.executable, "-m", "sagestep", "local", str(IRIS), "--label", "species",
-                                "--hyperparameter", "num_round=5000", "--hyperparameter",
-                                "early_stopping_rounds=5000", "--out", str(tmp_path / "out")], cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "TMPDIR": str(scratch)})
+                                "--out", str(tmp_path / "out")], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(scratch)})
     first = process.stdout.readline()
     assert first.startswith("execution local-") and first.endswith(" (embedded engine)\n"), "piped: not cut at 80"
     for line in process.stdout:
