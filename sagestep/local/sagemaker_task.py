@@ -51,6 +51,9 @@ def to_sfn_json(value: Any) -> Any:
     return value
 
 
+STARTING_WAIT_SECONDS = 30.0     # how long closing waits for a job caught starting (data download, processes)
+
+
 class LocalJobs:
     """The engine's side of the hook: where jobs run and who hears their output."""
 
@@ -63,6 +66,8 @@ class LocalJobs:
         self.stopped: set[str] = set()      # jobs a Stop*Job request named, perhaps before they started here
         self.tunings: dict[str, Any] = {}     # the tuning jobs run here (tuning.TuningRun), by name
         self.closed = False
+        self._starting = 0                    # jobs being started (their folder made, their processes starting)
+        self._started = threading.Condition(self._lock)
 
     def stop_all(self) -> None:
         """The engine is closing (the run ended or was interrupted): no job outlives it, and a job the
@@ -76,6 +81,26 @@ class LocalJobs:
             self.running.clear()
         for run in running:
             run.stop()
+        # A job still starting (Ctrl-C as its processes start) is stopped by its own thread as it is tracked;
+        # wait for that, or its folder outlives the engine when the process exits.
+        with self._started:
+            self._started.wait_for(lambda: self._starting == 0, timeout=STARTING_WAIT_SECONDS)
+
+    def start(self, start: Callable[[], Any]):
+        """start() a job's run and track it at once (a job that cannot start: _NotStarted, with its reason)."""
+        with self._lock:
+            self._starting += 1
+        try:
+            try:
+                run = start()
+            except Exception as error:  # noqa: BLE001 - the job fails with the reason, as SageMaker's would
+                run = _NotStarted(error)
+            self.track(run)
+            return run
+        finally:
+            with self._started:
+                self._starting -= 1
+                self._started.notify_all()
 
     def track(self, run) -> None:
         with self._lock:
@@ -203,7 +228,7 @@ def transform_job(task: SageMakerLocal, env, jobs: LocalJobs, request: dict) -> 
     job.transform_job_status = "InProgress"
     model = client.describe_model(ModelName=request["ModelName"])
     log = jobs.job_logs("transform", name, request["TransformResources"]["InstanceCount"])
-    run = _started(lambda: TransformRun(jobs.client("s3"), request, model, log.add))
+    run = jobs.start(lambda: TransformRun(jobs.client("s3"), request, model, log.add))
 
     def launch(launched: datetime) -> None:
         job.transform_start_time = launched        # what a stopped job is billed from
@@ -227,7 +252,6 @@ def _sync_job(task: SageMakerLocal, env, jobs: LocalJobs, run, log: JobLogs,
     launched = None if isinstance(run, _NotStarted) else datetime.now().astimezone()
     if launched:
         launch(launched)
-    jobs.track(run)
 
     def ended(outcome: Outcome) -> None:
         """The job's own end, recorded unless a Stop*Job request (or the engine closing) stopped it first."""
@@ -315,19 +339,12 @@ def start_training(jobs: LocalJobs, request: dict):
     job.training_job_status, job.secondary_status = "InProgress", "Training"
     job.final_metric_data_list = None
     log = jobs.job_logs("training", name, request["ResourceConfig"]["InstanceCount"])
-    return job, _started(lambda: TrainingRun(jobs.client("s3"), request, log.add)), log
+    return job, jobs.start(lambda: TrainingRun(jobs.client("s3"), request, log.add)), log
 
 
 def record_training(job, outcome: Outcome, request: dict, log: JobLogs, launched: datetime | None) -> None:
     """A training job's end in moto, with the metrics scraped from its log."""
     _record(job, "CreateTrainingJob", outcome, final_metrics(request, log.stored), launched)
-
-
-def _started(start):
-    try:
-        return start()
-    except Exception as error:  # noqa: BLE001 - the job fails with the reason, as SageMaker's would
-        return _NotStarted(error)
 
 
 def _record(job, operation: str, outcome: Outcome, metrics: list[dict] | None, launched: datetime | None) -> None:

@@ -313,7 +313,6 @@ class TuningRun:
         trial.job, trial.run, trial.log = tasks.start_training(self.jobs, trial.request)
         trial.launched = None if isinstance(trial.run, tasks._NotStarted) else datetime.now().astimezone()
         self.trials.append(trial)
-        self.jobs.track(trial.run)
         self._refresh()
 
     def _collect(self) -> None:
