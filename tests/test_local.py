@@ -451,9 +451,15 @@ def test_a_transform_past_the_budget_s_time_is_stopped_and_the_run_fails_saying_
 def test_ctrl_c_ends_a_local_run_cleanly_and_leaves_no_job_folder(tmp_path):
     scratch = tmp_path / "tmp"
     scratch.mkdir()
+    # As a shell starts it: SIGINT neither blocked nor ignored (a test worker's own mask or disposition, left by a
+    # library that spawned helpers with it blocked, would be inherited and the interrupt never arrive).
+    def as_a_shell_starts_it():
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
     process = subprocess.Popen([sys.executable, "-m", "sagestep", "local", str(IRIS), "--label", "species",
                                 "--out", str(tmp_path / "out")], cwd=ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(scratch)})
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(scratch)},
+                               preexec_fn=as_a_shell_starts_it)
     first = process.stdout.readline()
     assert first.startswith("execution local-") and first.endswith(" (embedded engine)\n"), "piped: not cut at 80"
     # The training job's container config, written as its processes start, says the job runs: interrupt it then, not
