@@ -3,6 +3,7 @@ so `sagestep --help` loads no pulumi, boto3 or moto."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
 import sys
@@ -177,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_options(start)
     start.add_argument("--wait", action="store_true", help="follow the execution until it ends")
     start.add_argument("--state-machine-arn", help="default: $SAGESTEP_STATE_MACHINE_ARN or `pulumi stack output`")
-    start.set_defaults(run=_start)
+    start.set_defaults(run=_deferred("start", "start"))
 
     report = commands.add_parser(
         "report", help="write one self-contained report.html of a finished run",
@@ -186,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("execution_arn", metavar="EXECUTION_ARN")
     report.add_argument("--out", help="where to write report.html and the run's files (default runs/<execution>/)")
     report.add_argument("--json", action="store_true", help="print {\"report\": path, \"status\"}")
-    report.set_defaults(run=_report)
+    report.set_defaults(run=_deferred("start", "report_execution"))
 
     runs = commands.add_parser(
         "runs", help="the stack's recent executions: status, duration, metric, failed state",
@@ -198,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="print {\"stateMachineArn\", \"runs\": [{\"name\", \"executionArn\", \"status\", \"start\", "
                            "\"seconds\", \"metric\", \"failedState\"}]}")
     runs.add_argument("--state-machine-arn", help="default: $SAGESTEP_STATE_MACHINE_ARN or `pulumi stack output`")
-    runs.set_defaults(run=_runs)
+    runs.set_defaults(run=_deferred("runs", "runs"))
 
     prune = commands.add_parser("prune", description="Delete the SageMaker models this stack's executions "
                                 "created, keeping the newest --keep, any younger than --older-than and any a "
@@ -214,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "\"kept\": [{\"name\", \"created\", \"reason\"}], \"dryRun\"}; a dry run says "
                             "\"wouldDelete\" in place of \"deleted\"")
     prune.add_argument("--state-machine-arn", help="default: $SAGESTEP_STATE_MACHINE_ARN or `pulumi stack output`")
-    prune.set_defaults(run=_prune)
+    prune.set_defaults(run=_deferred("prune", "prune"))
 
     models = commands.add_parser(
         "models", help="the stack's registered model versions (sagestep:registerModels); approve or reject one",
@@ -230,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "\"metrics\", \"executionArn\"}]}; with approve|reject {\"group\", \"version\", \"arn\", "
                              "\"status\"}")
     models.add_argument("--state-machine-arn", help="default: $SAGESTEP_STATE_MACHINE_ARN or `pulumi stack output`")
-    models.set_defaults(run=_models)
+    models.set_defaults(run=_deferred("models", "models"))
 
     price_commands = commands.add_parser(
         "prices", help="the SageMaker price table that costs and maxRunCostUsd use",
@@ -244,8 +245,15 @@ def build_parser() -> argparse.ArgumentParser:
     refresh.add_argument("--out", metavar="FILE", help="where to write the table (default infra/prices.json)")
     refresh.add_argument("--region", metavar="R", action="append",
                          help="refresh only this region's prices, keeping the others (repeatable; default: all)")
-    refresh.set_defaults(run=_prices_refresh)
+    refresh.set_defaults(run=_deferred("prices", "refresh"))
     return parser
+
+
+def _deferred(module: str, function: str):
+    """A command's runner, imported from sagestep.<module> only when the command runs (parsing stays light)."""
+    def run(args: argparse.Namespace, console: Console) -> int:
+        return getattr(importlib.import_module(f"sagestep.{module}"), function)(args, console)
+    return run
 
 
 def _local(args: argparse.Namespace, console: Console) -> int:
@@ -262,16 +270,6 @@ def _local(args: argparse.Namespace, console: Console) -> int:
     return run_local(args, console)
 
 
-def _report(args: argparse.Namespace, console: Console) -> int:
-    from .start import report_execution
-    return report_execution(args, console)
-
-
-def _start(args: argparse.Namespace, console: Console) -> int:
-    from .start import start
-    return start(args, console)
-
-
 def runs_count(text: str) -> int:
     """--last N: 1 to 1000 (ListExecutions' largest page, sagestep.runs.MAX_LAST; checked here so that
     parsing imports no boto3)."""
@@ -279,16 +277,6 @@ def runs_count(text: str) -> int:
     if not 1 <= value <= 1000:
         raise argparse.ArgumentTypeError(f"{text!r} is not a count from 1 to 1000")
     return value
-
-
-def _runs(args: argparse.Namespace, console: Console) -> int:
-    from .runs import runs
-    return runs(args, console)
-
-
-def _prune(args: argparse.Namespace, console: Console) -> int:
-    from .prune import prune
-    return prune(args, console)
 
 
 def model_version(text: str) -> int:
@@ -300,16 +288,6 @@ def model_version(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a model version (1, 2, ...)")
     return value
-
-
-def _models(args: argparse.Namespace, console: Console) -> int:
-    from .models import models
-    return models(args, console)
-
-
-def _prices_refresh(args: argparse.Namespace, console: Console) -> int:
-    from .prices import refresh
-    return refresh(args, console)
 
 
 # The errors a command reports in one line with exit code 2, by the module that defines each: a module

@@ -43,7 +43,7 @@ def test_a_command_whose_packages_are_missing_says_which_in_one_line(monkeypatch
     def needs_rich(args, console):
         raise ModuleNotFoundError("No module named 'moto'", name="moto.core")
 
-    monkeypatch.setattr(cli, "_runs", needs_rich)
+    monkeypatch.setattr("sagestep.runs.runs", needs_rich)          # what `runs` imports when it runs
     assert cli.main(["runs"]) == 2
     assert capsys.readouterr().err == ("sagestep runs: needs the package moto, which the tool's extra installs: "
                                        "pip install '.[local]' in the project folder (make run does it for you)\n")
