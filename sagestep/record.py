@@ -10,6 +10,7 @@ from pathlib import Path
 from botocore.exceptions import BotoCoreError, ClientError
 
 from statemachine import jobs as pipeline_jobs
+from statemachine import register
 from statemachine.console import console_url
 from statemachine.framework import metric_definitions, scrape_series
 from statemachine.train import LOG_GROUP as TRAINING_LOG_GROUP
@@ -151,4 +152,7 @@ def report_record(result: dict, description: dict, events: list[dict], definitio
         "model": str(files["modelArtifact"]) if files.get("modelArtifact") else None,
         "jobs": {job.kind: _job_facts(job.console, jobs.get(job.kind), described.get(job.kind), region, local)
                  for job in pipeline_jobs() if job.console},
+        **({"registered": {**result["registered"], "console": None if local else console_url(
+            region, "sagemaker", f"{register.CONSOLE}{result['registered']['group']}")}}
+           if result.get("registered") else {}),
     }

@@ -179,7 +179,8 @@ def print_summary(result: dict, console: Console) -> None:
         for name, label in (("predictions", "predictions"), ("metrics", "metrics"), ("modelArtifact", "model")):
             if result["outputs"].get(name):
                 console.print(f"{label}: {result['outputs'][name]}", highlight=False, soft_wrap=True)
-        for name, label in (("trainingJobConsole", "training job"), ("tuningJobConsole", "tuning job")):
+        for name, label in (("trainingJobConsole", "training job"), ("tuningJobConsole", "tuning job"),
+                            ("modelGroupConsole", "model group")):
             if result["outputs"].get(name):
                 console.print(f"{label}: {result['outputs'][name]}", highlight=False, soft_wrap=True)
         registered = result.get("registered")

@@ -680,8 +680,8 @@ def _job_facts(record: dict) -> str:
     rows.append(("final training metrics", listed or "<span class='absent'>none scraped</span>"))
     registered = record.get("registered")
     if registered:
-        rows.append(("registered", f"{esc(registered['group'])} version {esc(registered['version'])} "
-                                   f"({esc(registered['status'])})"))
+        rows.append(("registered", f"{_link(registered['group'], registered.get('console'), local)} version "
+                                   f"{esc(registered['version'])} ({esc(registered['status'])})"))
     return _facts_table(rows)
 
 

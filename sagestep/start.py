@@ -12,6 +12,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 
+from statemachine import register, train, tune
 from statemachine.console import console_url
 
 from .checks import writable_folder
@@ -94,11 +95,17 @@ def start(args, console: Console) -> int:
         result["outputs"] = {"predictions": evaluation.get("predictionsFile"), "metrics": evaluation.get("evaluationFile"),
                              "modelArtifact": output.get("modelArtifacts"), "trainingJob": job}
         if not emulated:
-            result["outputs"]["trainingJobConsole"] = console_url(region, "sagemaker", f"/jobs/{job}")
-            if result.get("tuning"):
-                result["outputs"]["tuningJobConsole"] = console_url(region, "sagemaker",
-                                                                    f"/hyper-tuning-jobs/{result['tuning']['job']}")
+            result["outputs"].update(console_links(region, job, result.get("tuning"), result.get("registered")))
     return report(in_cli_terms(result), args.json, console)
+
+
+def console_links(region: str, training_job: str | None, tuning: dict | None, registered: dict | None) -> dict[str, str]:
+    """The AWS console pages of a finished run: its training job, its tuning job and the model group it
+    registered a version in (each only when the run had one)."""
+    pages = {"trainingJobConsole": (train.JOB.console, training_job),
+             "tuningJobConsole": (tune.JOB.console, (tuning or {}).get("job")),
+             "modelGroupConsole": (register.CONSOLE, (registered or {}).get("group"))}
+    return {field: console_url(region, "sagemaker", f"{path}{name}") for field, (path, name) in pages.items() if name}
 
 
 def clients_in(region: str):

@@ -24,6 +24,10 @@ CONTENT_TYPE = "text/csv"        # what inference/ reads and writes
 # Unmodeled SageMaker errors (throttling among them) reach aws-sdk Tasks under this name
 # (SFN Developer Guide, supported-services-awssdk.md: ServiceName.ErrorName; reference/tuning-registry.md §19 ⚠).
 SAGEMAKER_SDK_ERROR = "SageMaker.SageMakerException"
+# The SageMaker console's page of a model group. AWS documents the registry's pages only in Studio, whose
+# address names a Studio domain (SMDG model-registry-view.md); this route is the one public scripts print for the
+# classic console, unverified (docs/aws.md says so). `sagestep models` is the sure way to see the versions.
+CONSOLE = "/model-registry/"
 
 
 def group_name(name_prefix: str) -> str:

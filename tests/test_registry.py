@@ -17,6 +17,7 @@ from sagestep.cli import main
 from sagestep.local import moto_adapter
 from sagestep.local.engine import LocalEngine
 from sagestep.prune import Model, Plan, spare_registered
+from sagestep.start import console_links
 from sagestep.runner import failed_state, follow
 from sagestep.synth import synthesize
 from statemachine import STEPS, PipelineSettings, Refs, build_definition, register, role_statements, summary
@@ -363,3 +364,11 @@ def test_a_refused_registration_fails_the_run_at_register_failed(registered_stac
     assert description["status"] == "FAILED" and description["error"] == "RegisterFailed"
     assert "Model Package Group does not exist" in description["cause"]
     assert failed_state(progress.states) == "Register"
+
+
+def test_a_finished_run_on_aws_links_its_jobs_and_its_model_group_in_the_console():
+    page = "https://eu-west-1.console.aws.amazon.com/sagemaker/home?region=eu-west-1#"
+    assert console_links("eu-west-1", "s-train-0", {"job": "s-tune"}, {"group": "s-models", "version": 2}) == {
+        "trainingJobConsole": f"{page}/jobs/s-train-0", "tuningJobConsole": f"{page}/hyper-tuning-jobs/s-tune",
+        "modelGroupConsole": f"{page}/model-registry/s-models"}
+    assert console_links("eu-west-1", "s-train-0", None, None) == {"trainingJobConsole": f"{page}/jobs/s-train-0"}

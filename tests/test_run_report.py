@@ -114,6 +114,10 @@ def run_record(kind: str, definition: dict, folder: Path, rounds: int = 30) -> d
         "jobs": {"training": training, "transform": {**training, "name": f"sagestep-dev--{kind}-predict-0",
                                                      "instanceType": "ml.m5.large"},
                  "model": {"name": f"sagestep-dev--{kind}-model", "console": None}},
+        "registered": {"group": "sagestep-dev-models", "version": 3, "status": "PendingManualApproval",
+                       "arn": "arn:aws:sagemaker:us-east-1:123456789012:model-package/sagestep-dev-models/3",
+                       "console": "https://console.aws.amazon.com/sagemaker/home?region=us-east-1"
+                                  "#/model-registry/sagestep-dev-models"},
         "gate": {"metric": f"validation:{metric}", "threshold": threshold, "comparison": "<=",
                  "value": history["validation"][metric][-1], "passed": history["validation"][metric][-1] <= threshold},
         "hyperparameters": {**{name: {"value": str(value), "from": "run"} for name, value in params.items()
@@ -202,7 +206,8 @@ def test_a_run_report_renders_every_chart_in_chromium(browser, definition, tmp_p
     assert "not in this record" not in seen["text"]
     # Console links on AWS only: the embedded engine has no console.
     console = record["jobs"]["training"]["console"]
-    assert seen["links"] == ([] if record["local"] else [console, console])
+    assert seen["links"] == ([] if record["local"] else [console, console, record["registered"]["console"]])
+    assert "sagestep-dev-models version 3 (PendingManualApproval)" in seen["text"]
     # The binary run's class name is markup: shown as text in the page and in plotly's labels, never run.
     assert seen["pwned"] is None
     if kind == "binary":
