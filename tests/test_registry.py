@@ -17,8 +17,8 @@ from sagestep.cli import main
 from sagestep.local import moto_adapter
 from sagestep.local.engine import LocalEngine
 from sagestep.prune import Model, Plan, spare_registered
-from sagestep.start import console_links
 from sagestep.runner import failed_state, follow
+from sagestep.start import console_links
 from sagestep.synth import synthesize
 from statemachine import STEPS, PipelineSettings, Refs, build_definition, register, role_statements, summary
 from statemachine.check import check_definition
@@ -331,26 +331,6 @@ def test_prune_never_deletes_a_model_a_registered_version_serves(served_registry
         second["modelName"]: "registered as version 2 of sagestep-regserve-models"}
     names = {m["ModelName"] for m in sagemaker.list_models()["Models"]}
     assert names == {first["modelName"], second["modelName"]}
-
-
-def test_a_local_run_s_json_carries_the_version_it_registered(tmp_path, capsys):
-    stack_file = ROOT / "Pulumi.reglocal.yaml"
-    stack_file.write_text("config:\n  sagestep:registerModels: true\n  sagestep:modelApprovalStatus: Approved\n")
-    try:
-        code = main(["local", str(IRIS), "--label", "species", "--stack", "reglocal", "--json",
-                     "--out", str(tmp_path / "out"), "--report"])
-    finally:
-        stack_file.unlink()
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert code == 0, result["cause"]
-    assert [s["name"] for s in result["states"]][-2:] == ["Register", "Summarize"]
-    assert result["registered"] == {
-        "group": "sagestep-reglocal-models", "version": 1, "status": "Approved",
-        "arn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/sagestep-reglocal-models/1"}
-    from tests.test_local import summary_of
-    assert "registered: sagestep-reglocal-models version 1 (Approved); sagestep models lists" in summary_of(result)
-    assert ("<th>registered</th><td>sagestep-reglocal-models version 1 (Approved)</td>"
-            in (tmp_path / "out/report.html").read_text())
 
 
 def test_a_refused_registration_fails_the_run_at_register_failed(registered_stack):

@@ -59,6 +59,17 @@ def _model_tar(booster: xgb.Booster, path: Path) -> Path:
     return path
 
 
+def tuned_record(kind: str) -> dict:
+    """A tuned run's part of the record: a tuning job of three trials (one failed), the second the best."""
+    job = f"sagestep-dev--{kind}-tune"
+    trials = [{"name": f"{job}-{n:03d}-0a1b2c3d", "hyperparameters": {"eta": str(eta), "max_depth": "3"},
+               "objective": objective, "status": status}
+              for n, eta, objective, status in ((1, 0.3, 4.2, "Completed"), (2, 0.1, 3.1, "Completed"),
+                                                (3, 0.05, None, "Failed"))]
+    return {"job": job, "objective": {"Type": "Minimize", "MetricName": "validation:rmse"}, "best": trials[1]["name"],
+            "trials": trials}
+
+
 def run_record(kind: str, definition: dict, folder: Path, rounds: int = 30) -> dict:
     """A finished run's record, as the CLI builds it, from a real model trained on a real dataset."""
     x, labels, names, classes = _dataset(kind)
@@ -111,7 +122,10 @@ def run_record(kind: str, definition: dict, folder: Path, rounds: int = 30) -> d
         "curves": {f"{split}:{metric}": history[split][metric] for split in ("train", "validation")},
         "evaluation": evaluation, "schema": schema, "predictions": str(predictions),
         "model": str(_model_tar(booster, folder / "model.tar.gz")),
-        "jobs": {"training": training, "transform": {**training, "name": f"sagestep-dev--{kind}-predict-0",
+        **({"tuning": tuned_record(kind)} if kind == "regression" else {}),
+        "jobs": {**({"tuning": {"name": f"sagestep-dev--{kind}-tune", "console": training["console"].replace(
+                     "/jobs/x", "/hyper-tuning-jobs/x")}} if kind == "regression" else {}),
+                 "training": training, "transform": {**training, "name": f"sagestep-dev--{kind}-predict-0",
                                                      "instanceType": "ml.m5.large"},
                  "model": {"name": f"sagestep-dev--{kind}-model", "console": None}},
         "registered": {"group": "sagestep-dev-models", "version": 3, "status": "PendingManualApproval",
@@ -190,7 +204,7 @@ COMMON = {"chart-states", "chart-curve-0", "chart-importance"}
 @pytest.mark.parametrize("kind, charts", [
     ("binary", COMMON | {"chart-confusion", "chart-roc"}),
     ("multiclass", COMMON | {"chart-confusion", "chart-roc"}),
-    ("regression", COMMON | {"chart-versus", "chart-residuals"}),
+    ("regression", COMMON | {"chart-versus", "chart-residuals", "chart-tuning"}),
 ])
 def test_a_run_report_renders_every_chart_in_chromium(browser, definition, tmp_path, kind, charts):
     record = run_record(kind, definition, tmp_path)
@@ -205,9 +219,15 @@ def test_a_run_report_renders_every_chart_in_chromium(browser, definition, tmp_p
     assert "row_id: an identifier" in seen["text"]
     assert "not in this record" not in seen["text"]
     # Console links on AWS only: the embedded engine has no console.
-    console = record["jobs"]["training"]["console"]
-    assert seen["links"] == ([] if record["local"] else [console, console, record["registered"]["console"]])
+    pages = [record["jobs"][kind]["console"] for kind in ("tuning", "training", "transform") if kind in record["jobs"]]
+    assert seen["links"] == ([] if record["local"] else [*pages, record["registered"]["console"]])
     assert "sagestep-dev-models version 3 (PendingManualApproval)" in seen["text"]
+    tuning = record.get("tuning")
+    if tuning:       # the trials' table and chart, the best marked; a failed trial listed, not plotted
+        assert f"{tuning['best']}\t3.1000\tCompleted\teta=0.1, max_depth=3\tbest" in seen["text"]
+        assert f"{tuning['trials'][2]['name']}\tn/a\tFailed" in seen["text"]
+        assert "validation:rmse by trial (Minimize)" in seen["charts"]["chart-tuning"]["text"]
+        assert seen["charts"]["chart-tuning"]["traces"] == 2
     # The binary run's class name is markup: shown as text in the page and in plotly's labels, never run.
     assert seen["pwned"] is None
     if kind == "binary":
