@@ -271,3 +271,15 @@ def test_fail_map_runs_beyond_tolerance_fails_the_map_as_aws_does(stack, toleran
     if status == "FAILED":
         assert description["error"] == "States.ExceedToleratedFailureThreshold"
         assert description["cause"] == "The specified tolerated failure threshold was exceeded"
+
+
+def test_the_adapter_loads_moto_s_batch_helpers_without_its_ec2_model_and_batch_still_answers():
+    """A second of start-up: moto's ASL interpreter needs moto.batch.utils, not moto.batch's models."""
+    import subprocess
+    import sys
+    probe = ("import sys; import sagestep.local.moto_adapter; "
+             "print([name for name in ('moto.batch', 'moto.batch.models', 'moto.ec2.models') if name in sys.modules]); "
+             "import boto3; from moto import mock_aws; mock_aws().start(); "
+             "print(boto3.client('batch', region_name='us-east-1').describe_compute_environments()['computeEnvironments'])")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.splitlines() == ["[]", "[]"]

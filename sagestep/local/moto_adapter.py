@@ -22,11 +22,16 @@ The hooks, each installed on an ExitStack and undone when it closes:
   best training job);
 - aws_sdk_timestamps_as_text: an aws-sdk integration's timestamps become ISO 8601 text, as on AWS (moto hands
   on datetime objects, which the execution's output cannot hold).
+Importing this module loads moto's Batch helpers without moto's Batch and EC2 models (_batch_utils_alone).
 """
 from __future__ import annotations
 
 import copy
+import importlib
+import importlib.util
 import json
+import sys
+import types
 import logging
 import threading
 import time
@@ -36,6 +41,25 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 from unittest import mock
 
+
+
+def _batch_utils_alone() -> None:
+    """moto's ASL interpreter imports moto.batch.utils for its Batch task, and moto.batch's __init__ loads moto's
+    Batch and EC2 models: a second of every local run's start-up, for a service the pipeline never calls. The
+    utils module is loaded under a bare package here; `import moto.batch` still loads the real one when asked."""
+    if "moto.batch" in sys.modules:
+        return
+    package = types.ModuleType("moto.batch")
+    package.__path__ = list(importlib.util.find_spec("moto.batch").submodule_search_locations)
+    sys.modules["moto.batch"] = package
+    try:
+        importlib.import_module("moto.batch.utils")
+    finally:
+        del sys.modules["moto.batch"]
+
+
+_batch_utils_alone()
+
 from moto import mock_aws
 from moto.awslambda.exceptions import LambdaClientError
 from moto.awslambda_simple.models import LambdaSimpleBackend
@@ -44,7 +68,6 @@ from moto.events.models import Rule
 from moto.logs.responses import LogsResponse
 from moto.sagemaker.models import SageMakerModelBackend, sagemaker_backends
 from moto.sagemaker.responses import SageMakerResponse
-from moto.server import ThreadedMotoServer
 from moto.sns.models import sns_backends
 from moto.stepfunctions.exceptions import ResourceNotFound
 from moto.stepfunctions.models import StepFunctionBackend
@@ -94,9 +117,10 @@ def emulator(stack: ExitStack) -> None:
     logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
 
 
-def server(host: str, port: int, verbose: bool = False) -> ThreadedMotoServer:
-    """moto's server; its werkzeug request handler logs one line per request (on stderr, through the
-    "werkzeug" logger) only when verbose, and its errors always."""
+def server(host: str, port: int, verbose: bool = False):
+    """moto's server (imported here: only `sagestep local serve` needs it); its werkzeug request handler logs
+    one line per request (on stderr, through the "werkzeug" logger) only when verbose, and its errors always."""
+    from moto.server import ThreadedMotoServer
     logging.getLogger("werkzeug").setLevel(logging.INFO if verbose else logging.ERROR)
     return ThreadedMotoServer(ip_address=host, port=port, verbose=False)
 

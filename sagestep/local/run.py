@@ -11,7 +11,6 @@ from rich.console import Console
 from sagestep.checks import dataset_files, writable_folder
 from sagestep.record import attach_cost, report_record
 from sagestep.report import Reporter, execution_name, in_cli_terms, report
-from sagestep.run_report import write_report
 from sagestep.runner import (attach_curves, attach_evaluation, attach_job_log, attach_tuning, download_outputs,
                              download_schema, execution_input, follow, job_log, result_of)
 from sagestep.synth import DEFAULT_STACK, synthesize_stack
@@ -57,6 +56,7 @@ def run_local(args, console: Console) -> int:
             files = download_schema(s3, output, out_dir)
         described = attach_cost(result, progress.events, engine.client, engine.region, estimate=True)
         if args.report:
+            from sagestep.run_report import write_report      # plotly and numpy, for --report only
             record = report_record(result, description, progress.events, json.loads(synthesis.definition), described,
                                    files, curves, logs, engine.region, local=True)
             result["report"] = str(write_report(record, out_dir))
