@@ -93,6 +93,20 @@ def execution_input(dataset_uri: str, args) -> dict:
     return {"datasetUri": dataset_uri, **{key: value for key, value in options.items() if value is not None}}
 
 
+def new_events(sfn, execution_arn: str, seen: int) -> list[dict]:
+    """The history's events after the first `seen` (ids run 1, 2, …), read newest first: a poll reads what is new,
+    not the whole history again (which, serialized by moto at every poll, slowed a local run's own thread)."""
+    newer: dict[int, dict] = {}
+    pages = sfn.get_paginator("get_execution_history").paginate(
+        executionArn=execution_arn, reverseOrder=True, PaginationConfig={"PageSize": 100 if seen == 0 else 25})
+    for page in pages:
+        for event in page["events"]:
+            if event["id"] <= seen:
+                return [newer[key] for key in sorted(newer)]
+            newer.setdefault(event["id"], event)     # a page read as the history grows may repeat an event
+    return [newer[key] for key in sorted(newer)]
+
+
 def follow(sfn, execution_arn: str, on_state: Callable[[StateRun], None] = lambda run: None,
            poll_seconds: float = 0.1, timeout_seconds: float | None = None) -> tuple[dict, Progress]:
     """Poll the history until the execution ends; returns DescribeExecution and the progress."""
@@ -100,13 +114,10 @@ def follow(sfn, execution_arn: str, on_state: Callable[[StateRun], None] = lambd
     started = time.monotonic()
     while True:
         description = sfn.describe_execution(executionArn=execution_arn)
-        events = []
-        for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
-            events.extend(page["events"])
-        for event in events[progress.seen:]:
+        for event in new_events(sfn, execution_arn, progress.seen):
             progress.apply(event, on_state)
-        progress.seen = len(events)
-        progress.events = events
+            progress.events.append(event)
+        progress.seen = len(progress.events)
         if description["status"] in TERMINAL:
             return description, progress
         if timeout_seconds is not None and time.monotonic() - started > timeout_seconds:

@@ -215,7 +215,8 @@ def test_a_bad_shard_fails_at_preprocess_naming_it_and_leaves_nothing_of_the_run
     cause = json.loads(description["cause"])
     assert cause["Error"] == "MalformedRow"
     assert "datasets/clicks/part-5.csv, row 3: expected 3 fields, found 2" in cause["Cause"]
-    history = engine.client("stepfunctions").get_execution_history(executionArn=description["executionArn"])["events"]
+    history = engine.client("stepfunctions").get_execution_history(executionArn=description["executionArn"],
+                                                                    maxResults=1000)["events"]
     failed = [event["mapRunFailedEventDetails"] for event in history if event["type"] == "MapRunFailed"]
     assert failed == [{"error": "States.ExceedToleratedFailureThreshold",
                        "cause": "The specified tolerated failure threshold was exceeded"}]
@@ -328,7 +329,7 @@ def test_invalid_sagemaker_request_fails_like_sagemaker(engine, monkeypatch):
     caught = json.loads(description["cause"])
     assert description["error"] == "TrainFailed" and caught["Error"] == "SageMaker.AmazonSageMakerException"
     assert "Invalid type for parameter ResourceConfig.VolumeSizeInGB" in caught["Cause"]
-    history = engine.client("stepfunctions").get_execution_history(executionArn=description["executionArn"])
+    history = engine.client("stepfunctions").get_execution_history(executionArn=description["executionArn"], maxResults=1000)
     failed = [e for e in history["events"] if e["type"] == "TaskFailed"]
     assert len(failed) == 1, "a .sync job step retries nothing (R7): caught at once"
     assert failed_job(description["cause"]) is None, "a refused request created no job, so no log to show"
@@ -349,7 +350,7 @@ def test_transient_lambda_error_is_retried(monkeypatch):
     # The Retry waits up to 2 s (IntervalSeconds, full jitter); the engine shortens it a hundredfold.
     with LocalEngine(synthesize("dev", {}), retry_wait_factor=0.01) as engine:
         description, progress = execute(engine, {"datasetUri": engine.upload_dataset(IRIS), "labelColumn": "species"})
-        history = engine.client("stepfunctions").get_execution_history(executionArn=description["executionArn"])
+        history = engine.client("stepfunctions").get_execution_history(executionArn=description["executionArn"], maxResults=1000)
     # the plan twice, the profile, merge, split and finish, then Evaluate
     assert description["status"] == "SUCCEEDED" and len(calls) == 7
     failures = [e["taskFailedEventDetails"]["error"] for e in history["events"] if e["type"] == "TaskFailed"]
@@ -433,7 +434,7 @@ def test_a_transform_past_the_budget_s_time_is_stopped_and_the_run_fails_saying_
     with LocalEngine(stack) as engine:
         description, progress = execute(engine, {"datasetUri": engine.upload_dataset(IRIS), "labelColumn": "species"})
         sfn, sagemaker = engine.client("stepfunctions"), engine.client("sagemaker")
-        history = sfn.get_execution_history(executionArn=description["executionArn"])["events"]
+        history = sfn.get_execution_history(executionArn=description["executionArn"], maxResults=1000)["events"]
         cause = json.loads(description["cause"])
         job = sagemaker.describe_transform_job(TransformJobName=cause["failedJob"]["name"])
     assert description["status"] == "FAILED" and description["error"] == "BatchPredictFailed"

@@ -283,3 +283,45 @@ def test_the_adapter_loads_moto_s_batch_helpers_without_its_ec2_model_and_batch_
              "print(boto3.client('batch', region_name='us-east-1').describe_compute_environments()['computeEnvironments'])")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout.splitlines() == ["[]", "[]"]
+
+
+def test_page_execution_history_pages_by_max_results_reverse_order_and_token(stack):
+    moto_adapter.page_execution_history(stack)
+    description = run({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"},
+                                                  "B": {"Type": "Pass", "End": True}}})
+    sfn, arn = client("stepfunctions"), description["executionArn"]
+    ids = [e["id"] for e in sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]]
+    assert ids == list(range(1, len(ids) + 1)) and len(ids) == 6
+    first = sfn.get_execution_history(executionArn=arn, maxResults=4)
+    rest = sfn.get_execution_history(executionArn=arn, maxResults=4, nextToken=first["nextToken"])
+    assert [e["id"] for e in first["events"] + rest["events"]] == ids and "nextToken" not in rest
+    newest = sfn.get_execution_history(executionArn=arn, maxResults=2, reverseOrder=True)
+    assert [e["id"] for e in newest["events"]] == [6, 5] and newest["nextToken"]
+    with pytest.raises(ClientError, match="InvalidToken"):
+        sfn.get_execution_history(executionArn=arn, nextToken="nonsense")
+
+
+def test_follow_reads_only_the_new_events_at_each_poll(stack, monkeypatch):
+    """A long history is not read again at every poll: follow pages newest first and stops at what it has."""
+    moto_adapter.page_execution_history(stack)
+    sfn = client("stepfunctions")
+    asked = []
+    real = sfn._make_api_call
+
+    def counted(operation, params):
+        answer = real(operation, params)
+        if operation == "GetExecutionHistory":
+            asked.append(len(answer["events"]))
+        return answer
+    monkeypatch.setattr(sfn, "_make_api_call", counted)
+    states = {f"S{n}": {"Type": "Wait", "Seconds": 1 if n in (20, 40) else 0, "Next": f"S{n + 1}"} for n in range(60)}
+    states["S60"] = {"Type": "Pass", "End": True}
+    arn = sfn.create_state_machine(name="long", definition=json.dumps({"StartAt": "S0", "States": states}),
+                                   roleArn=ROLE)["stateMachineArn"]
+    execution = sfn.start_execution(stateMachineArn=arn)["executionArn"]
+    description, progress = follow(sfn, execution, poll_seconds=0.01)
+    assert description["status"] == "SUCCEEDED" and len(asked) > 20
+    read = sum(asked)
+    whole = sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
+    assert progress.events == whole and len(whole) > 100
+    assert read < 2 * len(whole) + 25 * len(asked), "a poll reads a small page of what is new, not the whole history"

@@ -181,6 +181,7 @@ class LocalEngine:
         moto_adapter.poll_sync_jobs_every(stack, SYNC_POLL_SECONDS)
         moto_adapter.let_through_catch(stack, UNCATCHABLE)
         moto_adapter.filter_logs_by_stream_prefix(stack)
+        moto_adapter.page_execution_history(stack)
         moto_adapter.emit_status_changes(stack, self._status_changed)
         moto_adapter.deliver_events_to_sns(stack)
         moto_adapter.tags_need_the_state_machine(stack)

@@ -12,6 +12,8 @@ The hooks, each installed on an ExitStack and undone when it closes:
 - intercept_requests: a check before moto handles a request of a JSON-protocol service;
 - sagemaker_jobs: moto's SageMaker backend, to put a local job's real lifecycle back;
 - task_timed_out: whether a Task's frame ended for its TimeoutSeconds (a .sync job then runs on, as on AWS);
+- page_execution_history: GetExecutionHistory pages by maxResults, reverseOrder and nextToken, as on AWS (moto
+  answers with the whole history in order);
 - filter_logs_by_stream_prefix: FilterLogEvents honours logStreamNamePrefix (what `aws logs tail
   --log-stream-name-prefix` sends), which moto ignores;
 - write_map_results: a Distributed Map's ResultWriter writes the children's results as AWS does (moto
@@ -63,13 +65,13 @@ _batch_utils_alone()
 from moto import mock_aws
 from moto.awslambda.exceptions import LambdaClientError
 from moto.awslambda_simple.models import LambdaSimpleBackend
-from moto.core.responses import BaseResponse
+from moto.core.responses import ActionResult, BaseResponse
 from moto.events.models import Rule
 from moto.logs.responses import LogsResponse
 from moto.sagemaker.models import SageMakerModelBackend, sagemaker_backends
 from moto.sagemaker.responses import SageMakerResponse
 from moto.sns.models import sns_backends
-from moto.stepfunctions.exceptions import ResourceNotFound
+from moto.stepfunctions.exceptions import InvalidToken, ResourceNotFound
 from moto.stepfunctions.models import StepFunctionBackend
 from moto.stepfunctions.parser.api import HistoryEventType, MapRunFailedEventDetails, TaskFailedEventDetails
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
@@ -227,6 +229,27 @@ def filter_logs_by_stream_prefix(stack: ExitStack) -> None:
         self.body = json.dumps({**request, "logStreamNames": names})
         return original(self)
     stack.enter_context(mock.patch.object(LogsResponse, "filter_log_events", filter_log_events))
+
+
+HISTORY_PAGE = 100          # GetExecutionHistory's default maxResults (SFN API reference: default 100, at most 1000)
+
+
+def page_execution_history(stack: ExitStack) -> None:
+    """GetExecutionHistory pages as AWS's does, by maxResults, reverseOrder and nextToken (moto answers with the
+    whole history, in order, whatever the request asks)."""
+    def get_execution_history(self: StepFunctionResponse) -> ActionResult:
+        events = self.stepfunction_backend.get_execution_history(self._get_param("executionArn"))["events"]
+        if self._get_param("reverseOrder"):
+            events = events[::-1]
+        token = self._get_param("nextToken")
+        if token is not None and not (token.isdigit() and int(token) < len(events)):
+            raise InvalidToken(f"{token!r} is not a token of this history")
+        start, size = int(token or 0), int(self._get_param("maxResults") or HISTORY_PAGE)
+        page = {"events": events[start:start + size]}
+        if start + size < len(events):
+            page["nextToken"] = str(start + size)
+        return ActionResult(page)
+    stack.enter_context(mock.patch.object(StepFunctionResponse, "get_execution_history", get_execution_history))
 
 
 def task_timed_out(env) -> bool:
