@@ -2,12 +2,13 @@
 Maps at concurrency 1 and 4, then trained on 1 and 2 hosts, in one run, side by side.
 
   python bench/scale.py              # about 2 GB in 16 shards (12 plain CSV, 4 gzip)
-  python bench/scale.py --gb 0.25    # a quicker look
+  python bench/scale.py --gb 0.25    # a quicker look (and a 0.06 GB copy for the fit)
 
 Each configuration is one whole execution of the synthesized state machine (preprocessConcurrency and
 trainingInstanceCount set as `pulumi config set` would): its states' seconds come from the execution history.
-The per-Lambda rate is the dataset's size over the time of its two Maps at concurrency 1 (each item is read
-twice: profile, then split); the README's throughput model for AWS starts from it. On this engine the Lambdas
+A third execution, of a quarter-size copy (the same 16 shards) at concurrency 1, separates what a work item
+costs whatever its size from what each megabyte costs: the two Maps' time at concurrency 1 is fitted as
+2 passes x (items x fixed + size / rate), and docs/scaling.md's model for AWS starts from both figures. On this engine the Lambdas
 are threads of one process (and the training hosts processes) on this machine's cores, so concurrency shows
 what overlaps here, not what separate Lambdas would do.
 """
@@ -51,6 +52,7 @@ def write_shard(path: str, rows: int, seed: int, compress: bool) -> int:
 
 def make_dataset(folder: Path, gigabytes: float) -> int:
     """SHARDS shards of about gigabytes in all (as CSV); returns the CSV bytes."""
+    folder.mkdir()
     rows = int(gigabytes * 1e9 / SHARDS / (FEATURES * 6.5 + 2))
     with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
         sizes = pool.map(write_shard, [str(folder / f"part-{k:02d}.csv{'.gz' if k >= SHARDS - GZIP_SHARDS else ''}")
@@ -87,19 +89,29 @@ def run(folder: Path, concurrency: int, hosts: int) -> dict:
             "accuracy": output["evaluation"]["metrics"]["accuracy"]}
 
 
+def per_item_and_rate(small: tuple[int, float], large: tuple[int, float], items: int) -> tuple[float, float]:
+    """From two datasets of the same items through both passes, (bytes, seconds) each: the seconds an item costs
+    per pass whatever its size, and the MB/s per pass (seconds = 2 x (items x fixed + bytes / rate))."""
+    (bytes_small, seconds_small), (bytes_large, seconds_large) = small, large
+    rate = 2 * (bytes_large - bytes_small) / 1e6 / (seconds_large - seconds_small)
+    fixed = (seconds_small / 2 - bytes_small / 1e6 / rate) / items
+    return fixed, rate
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gb", type=float, default=2.0, help="dataset size in GB of CSV (default 2)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp, "clicks")
-        folder.mkdir()
+        folder, quarter = Path(tmp, "clicks"), Path(tmp, "quarter")
         started = time.perf_counter()
-        size = make_dataset(folder, args.gb)
+        size, small = make_dataset(folder, args.gb), make_dataset(quarter, args.gb / 4)
         stored = sum(path.stat().st_size for path in folder.iterdir())
         print(f"dataset: {SHARDS} shards ({GZIP_SHARDS} gzip), {size / 1e9:.2f} GB of CSV, {stored / 1e9:.2f} GB "
-              f"stored, written in {time.perf_counter() - started:.0f} s; {os.cpu_count()} cores")
+              f"stored, written in {time.perf_counter() - started:.0f} s; {os.cpu_count()} cores, "
+              f"load average {os.getloadavg()[0]:.2f} before the runs")
         results = {config: run(folder, *config) for config in CONFIGURATIONS}
+        fit = run(quarter, 1, 1)
     one, many = results[CONFIGURATIONS[0]], results[CONFIGURATIONS[1]]
     rows = sum(one["rows"].values())
     print(f"{rows:,} rows ({one['rows']['train']:,} train), {one['shards']} work items\n")
@@ -109,10 +121,12 @@ def main() -> None:
         print(f"{label:34}{one[key]:>23.1f}{unit}{many[key]:>23.1f}{unit}")
     print(f"{one['metricName']:34}{one['metric']:>24.5f}{many['metric']:>24.5f}")
     print(f"{'test accuracy':34}{one['accuracy']:>24.4f}{many['accuracy']:>24.4f}")
-    rate = size / 1e6 / one["maps"]
     print(f"\npreprocess speed-up at concurrency 4: {one['preprocess'] / many['preprocess']:.2f}x")
-    print(f"per-Lambda rate at concurrency 1: {rate:.1f} MB/s of CSV through both passes "
-          f"({2 * rate:.1f} MB/s per pass)")
+    fixed, rate = per_item_and_rate((small, fit["maps"]), (size, one["maps"]), one["shards"])
+    print(f"the two Maps at concurrency 1: {fit['maps']:.1f} s for {small / 1e9:.2f} GB, {one['maps']:.1f} s for "
+          f"{size / 1e9:.2f} GB, {one['shards']} work items each")
+    print(f"per work item and pass: {fixed:.2f} s whatever its size + {rate:.1f} MB/s of CSV "
+          f"(the size over the time alone would say {2 * size / 1e6 / one['maps']:.1f} MB/s per pass)")
     gap = abs(many["metric"] - one["metric"]) / one["metric"] * 100
     print(f"2 hosts vs 1 host: {one['metricName']} differs by {gap:.2f}% "
           f"({'within' if gap <= 1 else 'NOT within'} 1%)")
