@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import xgboost as xgb
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 
 from infra.catalogue import SUPPORTED_XGBOOST
@@ -159,6 +160,16 @@ def test_multiclass_output_uses_the_schema_labels(tmp_path):
 @pytest.mark.parametrize("payload, message", [
     ("1,2,3,4\n1,2,3\n", "line 2: expected 4 fields, found 3"),
     ("1,2,3,4\n1,2,abc,4\n", "line 2, field 3: 'abc' is not a number"),
+    ("1,2\r\n3,4,5\r\n", "line 2: expected 2 fields, found 3"),
+    ("1,2\n  \n3,4", "line 2: expected 2 fields, found 1"),
+    ("1,2\n1.2.3,4", "line 2, field 1: '1.2.3' is not a number"),
+    ("1,--e", "line 1, field 2: '--e' is not a number"),
+    ("NA,1", "line 1, field 1: 'NA' is not a number"),             # one of pyarrow's null spellings
+    ('"1.5",2', "line 1, field 1: '\"1.5\"' is not a number"),     # quoted
+    # What pyarrow alone would read: C's nan(...), a lone CR as a line break, a byte-order mark.
+    ("nan(1),1", "line 1, field 1: 'nan(1)' is not a number"),
+    ("1\r2\n3", "line 1, field 1: '1\\r2' is not a number"),
+    ("\ufeff1,2", "line 1, field 1: '\\ufeff1' is not a number"),
 ])
 def test_malformed_payloads_name_the_line(tmp_path, payload, message):
     with pytest.raises(inference.InvalidPayload, match=re.escape(message)):
@@ -170,6 +181,63 @@ def test_missing_values_and_content_types(tmp_path):
     assert data.shape == (2, 3) and np.isnan(data[0, 1])
     with pytest.raises(inference.InvalidPayload, match="application/json"):
         inference.input_fn(b"{}", "application/json")
+
+
+def loadtxt_parse(payload: str) -> np.ndarray:
+    """The handler's parse before pyarrow: np.loadtxt, an empty field a missing value."""
+    with np.errstate(over="ignore"):
+        return np.loadtxt(io.StringIO(payload.rstrip("\r\n")), delimiter=",", dtype=np.float32, ndmin=2,
+                          converters=lambda field: float(field) if field.strip() else np.nan)
+
+
+def number_fields(seed: int, rows: int, columns: int) -> list[list[str]]:
+    """Numbers as people and programs write them: up to 17 digits, signs, exponents beyond float32's range
+    both ways, integers past 2**24, empty fields, nan and inf."""
+    rng = np.random.default_rng(seed)
+    specials = ["", "", "nan", "-inf", "inf", "1e39", "-0", "1E-45", "3.4028235e38", "+.5", "5.", "  2.5 "]
+    def field() -> str:
+        value = float(rng.uniform(-1, 1) * 10.0 ** rng.integers(-45, 45))
+        kind = rng.integers(7)
+        return (specials[rng.integers(len(specials))] if kind == 0 else repr(value) if kind == 1
+                else f"{value:.17g}" if kind == 2 else f"{value:.5g}" if kind == 3 else f"{value:e}" if kind == 4
+                else f"{value:.9f}" if kind == 5 else str(rng.integers(-10**15, 10**15)))
+    return [[field() for _ in range(columns)] for _ in range(rows)]
+
+
+@pytest.mark.parametrize("payload", [
+    *("\n".join(",".join(row) for row in number_fields(seed, 300, 7)) for seed in range(3)),
+    "\r\n".join(",".join(row) for row in number_fields(3, 300, 7)) + "\r\n",      # CRLF, a trailing line end
+    "\n".join(",".join(row) for row in number_fields(4, 50, 1)) + "\n\n",           # one column
+    "0.1,-2.5e-3,1e5\n", "1,,3\n4,5,6\n", ",,\n", "1,2\n\n3,4\n", "-nan,INF,Infinity",
+    # What pyarrow refuses and np.loadtxt reads: comments, whitespace-only fields, underscores, a leading blank.
+    "1,2 # note\n3,4", "# header\n1,2", "  ,1\n2,3", "1_000,2", "\n1,2\n3,4",
+])
+def test_the_parse_reads_every_payload_as_np_loadtxt_did(payload):
+    data, expected = inference.input_fn(payload.encode(), "text/csv"), loadtxt_parse(payload)
+    assert data.dtype == np.float32 and data.flags.c_contiguous
+    assert data.shape == expected.shape and data.tobytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize("payload", ["", "\n", "\r\n"])
+def test_an_empty_payload_is_no_records(payload):
+    assert inference.input_fn(payload, "text/csv").shape == (0, 0)
+
+
+@pytest.mark.parametrize("objective, classes", [("binary:logistic", ["no", "yes"]), ("reg:squarederror", None)])
+def test_the_output_lines_are_the_ones_np_loadtxt_gave(monkeypatch, objective, classes):
+    """Byte for byte, through pyarrow's reader: np.loadtxt here would fail the request."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 7)).astype(np.float32)
+    booster = xgb.train({"objective": objective, "max_depth": 4}, xgb.DMatrix(x, label=x[:, 0] > 0), 10)
+    model = inference.Model(booster, {"label": {"classes": classes}}, objective)
+    payload = "\r\n".join(",".join(row) for row in number_fields(5, 2000, 7)) + "\r\n"
+    expected, _ = inference.output_fn(inference.predict_fn(loadtxt_parse(payload), model), "text/csv")
+
+    def refused(*args, **kwargs):
+        raise AssertionError("np.loadtxt parsed a payload pyarrow reads")
+    monkeypatch.setattr(inference.np, "loadtxt", refused)
+    body, _ = inference.output_fn(inference.predict_fn(inference.input_fn(payload, "text/csv"), model), "text/csv")
+    assert body == expected and len(body.splitlines()) == 2000
 
 
 def test_a_failure_is_one_clear_line_on_stderr_and_exit_1(tmp_path):
