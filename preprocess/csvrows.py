@@ -8,9 +8,9 @@ from itertools import islice
 from typing import Iterable, Iterator
 
 from .errors import InvalidEncoding, MalformedRow, MultilineRecord
+from .plan import numbers_only
 
 BATCH = 2048               # rows per batch: small enough that a batch stays in the CPU caches
-NUMBER_CHARACTERS = b"0123456789.-+eE"
 
 
 class _ChunkStream(io.RawIOBase):
@@ -72,11 +72,6 @@ def read_rows(chunks: Iterable[bytes], where: str) -> Iterator[list[str]]:
         yield from rows
 
 
-def only(text: str, characters: bytes) -> bool:
-    """text holds nothing but these ASCII characters (bytes.translate runs in C)."""
-    return text.isascii() and not text.encode("ascii").translate(None, characters)
-
-
 def column_is_numeric(values) -> bool:
-    """Only number characters (empty fields are missing values)."""
-    return only("".join(values), NUMBER_CHARACTERS)
+    """Only numbers (plan.NUMBER) and empty fields, which are missing values."""
+    return numbers_only(values, empty=True)

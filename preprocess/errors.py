@@ -61,6 +61,10 @@ class InvalidLabel(PreprocessError):
     pass
 
 
+class InvalidNumber(PreprocessError):
+    """nan or inf among a column's numbers: XGBoost's and numpy's readers take it for a missing or infinite value."""
+
+
 class TooFewRows(PreprocessError):
     pass
 

@@ -1,8 +1,10 @@
 """The fast path for numeric data: per block of lines, bytes operations in C instead of a csv reader.
 
 A block is checked with bytes.translate (only number characters, commas and line breaks), each line's
-field count with map(bytes.count); the label is taken with bytes.partition. Anything else (quotes, text,
-a label that is not a number) raises NotNumeric, and the caller reads the item again with the csv module.
+field count with map(bytes.count); the label is taken with bytes.partition. The profile also checks each
+block with plan.only_numbers: every value a number as the csv path has it (plan.NUMBER), or empty. Anything
+else (quotes, text, 1.2.3, 2024-01-05) raises NotNumeric, and the caller reads the item again with the csv
+module, which applies the rules for text (the split relies on the profile's check of the same bytes).
 Rows are numbered as the csv path numbers them (non-blank rows, the header is row 1). profile_any and
 split_any choose the path for an item.
 """
@@ -15,12 +17,11 @@ from typing import Callable, Iterable, Iterator
 
 from . import profile as profiling
 from .errors import InvalidEncoding, InvalidLabel, MalformedRow
-from .plan import MAX_CLASSES_FROM_INTEGERS, Columns, NumericLabelWatch, numbers_only
+from .plan import MAX_CLASSES_FROM_INTEGERS, NUMERIC, Columns, NumericLabelWatch, only_numbers
 from .profile import MAX_CATEGORIES, ColumnProfile, item_profile, profile_with_restarts
 from .shards import check_header, data_batches
 from .split import SplitWriter, split_item
 
-NUMERIC = b"0123456789.,-+eE\n"
 LABEL_PART = itemgetter(0)
 
 
@@ -96,14 +97,14 @@ def profile_numeric(blocks: Iterable[tuple[int, list[bytes]]], columns: Columns,
     rows = 0
     for row, lines in blocks:
         _checked(row, lines, commas, where)
+        if not only_numbers(b"\n".join(lines)):
+            raise NotNumeric("a value that is not a number")
         ordered = _label_first(lines, columns, columns.features)
         label = list(map(LABEL_PART, map(bytes.partition, ordered, repeat(b","))))
         if b"" in label:
             raise InvalidLabel(f"{where}, row {row + label.index(b'')}: the label column {columns.label_name!r} "
                                "is empty")
         distinct = set(label)
-        if not numbers_only(distinct):
-            raise NotNumeric("a label that is not a number")
         label_profile.add(distinct, True, MAX_CATEGORIES, MAX_CLASSES_FROM_INTEGERS)
         if watch.seen is not None:
             watch.add([value.decode() for value in label])

@@ -190,12 +190,56 @@ def find_label(header: list[str], requested: str | None) -> int:
                              + _delimiter_hint(header))
 
 
-def numbers_only(values) -> bool:
-    """Every value parses as a finite float (in C, via map)."""
-    try:
-        return all(map(math.isfinite, map(float, values)))
-    except ValueError:
+# What a number is, on both paths: digits with at most one point, an optional sign and exponent (NUMBER;
+# its size is not checked). float() would also take nan, inf, " 1 " and 1_000. NUMBERS is the same for
+# lines of comma-separated fields, empty ones included, in C at about 110 MB/s (possessive, as a number
+# is matched greedily and cannot be followed by a digit, point, sign or e). only_numbers screens a block
+# first, several times faster: each character's class may follow the one before it as in numbers (byte i
+# of a + (a << 11) is the class of character i plus 8 times that of character i - 1, for a whole block by
+# big-integer arithmetic), and each field has at most one point and one e, the point first; what the
+# screen does not clear ("1." and "1.e5" too) goes to NUMBERS.
+NUMBER = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+_FIELD = rb"(?:[-+]?+(?:\d++\.?+\d*+|\.\d++)(?:[eE][-+]?+\d++)?+)?+"
+NUMBERS = re.compile(rb"%s(?:,%s)*+(?:\n%s(?:,%s)*+)*+" % (_FIELD, _FIELD, _FIELD, _FIELD))
+NUMERIC = b"0123456789.,-+eE\n"            # what lines of numbers are made of
+_SEP, _DIGIT, _POINT, _E, _SIGN = range(5)
+_CLASSES = bytes.maketrans(b"\n,0123456789.eE+-",
+                           bytes([_SEP, _SEP] + [_DIGIT] * 10 + [_POINT, _E, _E, _SIGN, _SIGN]))
+_FOLLOWS = {_SEP: (_SEP, _DIGIT, _POINT, _SIGN), _DIGIT: (_SEP, _DIGIT, _POINT, _E), _POINT: (_DIGIT,),
+            _E: (_DIGIT, _SIGN), _SIGN: (_DIGIT, _POINT)}
+_PAIRS = bytes(sorted(this + 8 * before for before, these in _FOLLOWS.items() for this in these))
+_MARKS = bytes.maketrans(b"\nE", b",e")
+NOT_FINITE = re.compile(r"[-+]?(?:nan|inf|infinity)", re.IGNORECASE)
+
+
+def only_numbers(block: bytes) -> bool:
+    """Every field of these lines (of NUMERIC characters) is a NUMBER or empty: the screen, else NUMBERS."""
+    classes = block.translate(_CLASSES)
+    pairs = int.from_bytes(classes, "little")
+    if not (pairs + (pairs << 11)).to_bytes(len(classes) + 1, "little").translate(None, _PAIRS):
+        marks = block.translate(_MARKS, b"0123456789+-")
+        if b".." not in marks and not (b"e" in marks and (b"e." in marks or b"ee" in marks)):
+            return True
+    return NUMBERS.fullmatch(block) is not None
+
+
+def numbers_only(values, empty: bool = False) -> bool:
+    """Every value is a NUMBER (or empty, with empty): the values as lines through only_numbers."""
+    values = values if isinstance(values, (list, tuple)) else list(values)
+    if not values:
+        return True
+    text = "\n".join(values)
+    if not text.isascii() or "," in text or text.count("\n") != len(values) - 1 or (not empty and "" in values):
         return False
+    block = text.encode("ascii")
+    return not block.translate(None, NUMERIC) and only_numbers(block)
+
+
+def not_finite(values) -> int | None:
+    """The index of the first nan or inf among values when the others are numbers or empty: XGBoost's and
+    numpy's readers take nan for a missing value and inf as a value XGBoost refuses, so it is refused."""
+    odd = [i for i, value in enumerate(values) if value and not numbers_only([value])]
+    return odd[0] if odd and all(NOT_FINITE.fullmatch(values[i]) for i in odd) else None
 
 
 MIN_ROWS_FOR_IDENTIFIER = 20     # below it, many distinct labels may just be a small dataset

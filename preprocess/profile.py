@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from .csvrows import column_is_numeric
-from .errors import EmptyDataset, InvalidLabel, MalformedRow, MixedColumn, TooFewRows, TooManyCategories
+from .errors import (EmptyDataset, InvalidLabel, InvalidNumber, MalformedRow, MixedColumn, TooFewRows,
+                     TooManyCategories)
 from .plan import (IDENTIFIER_EVIDENCE, MAX_CLASSES_FROM_INTEGERS, Columns, NumericLabelWatch, classification,
-                   identifier_like, numbers_only, problem_type)
+                   identifier_like, not_finite, numbers_only, problem_type)
 from .rowsplit import RowSplitter, SPLITS
 
 MAX_CATEGORIES = 50_000          # distinct values a text column may have (more looks like an identifier)
@@ -78,12 +79,16 @@ def profile_item(batches: Iterable[tuple[int, list[list[str]]]], columns: Column
         for i in columns.features:
             profile = profiles[i]
             was_numeric = profile.numeric and profile.values is None
-            profile.add(table[i], profile.numeric and column_is_numeric(table[i]), MAX_CATEGORIES,
-                        NUMBER_VALUES_KEPT)
+            numeric = profile.numeric and column_is_numeric(table[i])
+            if profile.numeric and not numeric:
+                _finite(table[i], row, columns.header[i], where)
+            profile.add(table[i], numeric, MAX_CATEGORIES, NUMBER_VALUES_KEPT)
             if was_numeric and not profile.numeric:
                 raise _Restart(set(text) | {i})
         distinct = set(labels)
         numeric_label = label.numeric and numbers_only(distinct)
+        if label.numeric and not numeric_label:
+            _finite(labels, row, columns.label_name, where)
         if label.values is None and label.numeric and not numeric_label:
             raise _Restart(set(text) | {columns.label})
         label.add(distinct, numeric_label, MAX_CATEGORIES, MAX_CLASSES_FROM_INTEGERS)
@@ -91,6 +96,14 @@ def profile_item(batches: Iterable[tuple[int, list[list[str]]]], columns: Column
             watch.add(labels)
         rows += len(batch)
     return item_profile(rows, profiles, label, watch)
+
+
+def _finite(values, row: int, name: str, where: str) -> None:
+    """Refuses a nan or inf among numbers (plan.not_finite), naming its row, column and value."""
+    index = not_finite(values)
+    if index is not None:
+        raise InvalidNumber(f"{where}, row {row + index}, column {name!r}: {values[index]!r} among numbers; nan "
+                            "and inf are refused: write a missing value as an empty field")
 
 
 def profile_with_restarts(read, columns: Columns, where: str) -> dict:

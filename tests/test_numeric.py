@@ -1,0 +1,125 @@
+"""Every value checked as what it is: a value that is not a number is never written raw, on the numeric
+fast path and on the csv path alike; nan and inf are refused by name; empty fields are missing values."""
+import itertools
+
+import pytest
+
+from preprocess import errors
+from preprocess.handler import handler
+from preprocess.numeric import profile_any
+from preprocess.plan import NUMBER, NUMBERS, Columns, numbers_only, only_numbers
+from tests.test_preprocess import event, put, read_split, s3, schema_of  # noqa: F401  (s3 is a fixture)
+
+NOT_NUMBERS = ["1.2.3", "--e", "1e", ".", "-", "+", "e5", "0x1F", "1e5e5", "1..2", "1-2", "2024-01-05", "1,5",
+               " 1", "1_000"]
+PATHS = {"numeric": "", "csv module": ',"a, b"'}     # a quoted text column sends an item down the csv path
+
+
+def dataset(value: str, column: str, extra: str) -> str:
+    """40 rows of numbers, value in row 7's column b (column "label": its label); extra: more columns."""
+    field = f'"{value}"' if "," in value else value
+    rows = []
+    for i in range(40):
+        b, label = (field if column == "b" and i == 5 else str(i % 4 * 0.5)), (field if column == "label" and i == 5
+                                                                            else str(i % 2))
+        rows.append(f"{i},{b},{label}{extra}")
+    header = "a,b,label" + (",note" if extra else "")
+    return header + "\n" + "\n".join(rows) + "\n"
+
+
+def written_fields(s3, width: int) -> set[str]:
+    """Every field of the train, validation and test-features outputs, each line checked to hold width
+    fields (the label and the features; one fewer in the test features)."""
+    fields = set()
+    for folder in ("train", "validation", "test-features"):
+        for line in read_split(s3, folder).splitlines():
+            assert len(line.split(",")) == width - (folder == "test-features"), line
+            fields.update(line.split(","))
+    return fields
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("value", NOT_NUMBERS)
+def test_a_feature_value_that_is_not_a_number_makes_the_column_categorical(s3, value, path):
+    handler(event(put(s3, "datasets/d.csv", dataset(value, "b", PATHS[path]))), None)
+    feature = next(f for f in schema_of(s3)["features"] if f["name"] == "b")
+    assert feature["type"] == "categorical" and value in feature["categories"]
+    assert value not in written_fields(s3, 3 + bool(PATHS[path]))
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("value", NOT_NUMBERS)
+def test_a_label_that_is_not_a_number_makes_the_labels_classes(s3, value, path):
+    handler(event(put(s3, "datasets/d.csv", dataset(value, "label", PATHS[path]))), None)
+    schema = schema_of(s3)
+    assert schema["problem"] == "multiclass" and value in schema["label"]["classes"]
+    assert {line.split(",")[0] for line in read_split(s3, "train").splitlines()} <= {"0", "1", "2"}
+    assert value not in written_fields(s3, 3 + bool(PATHS[path]))
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("column", ["b", "label"])
+@pytest.mark.parametrize("value", ["nan", "NaN", "-inf", "inf", "Infinity"])
+def test_nan_and_inf_among_numbers_are_refused_with_row_column_and_value(s3, value, column, path):
+    with pytest.raises(errors.InvalidNumber) as caught:
+        handler(event(put(s3, "datasets/d.csv", dataset(value, column, PATHS[path]))), None)
+    assert f"d.csv, row 7, column {column!r}: {value!r}" in str(caught.value)
+    assert "empty field" in str(caught.value)
+    assert "Contents" not in s3.list_objects_v2(Bucket="sagestep-dev-data", Prefix="runs/")
+
+
+def test_nan_among_words_is_a_category(s3):
+    text = "a,colour,label\n" + "".join(f"{i},{['red', 'blue', 'NaN'][i % 3]},{i % 2}\n" for i in range(40))
+    handler(event(put(s3, "datasets/d.csv", text)), None)
+    colour = next(f for f in schema_of(s3)["features"] if f["name"] == "colour")
+    assert colour == {"name": "colour", "type": "categorical", "categories": ["NaN", "blue", "red"]}
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_empty_fields_are_missing_values_and_the_column_stays_numeric(s3, path):
+    text = dataset("", "b", PATHS[path])
+    handler(event(put(s3, "datasets/d.csv", text)), None)
+    assert next(f for f in schema_of(s3)["features"] if f["name"] == "b")["type"] == "numeric"
+    written = [line.split(",") for split in ("train", "validation") for line in read_split(s3, split).splitlines()]
+    assert "" in {fields[2] for fields in written}
+
+
+@pytest.mark.parametrize("value", NOT_NUMBERS[:-3])
+def test_the_fast_path_hands_an_item_with_a_non_number_to_the_csv_path(value):
+    data = dataset(value, "b", "").encode()
+    columns = Columns(("a", "b", "label"), 2)
+    good = dataset("7", "b", "").encode()
+    assert profile_any(lambda: [good], "d.csv", ["a", "b", "label"], False, columns)[1] == "numeric"
+    assert profile_any(lambda: [data], "d.csv", ["a", "b", "label"], False, columns)[1] == "csv module"
+
+
+def test_the_block_checks_and_the_csv_path_agree_on_every_short_field():
+    """The fast path's screen and NUMBERS (bytes) and numbers_only (the csv path) against plan.NUMBER, on
+    every string of up to 5 number characters, alone and between fields."""
+    for size in range(1, 6):
+        for chars in itertools.product("0.eE+-", repeat=size):
+            value = "".join(chars)
+            expected = NUMBER.fullmatch(value) is not None
+            assert numbers_only([value]) is expected, value
+            for line in (value, f"1,{value}", f"{value},2\n3,4", f",{value}\n.5,"):
+                assert (NUMBERS.fullmatch(line.encode()) is not None) is expected, line
+                assert only_numbers(line.encode()) is expected, line
+
+
+def test_the_screen_agrees_with_the_pattern_on_every_short_block():
+    """Every block of up to 6 characters of numbers, commas and line breaks."""
+    for size in range(7):
+        for chars in itertools.product(b"0.e-+E,\n", repeat=size):
+            block = bytes(chars)
+            assert only_numbers(block) is (NUMBERS.fullmatch(block) is not None), block
+
+
+
+@pytest.mark.parametrize("values, empty, expected", [
+    (["1", "-2.5e3"], False, True), (["1", ""], False, False), (["1", ""], True, True),
+    (["1\n2"], False, False), (["1,5"], False, False), (["nan"], False, False), (["1e999"], False, True),
+    (["١"], False, False), ([" 1"], False, False), (["1_000"], False, False), (["0x1F"], False, False),
+])
+def test_a_value_as_the_csv_path_reads_it(values, empty, expected):
+    """A quoted value holding a line break or a comma is one value, never two numbers."""
+    assert numbers_only(values, empty=empty) is expected
