@@ -18,7 +18,10 @@ MODEL_FILE = "xgboost-model.json"
 CSV = "text/csv"
 # Numbers only, as np.loadtxt reads them: no header, no quoting (a quote is no part of a number), and only an
 # empty field is missing (pyarrow's other null spellings, "NA", "null", ..., are not numbers).
-READ = pa_csv.ReadOptions(autogenerate_column_names=True)
+# On the calling thread: the image's serving sets OMP_NUM_THREADS=1, which pyarrow's pool follows anyway, and a
+# process that ends with pyarrow's pool threads alive may abort ("terminate called without an active exception",
+# once in a local suite run).
+READ = pa_csv.ReadOptions(autogenerate_column_names=True, use_threads=False)
 PARSE = pa_csv.ParseOptions(quote_char=False)
 
 
