@@ -13,7 +13,8 @@ STAMP := $(VENV)/.synced
 $(UV):
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(UV_DIR) uv==$(UV_VERSION)
 
-# The stack's dependencies and both extras (local: the tool and engine; test: the suite's tools), compiled to
+# The stack's dependencies and every extra (local: the tool and engine; test: the suite's tools; bench: what the
+# benches compare with), compiled to
 # bytecode once (about 20 s here): where PYTHONDONTWRITEBYTECODE is set, as on this project's machines, every
 # run and every test's subprocess would otherwise compile moto, boto3 and the rest from source (1.2 s a run).
 $(STAMP): $(UV) uv.lock pyproject.toml

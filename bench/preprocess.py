@@ -1,4 +1,5 @@
-"""The preprocess split against the usual pandas approach, side by side, locally and through S3.
+"""The preprocess split against the usual pandas approach, side by side, locally and through S3; locally also
+against polars, pyarrow and duckdb, each on one thread (the `bench` extra installs polars and duckdb).
 
   python bench/preprocess.py                  # 1M x 20 numeric and 1M-row text/quoted datasets
   python bench/preprocess.py --rows 200000    # smaller
@@ -112,6 +113,8 @@ def child(kind: str, where: str, source: str, out_dir: str) -> dict:
             else:
                 s3.put_object(Bucket=BUCKET, Key=f"pandas/{name}.csv", Body=text.encode())
         detail = {"rows": {k: len(v) for k, v in (("train", train), ("validation", validation), ("test", test))}}
+    elif kind in ENGINES:
+        detail = {"rows": ENGINES[kind](source, Path(out_dir))}
     elif kind == "copy":
         # The I/O alone: stream the object and write the same bytes as one output, as the split does.
         import boto3
@@ -141,6 +144,72 @@ def child(kind: str, where: str, source: str, out_dir: str) -> dict:
         detail = {"bytes": total}
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **detail}
+
+
+# ---------------------------------------------------------------- what a data engineer would use (local files)
+# The same job on one thread each: read the CSV, a seeded 70/15/15 split, the label first, no header, into the
+# train, validation, test-features and test-labels files.
+
+def parts(rows: int):
+    """Each row's part (0 train, 1 validation, 2 test), seeded: the same for every engine."""
+    import numpy as np
+    draw = np.random.default_rng(42).random(rows)
+    return (draw >= RATIOS["train"]).astype("int8") + (draw >= RATIOS["train"] + RATIOS["validation"])
+
+
+def split_polars(source: str, out: Path) -> dict:
+    import polars as pl                           # POLARS_MAX_THREADS=1 (run_child's environment)
+    frame = pl.read_csv(source)
+    frame = frame.select(["label", *(c for c in frame.columns if c != "label")])
+    part = parts(frame.height)
+    for code, name in enumerate(("train", "validation", "test")):
+        chosen = frame.filter(pl.Series(part == code))
+        if name == "test":
+            chosen.drop("label").write_csv(out / "test", include_header=False)
+            chosen.select("label").write_csv(out / "labels", include_header=False)
+        else:
+            chosen.write_csv(out / name, include_header=False)
+    return {"train": int((part == 0).sum())}
+
+
+def split_pyarrow(source: str, out: Path) -> dict:
+    import pyarrow as pa
+    import pyarrow.csv as csv
+    pa.set_cpu_count(1)
+    pa.set_io_thread_count(1)
+    table = csv.read_csv(source, read_options=csv.ReadOptions(use_threads=False),
+                         parse_options=csv.ParseOptions(newlines_in_values=True))
+    table = table.select(["label", *(c for c in table.column_names if c != "label")])
+    part = parts(table.num_rows)
+    plain = csv.WriteOptions(include_header=False, quoting_style="needed")
+    for code, name in enumerate(("train", "validation", "test")):
+        chosen = table.filter(pa.array(part == code))
+        if name == "test":
+            csv.write_csv(chosen.drop_columns(["label"]), out / "test", plain)
+            csv.write_csv(chosen.select(["label"]), out / "labels", plain)
+        else:
+            csv.write_csv(chosen, out / name, plain)
+    return {"train": int((part == 0).sum())}
+
+
+def split_duckdb(source: str, out: Path) -> dict:
+    import duckdb
+    import pyarrow as pa
+    con = duckdb.connect()
+    con.execute("SET threads = 1")
+    con.execute(f"CREATE TABLE t AS SELECT * FROM read_csv('{source}', header = true)")
+    [(rows,)] = con.execute("SELECT count(*) FROM t").fetchall()
+    con.register("p", pa.table({"part": parts(rows)}))
+    con.execute("CREATE TABLE s AS SELECT * FROM t POSITIONAL JOIN p")
+    for code, name in enumerate(("train", "validation", "test")):
+        columns = "label, * EXCLUDE (label, part)" if name != "test" else "* EXCLUDE (label, part)"
+        con.execute(f"COPY (SELECT {columns} FROM s WHERE part = {code}) TO '{out / name}' (HEADER false)")
+    con.execute(f"COPY (SELECT label FROM s WHERE part = 2) TO '{out / 'labels'}' (HEADER false)")
+    [(train,)] = con.execute("SELECT count(*) FROM s WHERE part = 0").fetchall()
+    return {"train": train}
+
+
+ENGINES = {"polars": split_polars, "pyarrow": split_pyarrow, "duckdb": split_duckdb}
 
 
 def split_local_file(source: str, out_dir: str) -> dict:
@@ -210,7 +279,7 @@ def start_moto() -> tuple[subprocess.Popen, str]:
 
 
 def s3_env(endpoint: str) -> dict:
-    return {**os.environ, "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+    return {**os.environ, "POLARS_MAX_THREADS": "1", "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
             "AWS_DEFAULT_REGION": "us-east-1", "DATA_BUCKET": BUCKET, "JOB_NAME_PREFIX": "bench", "HYPERPARAMETERS": "{}",
             "OBJECTIVES": json.dumps(framework.OBJECTIVES), "QUALITY_GATE": json.dumps(framework.quality_gate("", None))}
 
@@ -224,14 +293,15 @@ def compare(name: str, path: Path, endpoint: str) -> None:
     print(f"\n{name}: {size / 1e6:.0f} MB")
     print(f"  {'where':6} {'contender':10} {'seconds':>8} {'MB/s':>8} {'peak RSS MB':>12} {'vs pandas':>10}")
     for where, source in (("local", str(path)), ("s3", f"s3://{BUCKET}/datasets/{path.name}")):
-        kinds = ("pandas", "sagestep", "read") + (("copy",) if where == "s3" else ())
+        kinds = ("pandas", "sagestep", *(ENGINES if where == "local" else ()), "read") + (
+            ("copy",) if where == "s3" else ())
         results = {kind: run_child(kind, where, source, env) for kind in kinds}
         base = results["pandas"]
         for kind, r in results.items():
             speed = size / 1e6 / r["seconds"]
             ratio = base["seconds"] / r["seconds"]
             memory = r["max_rss_mb"] / base["max_rss_mb"]
-            label = {"read": "read only", "copy": "read+write"}.get(kind, kind)
+            label = {"read": "read only", "copy": "read+write", "polars": "polars 1t"}.get(kind, kind)
             extra = f"  ({r['path']} path)" if "path" in r else ""
             print(f"  {where:6} {label:10} {r['seconds']:8.2f} {speed:8.1f} {r['max_rss_mb']:12.0f} "
                   f"{ratio:9.1f}x  RSS {memory:.2f}x{extra}")
