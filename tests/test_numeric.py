@@ -16,12 +16,13 @@ PATHS = {"numeric": "", "csv module": ',"a, b"'}     # a quoted text column send
 
 
 def dataset(value: str, column: str, extra: str) -> str:
-    """40 rows of numbers, value in row 7's column b (column "label": its label); extra: more columns."""
+    """40 rows of numbers, value in row 7's column b (column "label": its label; "both": in both); extra: more
+    columns."""
     field = f'"{value}"' if "," in value else value
     rows = []
     for i in range(40):
-        b, label = (field if column == "b" and i == 5 else str(i % 4 * 0.5)), (field if column == "label" and i == 5
-                                                                            else str(i % 2))
+        b = field if column in ("b", "both") and i == 5 else str(i % 4 * 0.5)
+        label = field if column in ("label", "both") and i == 5 else str(i % 2)
         rows.append(f"{i},{b},{label}{extra}")
     header = "a,b,label" + (",note" if extra else "")
     return header + "\n" + "\n".join(rows) + "\n"
@@ -40,18 +41,11 @@ def written_fields(s3, width: int) -> set[str]:
 
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("value", NOT_NUMBERS)
-def test_a_feature_value_that_is_not_a_number_makes_the_column_categorical(s3, value, path):
-    handler(event(put(s3, "datasets/d.csv", dataset(value, "b", PATHS[path]))), None)
-    feature = next(f for f in schema_of(s3)["features"] if f["name"] == "b")
-    assert feature["type"] == "categorical" and value in feature["categories"]
-    assert value not in written_fields(s3, 3 + bool(PATHS[path]))
-
-
-@pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize("value", NOT_NUMBERS)
-def test_a_label_that_is_not_a_number_makes_the_labels_classes(s3, value, path):
-    handler(event(put(s3, "datasets/d.csv", dataset(value, "label", PATHS[path]))), None)
+def test_a_value_that_is_not_a_number_makes_a_feature_categorical_and_the_labels_classes(s3, value, path):
+    handler(event(put(s3, "datasets/d.csv", dataset(value, "both", PATHS[path]))), None)
     schema = schema_of(s3)
+    feature = next(f for f in schema["features"] if f["name"] == "b")
+    assert feature["type"] == "categorical" and value in feature["categories"]
     assert schema["problem"] == "multiclass" and value in schema["label"]["classes"]
     assert {line.split(",")[0] for line in read_split(s3, "train").splitlines()} <= {"0", "1", "2"}
     assert value not in written_fields(s3, 3 + bool(PATHS[path]))
