@@ -152,7 +152,6 @@ def report_record(result: dict, description: dict, events: list[dict], definitio
         "model": str(files["modelArtifact"]) if files.get("modelArtifact") else None,
         "jobs": {job.kind: _job_facts(job.console, jobs.get(job.kind), described.get(job.kind), region, local)
                  for job in pipeline_jobs() if job.console},
-        **({"registered": {**result["registered"], "console": None if local else console_url(
-            region, "sagemaker", f"{register.CONSOLE}{result['registered']['group']}")}}
-           if result.get("registered") else {}),
+        **({"registered": {**result["registered"], "console": None if local else register.group_console(
+            region, result["registered"]["group"])}} if result.get("registered") else {}),
     }

@@ -102,10 +102,12 @@ def start(args, console: Console) -> int:
 def console_links(region: str, training_job: str | None, tuning: dict | None, registered: dict | None) -> dict[str, str]:
     """The AWS console pages of a finished run: its training job, its tuning job and the model group it
     registered a version in (each only when the run had one)."""
-    pages = {"trainingJobConsole": (train.JOB.console, training_job),
-             "tuningJobConsole": (tune.JOB.console, (tuning or {}).get("job")),
-             "modelGroupConsole": (register.CONSOLE, (registered or {}).get("group"))}
-    return {field: console_url(region, "sagemaker", f"{path}{name}") for field, (path, name) in pages.items() if name}
+    jobs = {"trainingJobConsole": (train.JOB.console, training_job),
+            "tuningJobConsole": (tune.JOB.console, (tuning or {}).get("job"))}
+    links = {field: console_url(region, "sagemaker", f"{path}{name}") for field, (path, name) in jobs.items() if name}
+    if registered:
+        links["modelGroupConsole"] = register.group_console(region, registered["group"])
+    return links
 
 
 def clients_in(region: str):

@@ -11,6 +11,7 @@ retry return the version already created; the answer is {ModelPackageArn: …:mo
 from __future__ import annotations
 
 from . import errors
+from .console import console_url
 from .create_model import container
 from .iam import allow
 from .naming import tags
@@ -28,6 +29,11 @@ SAGEMAKER_SDK_ERROR = "SageMaker.SageMakerException"
 # address names a Studio domain (SMDG model-registry-view.md); this route is the one public scripts print for the
 # classic console, unverified (docs/aws.md says so). `sagestep models` is the sure way to see the versions.
 CONSOLE = "/model-registry/"
+
+
+def group_console(region: str, group: str) -> str:
+    """The model group's page in the SageMaker console (CONSOLE's route, unverified)."""
+    return console_url(region, "sagemaker", f"{CONSOLE}{group}")
 
 
 def group_name(name_prefix: str) -> str:
