@@ -29,9 +29,11 @@ class NotNumeric(Exception):
     """This item needs the csv path."""
 
 
-def numeric_blocks(chunks: Iterable[bytes], where: str, header: list[str] | None) -> Iterator[tuple[int, list[bytes]]]:
-    """(the row number of the block's first line, its non-blank lines), each block whole lines of numbers;
-    a stream that starts its object has its header checked and left out."""
+def numeric_blocks(chunks: Iterable[bytes], where: str, header: list[str] | None,
+                   checked: bool = True) -> Iterator[tuple[int, list[bytes]]]:
+    """(the row number of the block's first line, its non-blank lines), each block whole lines of numbers
+    (with checked, every value one: plan.only_numbers on the block before it is cut into lines); a stream
+    that starts its object has its header checked and left out."""
     tail, row = b"", 1
     chunks = iter(chunks)
     if header is not None:
@@ -51,18 +53,20 @@ def numeric_blocks(chunks: Iterable[bytes], where: str, header: list[str] | None
         cut = data.rfind(b"\n") + 1
         tail = data[cut:]
         if cut:
-            lines = _lines(data[:cut])
+            lines = _lines(data[:cut], checked)
             yield row, lines
             row += len(lines)
     if tail.strip(b"\r"):
-        yield row, _lines(tail + b"\n")
+        yield row, _lines(tail + b"\n", checked)
 
 
-def _lines(block: bytes) -> list[bytes]:
+def _lines(block: bytes, checked: bool) -> list[bytes]:
     if b"\r" in block:
         block = block.replace(b"\r\n", b"\n")
     if block.translate(None, NUMERIC):
         raise NotNumeric("characters other than numbers")
+    if checked and not only_numbers(block):
+        raise NotNumeric("a value that is not a number")
     lines = block.split(b"\n")
     lines.pop()
     return list(filter(None, lines)) if b"" in lines else lines
@@ -97,8 +101,6 @@ def profile_numeric(blocks: Iterable[tuple[int, list[bytes]]], columns: Columns,
     rows = 0
     for row, lines in blocks:
         _checked(row, lines, commas, where)
-        if not only_numbers(b"\n".join(lines)):
-            raise NotNumeric("a value that is not a number")
         ordered = _label_first(lines, columns, columns.features)
         label = list(map(LABEL_PART, map(bytes.partition, ordered, repeat(b","))))
         if b"" in label:
@@ -136,7 +138,9 @@ def split_any(open_chunks: Callable[[], Iterable[bytes]], where: str, header: li
     the item. Returns the split's result and the path."""
     if numeric_plan(plan):
         try:
-            return split_numeric(numeric_blocks(open_chunks(), where, header), columns, plan, writer()), "numeric"
+            # The profile checked every value of these bytes; the split reads them again unchecked.
+            return split_numeric(numeric_blocks(open_chunks(), where, header, checked=False), columns, plan,
+                                 writer()), "numeric"
         except NotNumeric:
             outputs.abort()
     return split_item(data_batches(open_chunks(), where, header, single_line), columns, plan, writer()), "csv module"
