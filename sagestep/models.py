@@ -17,7 +17,7 @@ from rich.table import Table
 
 from statemachine.register import group_name
 
-from .errors import UsageError
+from .errors import UsageError, aws_failure
 from .prune import prefix_of, stack_of, utc
 from .registry import packages
 from .runner import split_s3_uri
@@ -92,11 +92,8 @@ def models(args, console: Console) -> int:
             return 0
         s3 = clients("s3")
         versions = [version_row(package, metrics_of(s3, package)) for package in found]
-    except ClientError as error:
-        raise UsageError(f"cannot read the model registry of {arn}: {error.response['Error']['Code']}: "
-                         f"{error.response['Error']['Message']}") from None
-    except BotoCoreError as error:
-        raise UsageError(f"cannot reach AWS: {error}") from None
+    except (ClientError, BotoCoreError) as error:
+        raise aws_failure(f"cannot read the model registry of {arn}", "AWS", error) from None
     if args.json:
         print(json.dumps({"group": group, "versions": versions}))
     elif not versions:

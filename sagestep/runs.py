@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
 
-from .errors import UsageError
+from .errors import aws_failure
 from .runner import failed_state, json_object, progress_of
 from .start import STATE_MACHINE_ARN, clients_in, state_machine_arn
 
@@ -32,11 +32,8 @@ def runs(args, console: Console) -> int:
         now = datetime.now(timezone.utc)
         with ThreadPoolExecutor(max_workers=READERS) as pool:
             found = list(pool.map(lambda execution: run_of(sfn, execution, now), executions))
-    except ClientError as error:
-        raise UsageError(f"cannot list the executions of {arn}: {error.response['Error']['Code']}: "
-                         f"{error.response['Error']['Message']}") from None
-    except BotoCoreError as error:
-        raise UsageError(f"cannot reach Step Functions: {error}") from None
+    except (ClientError, BotoCoreError) as error:
+        raise aws_failure(f"cannot list the executions of {arn}", "Step Functions", error) from None
     if args.json:
         print(json.dumps({"stateMachineArn": arn, "runs": found}))
     elif not found:

@@ -16,7 +16,7 @@ from statemachine import register, train, tune
 from statemachine.console import console_url
 
 from .checks import writable_folder
-from .errors import UsageError
+from .errors import UsageError, aws_failure
 from .report import Reporter, execution_name, in_cli_terms, report
 from .record import attach_cost, report_record
 from .run_report import write_report
@@ -60,11 +60,8 @@ def start(args, console: Console) -> int:
     try:
         execution = sfn.start_execution(stateMachineArn=arn, name=execution_name("run"),
                                         input=json.dumps(run_input))["executionArn"]
-    except ClientError as error:
-        raise UsageError(f"cannot start {arn}: {error.response['Error']['Code']}: "
-                         f"{error.response['Error']['Message']}") from None
-    except BotoCoreError as error:
-        raise UsageError(f"cannot reach Step Functions: {error}") from None
+    except (ClientError, BotoCoreError) as error:
+        raise aws_failure(f"cannot start {arn}", "Step Functions", error) from None
     # Against an endpoint (sagestep local serve) there is no AWS console to link to.
     emulated = bool(os.environ.get("AWS_ENDPOINT_URL"))
     link = None if emulated else console_url(region, "states", f"/v2/executions/details/{execution}")
@@ -145,11 +142,8 @@ def report_execution(args, console: Console) -> int:
         else:
             files = download_schema(clients("s3"), output, out_dir)
         described = attach_cost(result, progress.events, clients, region, estimate=emulated)
-    except ClientError as error:
-        raise UsageError(f"cannot read {args.execution_arn}: {error.response['Error']['Code']}: "
-                         f"{error.response['Error']['Message']}") from None
-    except BotoCoreError as error:
-        raise UsageError(f"cannot reach Step Functions: {error}") from None
+    except (ClientError, BotoCoreError) as error:
+        raise aws_failure(f"cannot read {args.execution_arn}", "Step Functions", error) from None
     record = report_record(result, description, progress.events, definition, described, files, curves, logs,
                            region, local=emulated)
     path = write_report(record, out_dir)
