@@ -116,6 +116,11 @@ def split(text: str) -> dict[str, float]:
     return dict(zip(("train", "validation", "test"), ratios))
 
 
+def add_state_machine_option(command: argparse.ArgumentParser) -> None:
+    """The deployed stack a command works on (start, runs, prune, models)."""
+    command.add_argument("--state-machine-arn", help="default: $SAGESTEP_STATE_MACHINE_ARN or `pulumi stack output`")
+
+
 def add_run_options(command: argparse.ArgumentParser) -> None:
     """What a run's execution input may carry besides the dataset (local and start alike)."""
     command.add_argument("--label", help="the label column (default: a column named label or target)")
@@ -177,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="s3://bucket/key.csv, or a prefix of CSV and CSV.gz shards ending in /")
     add_run_options(start)
     start.add_argument("--wait", action="store_true", help="follow the execution until it ends")
-    start.add_argument("--state-machine-arn", help="default: $SAGESTEP_STATE_MACHINE_ARN or `pulumi stack output`")
+    add_state_machine_option(start)
     start.set_defaults(run=_deferred("start", "start"))
 
     report = commands.add_parser(
@@ -198,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--json", action="store_true",
                       help="print {\"stateMachineArn\", \"runs\": [{\"name\", \"executionArn\", \"status\", \"start\", "
                            "\"seconds\", \"metric\", \"failedState\"}]}")
-    runs.add_argument("--state-machine-arn", help="default: $SAGESTEP_STATE_MACHINE_ARN or `pulumi stack output`")
+    add_state_machine_option(runs)
     runs.set_defaults(run=_deferred("runs", "runs"))
 
     prune = commands.add_parser("prune", description="Delete the SageMaker models this stack's executions "
@@ -214,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="print {\"stack\", \"deleted\": [{\"name\", \"created\", \"alreadyGone\"}], "
                             "\"kept\": [{\"name\", \"created\", \"reason\"}], \"dryRun\"}; a dry run says "
                             "\"wouldDelete\" in place of \"deleted\"")
-    prune.add_argument("--state-machine-arn", help="default: $SAGESTEP_STATE_MACHINE_ARN or `pulumi stack output`")
+    add_state_machine_option(prune)
     prune.set_defaults(run=_deferred("prune", "prune"))
 
     models = commands.add_parser(
@@ -230,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print {\"group\", \"versions\": [{\"version\", \"arn\", \"status\", \"created\", "
                              "\"metrics\", \"executionArn\"}]}; with approve|reject {\"group\", \"version\", \"arn\", "
                              "\"status\"}")
-    models.add_argument("--state-machine-arn", help="default: $SAGESTEP_STATE_MACHINE_ARN or `pulumi stack output`")
+    add_state_machine_option(models)
     models.set_defaults(run=_deferred("models", "models"))
 
     price_commands = commands.add_parser(
