@@ -4,9 +4,9 @@ tasks and state transitions cost, and the record the run report is drawn from. S
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
+from botocore import xform_name
 from botocore.exceptions import BotoCoreError, ClientError
 
 from statemachine import jobs as pipeline_jobs
@@ -73,7 +73,7 @@ def _described(sagemaker, jobs: dict[str, str], notes: list[str]) -> dict[str, d
 
 def _call(client, operation: str, request: dict) -> dict:
     """A client call by its API operation's name ("DescribeTrainingJob" -> describe_training_job)."""
-    return getattr(client, re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower())(**request)
+    return getattr(client, xform_name(operation))(**request)
 
 
 def _lambda_invocations(events: list[dict], clients, notes: list[str]) -> tuple[list[tuple[float, int]], str]:

@@ -12,12 +12,12 @@ from __future__ import annotations
 import importlib
 import json
 import math
-import re
 import threading
 from datetime import datetime
 from typing import Any, Callable
 
 import boto3
+from botocore import xform_name
 from botocore.exceptions import ClientError
 from botocore.validate import ParamValidator
 
@@ -195,8 +195,7 @@ class SageMakerLocal(ServiceTask):
         if tuned and (refused := tuning.hyperband_refusal(normalised_parameters)):
             raise self.task_failed(env, refused)
         client = current_jobs(self, env).client("sagemaker")
-        snake = re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower()
-        env.stack.append(to_sfn_json(getattr(client, snake)(**normalised_parameters)))
+        env.stack.append(to_sfn_json(getattr(client, xform_name(operation))(**normalised_parameters)))
 
     def _build_sync_resolver(self, env, resource_runtime_part, normalised_parameters, *args, **kwargs):
         """The .sync job runs as its step's Job declares (Job.local, "module:function"): the function gets
