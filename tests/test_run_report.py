@@ -109,6 +109,7 @@ def run_record(kind: str, definition: dict, folder: Path, rounds: int = 30) -> d
     threshold = 80.0 if kind == "regression" else 0.5
     training = {"name": f"sagestep-dev--{kind}-train-0", "instanceType": "ml.m5.xlarge", "instanceCount": 1,
                 "console": "https://console.aws.amazon.com/sagemaker/home?region=us-east-1#/jobs/x"}
+    tuning = tuned_record(kind) if kind == "regression" else None      # one tuned run among the three
     return {
         "name": f"local-{kind}", "executionArn": f"arn:aws:states:us-east-1:123456789012:execution:p:local-{kind}",
         "status": "SUCCEEDED", "startDate": "2026-11-27T14:56:28+00:00", "stopDate": "2026-11-27T14:56:41+00:00",
@@ -122,9 +123,9 @@ def run_record(kind: str, definition: dict, folder: Path, rounds: int = 30) -> d
         "curves": {f"{split}:{metric}": history[split][metric] for split in ("train", "validation")},
         "evaluation": evaluation, "schema": schema, "predictions": str(predictions),
         "model": str(_model_tar(booster, folder / "model.tar.gz")),
-        **({"tuning": tuned_record(kind)} if kind == "regression" else {}),
-        "jobs": {**({"tuning": {"name": f"sagestep-dev--{kind}-tune", "console": training["console"].replace(
-                     "/jobs/x", "/hyper-tuning-jobs/x")}} if kind == "regression" else {}),
+        **({"tuning": tuning} if tuning else {}),
+        "jobs": {**({"tuning": {"name": tuning["job"], "console": training["console"].replace(
+                     "/jobs/x", "/hyper-tuning-jobs/x")}} if tuning else {}),
                  "training": training, "transform": {**training, "name": f"sagestep-dev--{kind}-predict-0",
                                                      "instanceType": "ml.m5.large"},
                  "model": {"name": f"sagestep-dev--{kind}-model", "console": None}},
