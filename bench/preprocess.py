@@ -213,10 +213,11 @@ ENGINES = {"polars": split_polars, "pyarrow": split_pyarrow, "duckdb": split_duc
 
 
 def split_local_file(source: str, out_dir: str) -> dict:
-    """The preprocess phases on one local file as one work item (profile, merge, split), into files:
-    the Lambda's work without S3, on the paths the Lambda takes (numeric, else the csv module)."""
+    """The preprocess phases on one local file as one work item, into files: the Lambda's work without S3, on
+    the paths the Lambda takes (numeric: profiled and split in one read; else the csv module: profile, merge,
+    split)."""
     from preprocess.csvrows import read_rows
-    from preprocess.numeric import profile_any, split_any
+    from preprocess.numeric import profile_any, split_any, split_stands
     from preprocess.plan import Request, find_columns
     from preprocess.profile import merge_profiles
     from preprocess.rowsplit import RowSplitter
@@ -230,14 +231,26 @@ def split_local_file(source: str, out_dir: str) -> dict:
     request = Request(bucket="", key=source, label_column=None, execution_name="bench", execution_arn="bench",
                       hyperparameters={}, ratios=RATIOS, seed=42)
     columns = find_columns(header, request, source)
-    profile, path = profile_any(stream, source, header, False, columns)
-    plan = merge_profiles([profile], columns, [source], RATIOS, 42)
     names = ("train0", "validation", "test0", "labels0")
-    with Outputs({name: FileOutput(os.path.join(out_dir, name)) for name in names}) as outputs:
-        result, _ = split_any(stream, source, header, False, columns, plan, lambda: SplitWriter(
-            outputs, columns, RowSplitter(RATIOS, 42), plan["problem"] == "regression", 1, 1), outputs)
-        outputs.commit()
-    return {"rows": result["counts"], "path": path}
+
+    def write(regression, split):
+        with Outputs({name: FileOutput(os.path.join(out_dir, name)) for name in names}) as outputs:
+            result = split(lambda: SplitWriter(outputs, columns, RowSplitter(RATIOS, 42), regression, 1, 1), outputs)
+            outputs.commit() if result is not None else outputs.abort()
+        return result
+    found = {}
+
+    def profile_and_split(writer, outputs):
+        found["profile"], found["path"], split = profile_any(stream, source, header, False, columns, writer, outputs)
+        return split
+    result = write(None, profile_and_split)
+    plan = merge_profiles([found["profile"]], columns, [source], RATIOS, 42, [""])
+    reads = 1
+    if result is None or not split_stands(plan, columns):
+        reads = 2
+        result = write(plan["problem"] == "regression", lambda writer, outputs: split_any(
+            stream, source, header, False, columns, plan, writer, outputs, found["path"] == "numeric")[0])
+    return {"rows": result["counts"], "path": found["path"], "reads": reads}
 
 
 def run_child(kind: str, where: str, source: str, env: dict) -> dict:

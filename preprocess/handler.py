@@ -2,8 +2,9 @@
 (one function, role and deploy for all).
 
 Preprocess, as the state machine runs it: plan (list the dataset, cut it into work items) → profile each
-item (a Distributed Map) → merge the profiles into one plan → split each item (a Distributed Map) → finish
-(combine the items' results, write the schema). A failure on the way ends at discard, which deletes what
+item, splitting an item of numbers in the same read (a Distributed Map) → merge the profiles into one plan,
+and list the items still to split (those with text, or whose split the plan changes) → split each of those
+(a Distributed Map, skipped when there is none) → finish (combine the items' results, write the schema). A failure on the way ends at discard, which deletes what
 the run wrote and raises the first failure an item recorded. "preprocess" runs the same phases in one
 invocation (the event contract for a direct call). evaluate: the batch predictions against the held-out
 labels, with a baseline beside them.
@@ -30,10 +31,10 @@ from .evaluation import MisalignedPredictions, evaluate
 from .naming import run_name, tag_value, tuning_name
 from .plan import (Columns, csv_field, find_columns, parse_event, quality_gate, run_hyperparameters, run_tuning,
                    tuning_plan)
-from .numeric import profile_any, split_any
+from .numeric import profile_any, split_any, split_stands
 from .profile import merge_profiles
 from .rowsplit import RowSplitter
-from .shards import item_chunks, item_where, list_objects, read_header, work_items
+from .shards import item_chunks, item_stream, item_where, list_objects, read_header, work_items
 from .sink import Outputs, S3Output, Uploader
 from .source import S3Object
 from .split import SplitWriter, combine, empty_outputs, output_keys
@@ -149,11 +150,10 @@ def preprocess_run(event, context) -> dict:
     planned = plan_run(event, context)
     run = Run(event)
     try:
-        items = run.get(layout.ITEMS)
-        for item in items:
+        for item in run.get(layout.ITEMS):
             run.profile({"item": item})
         run.merge({})
-        for item in items:
+        for item in run.get(layout.SPLIT_ITEMS):
             run.split({"item": item})
         return {**run.finish({}), "bytes": planned["bytes"]}
     except Exception:
@@ -212,11 +212,20 @@ class Run:
             raise
 
     def profile(self, event: dict) -> dict:
+        """The item's profile; an item of numbers is split in the same read (its labels as written), and
+        the profile says so."""
         item = event["item"]
-        stored, _, columns = self.request()
+        stored, request, columns = self.request()
 
         def work() -> dict:
-            profile, _ = profile_any(*_item_source(self.s3, item, stored["header"]), columns)
+            profile = {}
+
+            def profile_and_split(writer, outputs) -> dict | None:
+                found, _, split = profile_any(*_item_source(self.s3, item, stored["header"]), columns, writer,
+                                              outputs)
+                profile.update(found, split=split is not None)
+                return split
+            self._write_split(item, request, columns, None, profile_and_split)
             self.put(f"{layout.PROFILES_DIR}{layout.part_name(item['item'], suffix='.json')}", profile)
             return {"item": item["item"], "rows": profile["rows"]}
         return self._recording(item, work)
@@ -230,7 +239,8 @@ class Run:
         if len(profiles) != len(items):
             raise ShardFailed(f"{len(profiles)} of {len(items)} work items have a profile; the profile Map did not "
                               "finish")
-        plan = merge_profiles(profiles, columns, [item_where(item) for item in items], request.ratios, request.seed)
+        plan = merge_profiles(profiles, columns, [item_where(item) for item in items], request.ratios, request.seed,
+                              list(map(item_stream, items)))
         values, origins = run_hyperparameters(plan["problem"], plan["classes"], json.loads(os.environ["OBJECTIVES"]),
                                               json.loads(os.environ.get("HYPERPARAMETERS", "{}")),
                                               request.hyperparameters)
@@ -241,31 +251,49 @@ class Run:
             plan["tuning"] = tuning_plan(tuning, stack_gate, gate, plan["problem"], values, origins)
         plan.update(hyperparameters=values, hyperparameterOrigins=origins, gate=gate)
         self.put(layout.PLAN, plan)
-        return {"rows": plan["rows"], "problem": plan["problem"]}
+        stands = split_stands(plan, columns)
+        # numeric: the item's profile took the fast path (an item with text goes straight to the csv module)
+        to_split = [{**item, "numeric": profile["split"]} for item, profile in zip(items, profiles)
+                    if not (stands and profile["split"])]
+        self.put(layout.SPLIT_ITEMS, to_split)
+        return {"rows": plan["rows"], "problem": plan["problem"], "splitItems": len(to_split),
+                "splitItemsKey": f"{self.prefix}{layout.SPLIT_ITEMS}"}
 
     def split(self, event: dict) -> dict:
+        """The item split with the plan (one the profile's read did not split, or split otherwise)."""
         item = event["item"]
         stored, request, columns = self.request()
         plan = self.get(layout.PLAN)
-        hosts, instances = _instances("TRAINING_HOSTS"), _instances("TRANSFORM_INSTANCES")
 
         def work() -> dict:
-            keys = output_keys(self.prefix, item["item"], hosts, instances)
-            uploader = Uploader()
-            outputs = Outputs({name: S3Output(self.s3, self.bucket, key, "text/csv", uploader)
-                               for name, key in keys.items()}, uploader)
-            with outputs:
-                def writer() -> SplitWriter:
-                    return SplitWriter(outputs, columns,
-                                       RowSplitter(request.ratios, request.seed, plan["offsets"][item["item"]]),
-                                       plan["problem"] == "regression", hosts, instances)
-                result, _ = split_any(*_item_source(self.s3, item, stored["header"]), columns, plan, writer, outputs)
-                for name in empty_outputs(result["written"], keys):
-                    outputs.outputs.pop(name).abort()
-                outputs.commit()
-            self.put(f"{layout.SPLITS_DIR}{layout.part_name(item['item'], suffix='.json')}", result)
+            result = self._write_split(item, request, columns, plan["problem"] == "regression", lambda writer, outputs:
+                                       split_any(*_item_source(self.s3, item, stored["header"]), columns, plan,
+                                                 writer, outputs, item.get("numeric", True))[0])
             return {"item": item["item"], "rows": result["counts"]}
         return self._recording(item, work)
+
+    def _write_split(self, item: dict, request, columns: Columns, regression: bool | None, split) -> dict | None:
+        """split(writer, outputs) writes the item's rows through writer() and returns the result: its objects
+        (those it wrote a row to) are completed and its split record written; a result of None drops them.
+        The item's objects are named by item, host and instance alone, so a second split replaces the first."""
+        hosts, instances = _instances("TRAINING_HOSTS"), _instances("TRANSFORM_INSTANCES")
+        keys = output_keys(self.prefix, item["item"], hosts, instances)
+        uploader = Uploader()
+        outputs = Outputs({name: S3Output(self.s3, self.bucket, key, "text/csv", uploader)
+                           for name, key in keys.items()}, uploader)
+        with outputs:
+            def writer() -> SplitWriter:
+                return SplitWriter(outputs, columns, RowSplitter(request.ratios, request.seed, item_stream(item)),
+                                   regression, hosts, instances)
+            result = split(writer, outputs)
+            if result is None:
+                outputs.abort()
+                return None
+            for name in empty_outputs(result["written"], keys):
+                outputs.outputs.pop(name).abort()
+            outputs.commit()
+        self.put(f"{layout.SPLITS_DIR}{layout.part_name(item['item'], suffix='.json')}", result)
+        return result
 
     def finish(self, event: dict) -> dict:
         """The items' results together, the schema, and what the state machine keeps of the run."""

@@ -4,9 +4,10 @@ A block is checked with bytes.translate (only number characters, commas and line
 field count with map(bytes.count); the label is taken with bytes.partition. The profile also checks each
 block with plan.only_numbers: every value a number as the csv path has it (plan.NUMBER), or empty. Anything
 else (quotes, text, 1.2.3, 2024-01-05) raises NotNumeric, and the caller reads the item again with the csv
-module, which applies the rules for text (the split relies on the profile's check of the same bytes).
+module, which applies the rules for text (a later split relies on the profile's check of the same bytes).
 Rows are numbered as the csv path numbers them (non-blank rows, the header is row 1). profile_any and
-split_any choose the path for an item.
+split_any choose the path for an item; profile_any also splits an item of numbers in the same read, which
+stands when the merged plan agrees (split_stands).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Callable, Iterable, Iterator
 
 from . import profile as profiling
 from .errors import InvalidEncoding, InvalidLabel, MalformedRow
-from .plan import MAX_CLASSES_FROM_INTEGERS, NUMERIC, Columns, NumericLabelWatch, only_numbers
+from .plan import MAX_CLASSES_FROM_INTEGERS, NUMERIC, Columns, NumericLabelWatch, number_marks
 from .profile import MAX_CATEGORIES, ColumnProfile, item_profile, profile_with_restarts
 from .shards import check_header, data_batches
 from .split import SplitWriter, split_item
@@ -30,10 +31,11 @@ class NotNumeric(Exception):
 
 
 def numeric_blocks(chunks: Iterable[bytes], where: str, header: list[str] | None,
-                   checked: bool = True) -> Iterator[tuple[int, list[bytes]]]:
-    """(the row number of the block's first line, its non-blank lines), each block whole lines of numbers
-    (with checked, every value one: plan.only_numbers on the block before it is cut into lines); a stream
-    that starts its object has its header checked and left out."""
+                   commas: int | None) -> Iterator[tuple[int, list[bytes]]]:
+    """(the row number of the block's first line, its non-blank lines), each block whole lines of numbers;
+    with commas, each block is checked before it is cut into lines: every value a number (plan.number_marks)
+    and every line that many commas (MalformedRow); None: the profile checked these bytes. A stream that
+    starts its object has its header checked and left out."""
     tail, row = b"", 1
     chunks = iter(chunks)
     if header is not None:
@@ -53,23 +55,26 @@ def numeric_blocks(chunks: Iterable[bytes], where: str, header: list[str] | None
         cut = data.rfind(b"\n") + 1
         tail = data[cut:]
         if cut:
-            lines = _lines(data[:cut], checked)
+            lines = _lines(data[:cut], row, commas, where)
             yield row, lines
             row += len(lines)
     if tail.strip(b"\r"):
-        yield row, _lines(tail + b"\n", checked)
+        yield row, _lines(tail + b"\n", row, commas, where)
 
 
-def _lines(block: bytes, checked: bool) -> list[bytes]:
+def _lines(block: bytes, row: int, commas: int | None, where: str) -> list[bytes]:
     if b"\r" in block:
         block = block.replace(b"\r\n", b"\n")
-    if block.translate(None, NUMERIC):
-        raise NotNumeric("characters other than numbers")
-    if checked and not only_numbers(block):
+    marks = number_marks(block) if commas is not None else None
+    if marks is None if commas is not None else block.translate(None, NUMERIC):
         raise NotNumeric("a value that is not a number")
     lines = block.split(b"\n")
     lines.pop()
-    return list(filter(None, lines)) if b"" in lines else lines
+    if b"" in lines:
+        lines = list(filter(None, lines))
+    if commas is not None and marks.translate(None, b".e") != (b"," * commas + b"\n") * len(lines):
+        _checked(row, lines, commas, where)        # a blank line, or a line of other than commas + 1 fields
+    return lines
 
 
 def _checked(row: int, lines: list[bytes], commas: int, where: str) -> None:
@@ -91,16 +96,15 @@ def _label_first(lines: list[bytes], columns: Columns, features: list[int]) -> l
 
 
 def profile_numeric(blocks: Iterable[tuple[int, list[bytes]]], columns: Columns, where: str,
-                    values_kept: int) -> dict:
-    """profile.profile_item's result for an item of numbers only; each feature's distinct values are
-    kept (splitting lines into fields) only while some column has at most values_kept of them."""
-    commas = len(columns.header) - 1
+                    values_kept: int, writer: SplitWriter | None = None) -> dict:
+    """profile.profile_item's result for an item of numbers only (blocks checked); each feature's distinct values are
+    kept (splitting lines into fields) only while some column has at most values_kept of them. writer:
+    the item is split in the same read, every feature kept and the labels as written."""
     features = {i: ColumnProfile() for i in columns.features}
     label_profile = ColumnProfile()
     watch = NumericLabelWatch(columns.label_name)
     rows = 0
     for row, lines in blocks:
-        _checked(row, lines, commas, where)
         ordered = _label_first(lines, columns, columns.features)
         label = list(map(LABEL_PART, map(bytes.partition, ordered, repeat(b","))))
         if b"" in label:
@@ -110,6 +114,8 @@ def profile_numeric(blocks: Iterable[tuple[int, list[bytes]]], columns: Columns,
         label_profile.add(distinct, True, MAX_CATEGORIES, MAX_CLASSES_FROM_INTEGERS)
         if watch.seen is not None:
             watch.add([value.decode() for value in label])
+        if writer is not None:
+            writer.write(ordered, label, _held_out(lines, columns, label))
         tracked = [i for i, profile in features.items() if profile.values is not None]
         if tracked:
             fields = list(map(bytes.split, lines, repeat(b",")))
@@ -120,30 +126,43 @@ def profile_numeric(blocks: Iterable[tuple[int, list[bytes]]], columns: Columns,
 
 
 def profile_any(open_chunks: Callable[[], Iterable[bytes]], where: str, header: list[str] | None,
-                single_line: bool, columns: Columns) -> tuple[dict, str]:
+                single_line: bool, columns: Columns, writer: Callable[[], SplitWriter] | None = None,
+                outputs=None) -> tuple[dict, str, dict | None]:
     """An item's profile by the fast path, or by the csv module when the item holds anything but numbers;
-    and which path it took. header: the dataset's, when the bytes start their object."""
+    which path it took; and with writer, the split's result when the fast path split the item in the same
+    read (else its outputs are aborted and None). header: the dataset's, when the bytes start their object."""
     try:
-        return profile_numeric(numeric_blocks(open_chunks(), where, header), columns, where,
-                               profiling.NUMBER_VALUES_KEPT), "numeric"
+        split = writer() if writer is not None else None
+        profile = profile_numeric(numeric_blocks(open_chunks(), where, header, len(columns.header) - 1), columns,
+                                  where, profiling.NUMBER_VALUES_KEPT, split)
+        return profile, "numeric", None if split is None else split.result()
     except NotNumeric:
+        if outputs is not None:
+            outputs.abort()
         return profile_with_restarts(lambda: data_batches(open_chunks(), where, header, single_line), columns,
-                                     where), "csv module"
+                                     where), "csv module", None
 
 
 def split_any(open_chunks: Callable[[], Iterable[bytes]], where: str, header: list[str] | None, single_line: bool,
-              columns: Columns, plan: dict, writer: Callable[[], SplitWriter], outputs) -> tuple[dict, str]:
-    """The fast path when the plan has no text feature and the item holds only numbers, else the csv
-    module; a fast path that meets anything else is undone (its outputs aborted) and the csv path writes
-    the item. Returns the split's result and the path."""
-    if numeric_plan(plan):
+              columns: Columns, plan: dict, writer: Callable[[], SplitWriter], outputs,
+              numeric: bool = True) -> tuple[dict, str]:
+    """The fast path when the plan has no text feature and the item holds only numbers (numeric: its
+    profile took the fast path), else the csv module; a fast path that meets anything else is undone (its
+    outputs aborted) and the csv path writes the item. Returns the split's result and the path."""
+    if numeric and numeric_plan(plan):
         try:
             # The profile checked every value of these bytes; the split reads them again unchecked.
-            return split_numeric(numeric_blocks(open_chunks(), where, header, checked=False), columns, plan,
+            return split_numeric(numeric_blocks(open_chunks(), where, header, None), columns, plan,
                                  writer()), "numeric"
         except NotNumeric:
             outputs.abort()
     return split_item(data_batches(open_chunks(), where, header, single_line), columns, plan, writer()), "csv module"
+
+
+def split_stands(plan: dict, columns: Columns) -> bool:
+    """What profile_any split in the profile's read is the plan's split: no codes for text or classes, and
+    every feature kept."""
+    return numeric_plan(plan) and not plan["mapped"] and plan["features"] == columns.features
 
 
 def numeric_plan(plan: dict) -> bool:
@@ -164,7 +183,11 @@ def split_numeric(blocks: Iterable[tuple[int, list[bytes]]], columns: Columns, p
             ordered = list(map(b",".join, zip(codes, map(itemgetter(2), parts))))
         else:
             codes = label
-        held_out = [label] if columns.id is None else [
-            list(map(itemgetter(columns.id), map(bytes.split, lines, repeat(b",")))), label]
-        writer.write(ordered, codes, held_out)
+        writer.write(ordered, codes, _held_out(lines, columns, label))
     return writer.result()
+
+
+def _held_out(lines: list[bytes], columns: Columns, label: list[bytes]) -> list[list[bytes]]:
+    """The held-out labels file's columns for these lines: the id column first, with one, then the label."""
+    return [label] if columns.id is None else [
+        list(map(itemgetter(columns.id), map(bytes.split, lines, repeat(b",")))), label]

@@ -195,32 +195,52 @@ def find_label(header: list[str], requested: str | None) -> int:
 # lines of comma-separated fields, empty ones included, in C at about 110 MB/s (possessive, as a number
 # is matched greedily and cannot be followed by a digit, point, sign or e). only_numbers screens a block
 # first, several times faster: each character's class may follow the one before it as in numbers (byte i
-# of a + (a << 11) is the class of character i plus 8 times that of character i - 1, for a whole block by
-# big-integer arithmetic), and each field has at most one point and one e, the point first; what the
-# screen does not clear ("1." and "1.e5" too) goes to NUMBERS.
+# of a + (a << 11) is the class of character i plus 8 times that of character i - 1, for a megabyte at a
+# time by big-integer arithmetic; a byte outside NUMERIC follows nothing), and each field has at most one
+# point and one e, the point first; what the screen does not clear ("1." and "1.e5" too) goes to NUMBERS.
 NUMBER = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 _FIELD = rb"(?:[-+]?+(?:\d++\.?+\d*+|\.\d++)(?:[eE][-+]?+\d++)?+)?+"
 NUMBERS = re.compile(rb"%s(?:,%s)*+(?:\n%s(?:,%s)*+)*+" % (_FIELD, _FIELD, _FIELD, _FIELD))
 NUMERIC = b"0123456789.,-+eE\n"            # what lines of numbers are made of
-_SEP, _DIGIT, _POINT, _E, _SIGN = range(5)
-_CLASSES = bytes.maketrans(b"\n,0123456789.eE+-",
-                           bytes([_SEP, _SEP] + [_DIGIT] * 10 + [_POINT, _E, _E, _SIGN, _SIGN]))
+_SEP, _DIGIT, _POINT, _E, _SIGN, _OTHER = 0, 1, 2, 3, 4, 7      # _OTHER: any byte not in NUMERIC
+_CLASS_OF = dict(zip(b"\n,0123456789.eE+-", [_SEP, _SEP] + [_DIGIT] * 10 + [_POINT, _E, _E, _SIGN, _SIGN]))
+_CLASSES = bytes(_CLASS_OF.get(byte, _OTHER) for byte in range(256))
+SCREEN_PIECE = 1 << 20      # the screen's big integers stay in the CPU caches
 _FOLLOWS = {_SEP: (_SEP, _DIGIT, _POINT, _SIGN), _DIGIT: (_SEP, _DIGIT, _POINT, _E), _POINT: (_DIGIT,),
             _E: (_DIGIT, _SIGN), _SIGN: (_DIGIT, _POINT)}
 _PAIRS = bytes(sorted(this + 8 * before for before, these in _FOLLOWS.items() for this in these))
-_MARKS = bytes.maketrans(b"\nE", b",e")
+_MARKS = bytes.maketrans(b"E", b"e")
 NOT_FINITE = re.compile(r"[-+]?(?:nan|inf|infinity)", re.IGNORECASE)
 
 
 def only_numbers(block: bytes) -> bool:
-    """Every field of these lines (of NUMERIC characters) is a NUMBER or empty: the screen, else NUMBERS."""
-    classes = block.translate(_CLASSES)
-    pairs = int.from_bytes(classes, "little")
-    if not (pairs + (pairs << 11)).to_bytes(len(classes) + 1, "little").translate(None, _PAIRS):
-        marks = block.translate(_MARKS, b"0123456789+-")
-        if b".." not in marks and not (b"e" in marks and (b"e." in marks or b"ee" in marks)):
-            return True
-    return NUMBERS.fullmatch(block) is not None
+    """Every field of these lines is a NUMBER or empty."""
+    return number_marks(block) is not None
+
+
+def number_marks(block: bytes) -> bytes | None:
+    """When every field of these lines is a NUMBER or empty, the block without digits and signs (its
+    points, e's, commas and line breaks); else None. The screen (a byte outside NUMERIC fails it, as its
+    class follows none), else NUMBERS."""
+    marks = block.translate(_MARKS, b"0123456789+-") if _pairs_allowed(block.translate(_CLASSES)) else None
+    if marks is not None and b".." not in marks and not (b"e" in marks and (b"e." in marks or b"ee" in marks)):
+        return marks
+    if NUMBERS.fullmatch(block) is None:
+        return None
+    return block.translate(_MARKS, b"0123456789+-") if marks is None else marks
+
+
+def _pairs_allowed(classes: bytes) -> bool:
+    """Each class may follow the one before it, piece by piece (each piece cut after a separator, so that
+    the next starts as a line does)."""
+    start = 0
+    while start < len(classes):
+        end = classes.find(_SEP, start + SCREEN_PIECE) + 1 or len(classes)
+        pairs = int.from_bytes(classes[start:end], "little")
+        if (pairs + (pairs << 11)).to_bytes(end - start + 1, "little").translate(None, _PAIRS):
+            return False
+        start = end
+    return True
 
 
 def numbers_only(values, empty: bool = False) -> bool:
@@ -231,8 +251,7 @@ def numbers_only(values, empty: bool = False) -> bool:
     text = "\n".join(values)
     if not text.isascii() or "," in text or text.count("\n") != len(values) - 1 or (not empty and "" in values):
         return False
-    block = text.encode("ascii")
-    return not block.translate(None, NUMERIC) and only_numbers(block)
+    return only_numbers(text.encode("ascii"))
 
 
 def not_finite(values) -> int | None:

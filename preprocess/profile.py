@@ -122,9 +122,9 @@ def _identity(watch: NumericLabelWatch) -> list[str] | None:
 
 
 def merge_profiles(profiles: list[dict], columns: Columns, where: list[str], ratios: dict[str, float],
-                   seed: int) -> dict:
-    """One plan for every item (where[i] names item i in messages): which features are text and their
-    codes, which text columns are identifiers, the label's classes, and each item's first row index."""
+                   seed: int, streams: list[str]) -> dict:
+    """One plan for every item (where[i] names item i in messages, streams[i] is its split draws): which
+    features are text and their codes, which text columns are identifiers, the label's classes."""
     rows = sum(profile["rows"] for profile in profiles)
     if rows == 0:
         raise EmptyDataset(f"{where[0] if len(where) == 1 else 'the dataset'} has a header but no data rows")
@@ -167,16 +167,12 @@ def merge_profiles(profiles: list[dict], columns: Columns, where: list[str], rat
                                     "values; set labelColumn to the column to predict")
         classes = sorted(values)
         kind, mapped = classification(name, classes, rows=rows), True
-    offsets, total = [], 0
-    for profile in profiles:
-        offsets.append(total)
-        total += profile["rows"]
     if rows <= EXACT_SPLIT_COUNT_ROWS:
-        _check_splits(rows, ratios, seed)
+        _check_splits([profile["rows"] for profile in profiles], streams, ratios, seed)
     left_out = {identifier["name"] for identifier in identifiers}
     return {"problem": kind, "classes": classes, "mapped": mapped, "categories": categories,
             "features": [i for i in columns.features if columns.header[i] not in left_out],
-            "identifiers": identifiers, "offsets": offsets, "rows": rows}
+            "identifiers": identifiers, "rows": rows}
 
 
 def _union(parts: list[dict], name: str, where: list[str]) -> set[str] | None:
@@ -195,10 +191,14 @@ def _union(parts: list[dict], name: str, where: list[str]) -> set[str] | None:
     return values
 
 
-def _check_splits(rows: int, ratios: dict[str, float], seed: int) -> None:
-    """The split of row i depends only on i and the seed, so the plan knows each split's size."""
-    masks = RowSplitter(ratios, seed).masks(rows)
-    empty = [split for split in SPLITS if masks[split].count(1) == 0]
+def _check_splits(rows: list[int], streams: list[str], ratios: dict[str, float], seed: int) -> None:
+    """The split of an item's row i depends only on i, the seed and the item's stream, so the plan knows
+    each split's size."""
+    counts = dict.fromkeys(SPLITS, 0)
+    for count, stream in zip(rows, streams):
+        for split, mask in RowSplitter(ratios, seed, stream).masks(count).items():
+            counts[split] += mask.count(1)
+    empty = [split for split in SPLITS if counts[split] == 0]
     if empty:
-        raise TooFewRows(f"the dataset's {rows} data rows leave the {', '.join(empty)} split empty; add rows or "
-                         "change splitRatios")
+        raise TooFewRows(f"the dataset's {sum(rows)} data rows leave the {', '.join(empty)} split empty; add rows "
+                         "or change splitRatios")

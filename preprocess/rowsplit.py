@@ -1,7 +1,9 @@
 """Deterministic train/validation/test assignment, decided per row index, applied per batch in C.
 
-Row i's draw is byte i of a stream cut into fixed blocks, each seeded by (seed, block): the result
-does not depend on how the file was chunked, so the same dataset and seed give the same split.
+Row i of a work item draws byte i of the item's own stream, cut into fixed blocks each seeded by (seed,
+stream, block): the result does not depend on how the item was read in chunks, nor on any other item, so an
+item can be split in the same read as it is profiled, before the others are counted (the same dataset and
+seed give the same split).
 """
 from __future__ import annotations
 
@@ -21,21 +23,21 @@ def thresholds(ratios: dict[str, float]) -> list[int]:
 
 
 class RowSplitter:
-    def __init__(self, ratios: dict[str, float], seed: int, start: int = 0):
-        """start: the index of the first row this splitter sees (a work item's offset in the dataset)."""
-        self.seed = seed
+    def __init__(self, ratios: dict[str, float], seed: int, stream: str = ""):
+        """stream: the work item's draws (shards.item_stream); "" is the seed's own."""
+        self.prefix = f"{seed}:{stream}:" if stream else f"{seed}:"
         low = 0
         self.tables = {}
         for split, high in zip(SPLITS, thresholds(ratios)):
             self.tables[split] = bytes(1 if low <= b < high else 0 for b in range(256))
             low = high
-        self.row = start
+        self.row = 0
 
     def _draws(self, count: int) -> bytes:
         start, end = self.row, self.row + count
         parts = []
         for block in range(start // BLOCK_ROWS, (end - 1) // BLOCK_ROWS + 1 if count else start // BLOCK_ROWS):
-            data = random.Random(f"{self.seed}:{block}").randbytes(BLOCK_ROWS)
+            data = random.Random(f"{self.prefix}{block}").randbytes(BLOCK_ROWS)
             lo = max(start - block * BLOCK_ROWS, 0)
             hi = min(end - block * BLOCK_ROWS, BLOCK_ROWS)
             parts.append(data[lo:hi])

@@ -89,6 +89,12 @@ def item_where(item: dict) -> str:
     return f"{where} (bytes {item['start']}-{'end' if item['end'] is None else item['end'] - 1})"
 
 
+def item_stream(item: dict) -> str:
+    """The item's own stream of split draws (rowsplit.RowSplitter): named by its object and first byte; the
+    dataset's first item draws the seed's own, so a dataset of one item splits as a single stream."""
+    return "" if item["item"] == 0 else f"{item['key']}@{item['start']}"
+
+
 def item_object(s3, item: dict) -> S3Object:
     return S3Object(s3, item["bucket"], item["key"], item["size"], item["etag"])
 

@@ -1,7 +1,9 @@
-"""The second phase: split each work item with the merged plan, then put the items' results together.
+"""Split each work item with the plan, then put the items' results together.
 
-Row i of the dataset (counted over the items in order) goes to train, validation or test by the seed and i
-alone (rowsplit.py), so the split does not depend on how the dataset is cut into shards or ranges. An item
+Row i of an item goes to train, validation or test by the seed, the item's stream and i alone (rowsplit.py),
+so an item's split does not depend on the order the items run in or on any other item. An item of numbers
+only is split in the same read as it is profiled (numeric.profile_any), its labels as written; it is split
+again only when the merged plan needs codes or other columns. An item
 writes its train rows as one object per training host and its test rows as one object per transform
 instance (ShardedByS3Key and a batch transform share objects, not rows); its held-out labels go beside its
 test features, object for object, with the labels file's header in each.
@@ -15,7 +17,7 @@ from typing import Iterable
 
 from . import layout
 from .errors import TooFewRows
-from .plan import FEATURES_PART, Columns, csv_field, labels_header
+from .plan import FEATURES_PART, MAX_CLASSES_FROM_INTEGERS, Columns, csv_field, labels_header
 from .rowsplit import RowSplitter, SPLITS
 
 
@@ -43,15 +45,17 @@ def _lines(rows: list) -> bytes:
 class SplitWriter:
     """Writes an item's rows, batch by batch, however they were read (the csv module or the numeric fast
     path, as str or bytes): train rows dealt to one object per training host, test rows (features without
-    the label, and their held-out labels beside them) to one pair of objects per transform instance."""
+    the label, and their held-out labels beside them) to one pair of objects per transform instance.
+    regression None: not known yet (a split in the profile's read), so the train labels are counted while
+    they may be classes, and summed (from their counts, then batch by batch) in case they are not."""
 
-    def __init__(self, outputs, columns: Columns, splitter: RowSplitter, regression: bool, training_hosts: int,
-                 transform_instances: int):
+    def __init__(self, outputs, columns: Columns, splitter: RowSplitter, regression: bool | None,
+                 training_hosts: int, transform_instances: int):
         self.outputs, self.splitter, self.regression = outputs, splitter, regression
         self.hosts, self.instances = training_hosts, transform_instances
         self.counts = dict.fromkeys(SPLITS, 0)
         self.written: Counter = Counter()
-        self.label_counts: Counter = Counter()
+        self.label_counts: Counter | None = Counter()
         self.label_sums: list[float] = []
         header = labels_header(columns).encode()
         for k in range(transform_instances):
@@ -63,10 +67,13 @@ class SplitWriter:
         then the label), each quoted with quote, when given, for the test rows only."""
         masks = self.splitter.masks(len(joined))
         train_labels = list(compress(labels, masks["train"]))
-        if self.regression:
-            self.label_sums.append(math.fsum(map(float, train_labels)))
-        else:
+        if self.regression is not True and self.label_counts is not None:
             self.label_counts.update(train_labels)
+            if self.regression is None and len(self.label_counts) > MAX_CLASSES_FROM_INTEGERS:
+                self.label_sums.append(math.fsum(float(value) * count for value, count in self.label_counts.items()))
+                self.label_counts = None
+        elif self.regression is not False:
+            self.label_sums.append(math.fsum(map(float, train_labels)))
         for k, rows in enumerate(_deal(list(compress(joined, masks["train"])), self.counts["train"], self.hosts)):
             if rows:
                 self.outputs[f"train{k}"].write(_lines(rows))
@@ -91,10 +98,16 @@ class SplitWriter:
             self.counts[split] += mask.count(1)
 
     def result(self) -> dict:
-        """Counts per split and per object, and the train labels' counts (classes) or sum (regression)."""
-        labels = ({"trainSum": math.fsum(self.label_sums)} if self.regression else
-                  {"trainCounts": {(key.decode() if isinstance(key, bytes) else key): count
-                                   for key, count in self.label_counts.items()}})
+        """Counts per split and per object, and the train labels' counts (classes) or sum (regression), or
+        both (regression None; no counts when there were too many values to be classes)."""
+        labels = {}
+        if self.regression is not False:
+            counted = [] if self.label_counts is None else [
+                float(value) * count for value, count in self.label_counts.items()]
+            labels["trainSum"] = math.fsum(self.label_sums + counted)
+        if self.regression is not True:
+            labels["trainCounts"] = None if self.label_counts is None else {
+                (key.decode() if isinstance(key, bytes) else key): count for key, count in self.label_counts.items()}
         return {"counts": self.counts, "written": dict(self.written), **labels}
 
 

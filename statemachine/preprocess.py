@@ -1,9 +1,11 @@
 """Preprocess: the preprocess Lambda's actions, with the dataset shared among many Lambdas.
 
 Preprocess (plan) lists the dataset and cuts it into work items (preprocess/items.json); ProfileShards, a
-Distributed Map that reads the items with its ItemReader, profiles each one; MergeProfiles makes one plan of
-the profiles (column types, category codes, classes, each item's first row); SplitShards splits each item with
-it; FinishPreprocess puts the items' results together. Every Map writes its results to S3 (ResultWriter), so no
+Distributed Map that reads the items with its ItemReader, profiles each one, and splits an item of numbers in
+the same read; MergeProfiles makes one plan of the profiles (column types, category codes, classes) and lists
+the items still to split (preprocess/split-items.json: those with text, or every item when the plan needs
+codes); SplitShards splits those with it, and is skipped when there is none (AnyItemToSplit);
+FinishPreprocess puts the items' results together. Every Map writes its results to S3 (ResultWriter), so no
 payload grows with the dataset. A failure after the plan goes through DiscardPreprocess, which deletes what the
 run wrote and fails with the first failure an item recorded, so PreprocessFailed names the shard and the row.
 
@@ -22,8 +24,8 @@ from .settings import PipelineSettings
 from .step import Step, then
 
 NAME = "Preprocess"
-PROFILE, MERGE, SPLIT, FINISH, DISCARD = "ProfileShards", "MergeProfiles", "SplitShards", "FinishPreprocess", \
-    "DiscardPreprocess"
+PROFILE, MERGE, SPLIT_CHOICE, SPLIT, FINISH, DISCARD = "ProfileShards", "MergeProfiles", "AnyItemToSplit", \
+    "SplitShards", "FinishPreprocess", "DiscardPreprocess"
 TRAINING_PROGRAM = "train.py"
 
 # What the state machine keeps of the Lambda's answer ($.run); the rest stays in the Lambda's logs.
@@ -60,12 +62,19 @@ def states(refs: Refs, settings: PipelineSettings, next_state: str | None) -> di
                           {"items.$": "$.Payload.items", "objects.$": "$.Payload.objects",
                            "itemsKey.$": "$.Payload.itemsKey"},
                           "$.shards", PROFILE, fail),
-        PROFILE: work_map(refs, settings, "profile", "Profiles each work item: types, categories, classes, rows.",
-                          MERGE),
-        MERGE: lambda_task(refs, "One plan from every profile: types, category codes, classes, each item's first row.",
-                           {"Payload": {"action": "merge", "executionName.$": RUN}}, None, None, SPLIT, DISCARD),
-        SPLIT: work_map(refs, settings, "split", "Splits each work item with the plan into train, validation and test.",
-                        FINISH),
+        PROFILE: work_map(refs, settings, "profile", "Profiles each work item (types, categories, classes, rows), "
+                                                     "and splits an item of numbers in the same read.",
+                          "$.shards.itemsKey", MERGE),
+        MERGE: lambda_task(refs, "One plan from every profile (types, category codes, classes), and the items still "
+                                 "to split (preprocess/split-items.json).",
+                           {"Payload": {"action": "merge", "executionName.$": RUN}},
+                           {"splitItems.$": "$.Payload.splitItems", "splitItemsKey.$": "$.Payload.splitItemsKey"},
+                           "$.merged", SPLIT_CHOICE, DISCARD),
+        SPLIT_CHOICE: {"Type": "Choice", "Comment": "Skips SplitShards when the profiles' reads split every item.",
+                       "Choices": [{"Variable": "$.merged.splitItems", "NumericEquals": 0, "Next": FINISH}],
+                       "Default": SPLIT},
+        SPLIT: work_map(refs, settings, "split", "Splits each item still to split with the plan into train, validation "
+                                                 "and test.", "$.merged.splitItemsKey", FINISH),
         FINISH: lambda_task(refs, "Puts the items' results together, writes the schema and plans the jobs.",
                             {"Payload": {"action": "finish", "executionName.$": RUN}}, selector, "$.run",
                             next_state, DISCARD),
@@ -93,9 +102,11 @@ def lambda_task(refs: Refs, comment: str, payload: dict, selector: dict | None, 
     }
 
 
-def work_map(refs: Refs, settings: PipelineSettings, action: str, comment: str, next_state: str) -> dict:
-    """A Distributed Map over the work items: one child execution per item invokes the function's action,
-    up to preprocessConcurrency at once; results go to S3, and any failure to DiscardPreprocess."""
+def work_map(refs: Refs, settings: PipelineSettings, action: str, comment: str, items_key: str,
+             next_state: str) -> dict:
+    """A Distributed Map over work items (the JSON list at the data bucket's key that items_key selects): one
+    child execution per item invokes the function's action, up to preprocessConcurrency at once; results
+    go to S3, and any failure to DiscardPreprocess."""
     child = f"{action.capitalize()}Item"
     return {
         "Type": "Map",
@@ -103,7 +114,7 @@ def work_map(refs: Refs, settings: PipelineSettings, action: str, comment: str, 
         "ItemReader": {
             "Resource": refs.integration("s3:getObject"),
             "ReaderConfig": {"InputType": "JSON"},
-            "Parameters": {"Bucket": refs.data_bucket, "Key.$": "$.shards.itemsKey"},
+            "Parameters": {"Bucket": refs.data_bucket, "Key.$": items_key},
         },
         "ItemSelector": {"action": action, "executionName.$": RUN, "item.$": "$$.Map.Item.Value"},
         "MaxConcurrency": settings.preprocess_concurrency,
@@ -149,7 +160,8 @@ def statements(refs: Refs) -> list[dict]:
         allow("StartMapChildren", ["states:StartExecution"], [refs.arn("states", f"stateMachine:{name}")]),
         allow("FollowMapChildren", ["states:DescribeExecution", "states:StopExecution"],
               [refs.arn("states", f"execution:{name}:*"), refs.arn("states", f"execution:{name}/*")]),
-        allow("ReadWorkItems", ["s3:GetObject"], [refs.s3(refs.data_bucket, f"{runs}{layout.ITEMS}")]),
+        allow("ReadWorkItems", ["s3:GetObject"], [refs.s3(refs.data_bucket, f"{runs}{layout.ITEMS}"),
+                                                  refs.s3(refs.data_bucket, f"{runs}{layout.SPLIT_ITEMS}")]),
         allow("WriteMapResults", ["s3:AbortMultipartUpload", "s3:GetObject", "s3:ListMultipartUploadParts",
                                   "s3:PutObject"], [refs.s3(refs.data_bucket, f"{runs}{layout.MAP_RESULTS_DIR}*")]),
     ]
@@ -157,7 +169,8 @@ def statements(refs: Refs) -> list[dict]:
 
 def summary(rendered: dict[str, dict]) -> list[str]:
     return [f"preprocess: work items of up to {RANGE_BYTES >> 20} MB (a shard, or a byte range of a large object) "
-            f"through two Distributed Maps, up to {rendered[PROFILE]['MaxConcurrency']} Lambdas at once"]
+            f"through two Distributed Maps (the second only for items with text, or when the plan needs codes), up "
+            f"to {rendered[PROFILE]['MaxConcurrency']} Lambdas at once"]
 
 
 STEP = Step(NAME, states, statements, summary=summary, outputs={

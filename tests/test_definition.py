@@ -57,8 +57,8 @@ def test_static_check_catches_broken_definitions(definition, mutate, problem):
 
 
 def test_states_run_in_order_and_every_task_fails_to_its_own_state(definition):
-    assert state_order(definition) == ["Start", "Preprocess", "ProfileShards", "MergeProfiles", "SplitShards",
-                                       "FinishPreprocess", "Train", "HasTrainingMetrics", "TrainingResult",
+    assert state_order(definition) == ["Start", "Preprocess", "ProfileShards", "MergeProfiles", "AnyItemToSplit",
+                                       "SplitShards", "FinishPreprocess", "Train", "HasTrainingMetrics", "TrainingResult",
                                        "QualityGate", "FindGateMetric", "GateVerdict", "GatePassed",
                                        "CreateModel", "BatchPredict", "Evaluate", "Summarize"]
     for task in TASKS:
@@ -86,13 +86,14 @@ def test_the_preprocess_maps_are_distributed_over_the_work_items_with_results_in
     definition = json.loads(synthesis.definition)
     assert check_definition(definition) == []
     data = synthesis.outputs["dataBucket"]
-    for name, action in (("ProfileShards", "profile"), ("SplitShards", "split")):
+    for name, action, items in (("ProfileShards", "profile", "$.shards.itemsKey"),
+                                ("SplitShards", "split", "$.merged.splitItemsKey")):
         state = definition["States"][name]
         assert state["MaxConcurrency"] == 8
         assert state["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
         assert state["ItemReader"] == {
             "Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "JSON"},
-            "Parameters": {"Bucket": data, "Key.$": "$.shards.itemsKey"}}
+            "Parameters": {"Bucket": data, "Key.$": items}}
         assert state["ItemSelector"] == {"action": action, "executionName.$": "$$.Execution.Name",
                                          "item.$": "$$.Map.Item.Value"}
         assert state["ResultWriter"]["Parameters"]["Prefix.$"] == (
@@ -328,8 +329,10 @@ def test_synth_summary_says_why_the_volume_key_is_left_out():
     assert ("training: 1 x ml.g5.xlarge\n  VolumeKmsKeyId omitted: ml.g5.xlarge has local instance storage" in text)
     assert "batch prediction: 1 x ml.m5.large\n" in text and text.count("VolumeKmsKeyId omitted") == 1
     assert ("preprocess: work items of up to 128 MB (a shard, or a byte range of a large object) through two "
-            "Distributed Maps, up to 10 Lambdas at once") in " ".join(text.split())
-    assert ("states: Start → Preprocess → ProfileShards → MergeProfiles → SplitShards → FinishPreprocess → Train → "
+            "Distributed Maps (the second only for items with text, or when the plan needs codes), up to 10 Lambdas "
+            "at once") in " ".join(text.split())
+    assert ("states: Start → Preprocess → ProfileShards → MergeProfiles → AnyItemToSplit → SplitShards → "
+            "FinishPreprocess → Train → "
             "HasTrainingMetrics → TrainingResult → QualityGate → "
             "FindGateMetric → GateVerdict → GatePassed → CreateModel") in " ".join(text.split())
 

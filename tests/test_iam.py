@@ -127,7 +127,8 @@ def test_state_machine_role_is_the_union_of_its_steps(stack):
         "FollowMapChildren": (["states:DescribeExecution", "states:StopExecution"],
                               [f"arn:aws:states:{REGION}:{ACCOUNT}:execution:sagestep-dev-pipeline:*",
                                f"arn:aws:states:{REGION}:{ACCOUNT}:execution:sagestep-dev-pipeline/*"], None),
-        "ReadWorkItems": (["s3:GetObject"], [f"arn:aws:s3:::{data}/runs/*/preprocess/items.json"], None),
+        "ReadWorkItems": (["s3:GetObject"], [f"arn:aws:s3:::{data}/runs/*/preprocess/items.json",
+                                             f"arn:aws:s3:::{data}/runs/*/preprocess/split-items.json"], None),
         "WriteMapResults": (["s3:AbortMultipartUpload", "s3:GetObject", "s3:ListMultipartUploadParts",
                              "s3:PutObject"], [f"arn:aws:s3:::{data}/runs/*/preprocess/map-results/*"], None),
         "TrainingJobs": (["sagemaker:AddTags", "sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob",
@@ -195,7 +196,8 @@ def test_roles_cannot_do_each_others_work(stack):
     assert model_writes == {f"arn:aws:s3:::{data}/runs/*/predictions/*"}
     states = policy(stack, "sagestep-dev-states-policy")["Statement"]
     assert {r for s in states for r in s["Resource"] if r.startswith("arn:aws:s3")} == {
-        f"arn:aws:s3:::{data}/runs/*/preprocess/items.json", f"arn:aws:s3:::{data}/runs/*/preprocess/map-results/*"}, \
+        f"arn:aws:s3:::{data}/runs/*/preprocess/items.json", f"arn:aws:s3:::{data}/runs/*/preprocess/split-items.json",
+        f"arn:aws:s3:::{data}/runs/*/preprocess/map-results/*"}, \
         "the state machine reads the work items and writes the Maps' results, nothing else in S3"
 
 

@@ -34,14 +34,17 @@ def data_files(s3, run="Run_1"):
 
 
 def run_in_phases(uri, run="Run_1", order=lambda items: items, **extra):
-    """The state machine's sequence, each Map's items in the given order (concurrency reorders them)."""
+    """The state machine's sequence, each Map's items in the given order (concurrency reorders them); the
+    split Map over the items the merge lists, when there is one."""
     planned = handler({**event(uri, run, **extra), "action": "plan"}, None)
     s3 = boto3.client("s3")
     items = json.loads(s3.get_object(Bucket=BUCKET, Key=planned["itemsKey"])["Body"].read())
     for item in order(items):
         handler({"action": "profile", "executionName": run, "item": item}, None)
-    handler({"action": "merge", "executionName": run}, None)
-    for item in order(items):
+    merged = handler({"action": "merge", "executionName": run}, None)
+    to_split = json.loads(s3.get_object(Bucket=BUCKET, Key=merged["splitItemsKey"])["Body"].read())
+    assert len(to_split) == merged["splitItems"]
+    for item in order(to_split):
         handler({"action": "split", "executionName": run, "item": item}, None)
     return planned, handler({"action": "finish", "executionName": run}, None)
 
@@ -110,14 +113,26 @@ def text_dataset(rows=3000):
     return "\r\n".join(lines) + "\r\n"
 
 
+def features(files: dict) -> list[bytes]:
+    """Every row's features as written, train, validation and test together, sorted."""
+    rows = files["train"].splitlines() + files["validation"].splitlines()
+    return sorted([row.partition(b",")[2] for row in rows] + files["test-features"].splitlines())
+
+
 @pytest.mark.parametrize("range_bytes", [1000, 4096, 12345])
-def test_one_object_cut_in_byte_ranges_is_split_byte_for_byte_as_whole(s3, monkeypatch, range_bytes):
+def test_one_object_cut_in_byte_ranges_holds_every_row_once_and_splits_the_same_in_any_order(s3, monkeypatch,
+                                                                                            range_bytes):
     uri = put(s3, "datasets/big.csv", "\ufeff" + text_dataset(1000))
     run_in_phases(uri, "Whole")
     monkeypatch.setattr(layout, "RANGE_BYTES", range_bytes)
     planned, _ = run_in_phases(uri, "Ranged", order=lambda items: items[::-1])
+    run_in_phases(uri, "Forward")
     assert planned["items"] > 2 and planned["ranged"] == planned["items"]
-    assert data_files(s3, "Ranged") == data_files(s3, "Whole")
+    assert data_files(s3, "Ranged") == data_files(s3, "Forward")
+    assert features(data_files(s3, "Ranged")) == features(data_files(s3, "Whole"))
+    whole, first = objects(s3, "Whole"), objects(s3, "Ranged", "train/part-00000")
+    first_rows = first["train/part-00000-000.csv"].splitlines()   # the first range draws the seed's own stream
+    assert whole["train/part-00000-000.csv"].splitlines()[:len(first_rows)] == first_rows
 
 
 def test_ranges_cut_exactly_at_a_line_break_lose_and_repeat_nothing(s3, monkeypatch):
@@ -127,7 +142,7 @@ def test_ranges_cut_exactly_at_a_line_break_lose_and_repeat_nothing(s3, monkeypa
     for size in (6, 10, 12):
         monkeypatch.setattr(layout, "RANGE_BYTES", size)
         run_in_phases(uri, f"R{size}")
-        assert data_files(s3, f"R{size}") == data_files(s3, "Whole")
+        assert features(data_files(s3, f"R{size}")) == features(data_files(s3, "Whole"))
 
 
 def test_a_quoted_line_break_in_a_ranged_object_is_refused_by_name(s3, monkeypatch):
@@ -192,7 +207,7 @@ def test_the_numeric_fast_path_profiles_as_the_csv_module_does(tmp_path):
     header = ["a", "label", "id", "b"]
     text = "a,label,id,b\r\n" + "".join(f"{i % 7},{i % 3},{i},{i * 0.5}\r\n" for i in range(3000)) + "\r\n5,1,9999,\r\n"
     columns = Columns(tuple(header), label=1, id=2)
-    fast = profile_numeric(numeric_blocks([text.encode()], "x", header), columns, "x", NUMBER_VALUES_KEPT)
+    fast = profile_numeric(numeric_blocks([text.encode()], "x", header, 3), columns, "x", NUMBER_VALUES_KEPT)
     general = profile_with_restarts(lambda: data_batches([text.encode()], "x", header), columns, "x")
     assert fast == general and fast["rows"] == 3001 and fast["columns"]["0"]["values"] == [str(i) for i in range(7)]
 
@@ -261,6 +276,67 @@ def test_discard_without_a_recorded_failure_fails_with_what_was_caught(s3, caugh
         handler({"action": "discard", "executionName": "Run_1", "error": caught}, None)
     assert (type(raised.value).__name__, str(raised.value)) == (name, message)
     assert objects(s3) == {}
+
+
+def numeric_shards(s3, labels=("0", "1")):
+    """Three plain shards of numbers and one gzip, labels in turn from the given ones."""
+    header = "a,b,label\n"
+    for n in range(4):
+        rows = "".join(f"{i * 0.5},{n - i},{labels[(i + n) % len(labels)]}\n" for i in range(60))
+        put(s3, f"datasets/numbers/part-{n}.csv{'.gz' if n == 3 else ''}", header + rows, n == 3)
+    return f"s3://{BUCKET}/datasets/numbers/"
+
+
+def gets(monkeypatch) -> list[str]:
+    """The dataset's objects each GET reads, as the preprocess reads them (ranged or whole)."""
+    import preprocess.source as source
+    read, get = [], source.S3Object.get
+
+    def counted(self, first=0, last=None):
+        if self.key.startswith("datasets/"):
+            read.append(f"{self.key}[{first}:{last}]")
+        return get(self, first, last)
+    monkeypatch.setattr(source.S3Object, "get", counted)
+    return read
+
+
+@pytest.mark.parametrize("labels, one_read", [(("0", "1"), True), (("0", "1", "2", "3"), True), (("1", "2"), False),
+                                              (tuple(f"{i}.25" for i in range(12)), True)])
+def test_an_item_of_numbers_is_split_in_the_read_that_profiles_it_when_the_plan_agrees(s3, monkeypatch, labels,
+                                                                                       one_read):
+    """Labels 1 and 2 need class codes that only the merged plan knows: those items are split again, and
+    either way the objects are byte for byte what the split Map would write."""
+    import preprocess.handler as handler_module
+    uri = numeric_shards(s3, labels)
+    read = gets(monkeypatch)
+    planned, result = run_in_phases(uri, "Once")
+    split_items = json.loads(objects(s3, "Once", "preprocess/")["preprocess/split-items.json"])
+    profiles = [json.loads(body) for key, body in sorted(objects(s3, "Once", "preprocess/profiles/").items())]
+    assert [profile["split"] for profile in profiles] == [True] * 4
+    assert (split_items == []) is one_read
+    keys = [f"datasets/numbers/part-{n}.csv{'.gz' if n == 3 else ''}[0:None]" for n in range(4)]
+    assert read[1:] == keys * (1 if one_read else 2), "the plan reads the header, then each object once (or twice)"
+    monkeypatch.setattr(handler_module, "split_stands", lambda plan, columns: False)
+    run_in_phases(uri, "Twice")
+    assert data_files(s3, "Once") == data_files(s3, "Twice")
+    assert objects(s3, "Once", "validation/schema.json") == objects(s3, "Twice", "validation/schema.json")
+    assert result["rows"] == run_in_phases(uri, "Again")[1]["rows"]
+
+
+def test_only_the_items_with_text_are_read_twice_when_the_plan_needs_no_codes(s3, monkeypatch):
+    uri = numeric_shards(s3)
+    put(s3, "datasets/numbers/part-1.csv", 'a,b,label\n' + "".join(f'"{i}",{i},{i % 2}\n' for i in range(60)))
+    read = gets(monkeypatch)
+    run_in_phases(uri)
+    split_items = json.loads(objects(s3, under="preprocess/")["preprocess/split-items.json"])
+    assert [(item["key"], item["numeric"]) for item in split_items] == [("datasets/numbers/part-1.csv", False)], \
+        "quoted numbers: the csv path"
+    # part-1: the fast path's first block, then the csv module's profile, then its split (by the csv module)
+    assert sorted(read[1:]) == sorted([f"datasets/numbers/part-{n}.csv{'.gz' if n == 3 else ''}[0:None]"
+                                      for n in range(4)] + ["datasets/numbers/part-1.csv[0:None]"] * 2)
+    schema = json.loads(objects(s3)["validation/schema.json"])
+    assert [feature["type"] for feature in schema["features"]] == ["numeric", "numeric"]
+    assert sum(schema["rows"].values()) == 240
 
 
 def logged(capsys) -> list[dict]:

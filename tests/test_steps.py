@@ -52,8 +52,8 @@ def policy(stack, logical):
 
 def test_an_added_step_is_wired_between_its_neighbours(gated):
     definition = json.loads(gated.definition)
-    assert state_order(definition) == ["Start", "Preprocess", "ProfileShards", "MergeProfiles", "SplitShards",
-                                       "FinishPreprocess", "Train", "HasTrainingMetrics", "TrainingResult",
+    assert state_order(definition) == ["Start", "Preprocess", "ProfileShards", "MergeProfiles", "AnyItemToSplit",
+                                       "SplitShards", "FinishPreprocess", "Train", "HasTrainingMetrics", "TrainingResult",
                                        "QualityGate", "FindGateMetric", "GateVerdict", "GatePassed",
                                        GATE, "AuditRecorded", "CreateModel", "BatchPredict", "Evaluate", "Summarize"]
     assert definition["States"]["GatePassed"]["Next"] == GATE

@@ -94,7 +94,7 @@ def test_off_by_default_the_definition_has_no_tuning(stack):
 
 
 def test_tune_takes_train_s_place_and_hands_the_gate_what_train_did(tuned_definition, stack):
-    assert state_order(tuned_definition)[5:13] == [
+    assert state_order(tuned_definition)[6:14] == [
         "FinishPreprocess", "Tune", "HasBestTrainingJob", "DescribeBestTrainingJob", "HasBestJobMetrics",
         "BestTrainingResult", "TuningResult", "QualityGate"]
     states = tuned_definition["States"]
