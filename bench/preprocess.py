@@ -83,9 +83,15 @@ def child(kind: str, where: str, source: str, out_dir: str) -> dict:
         if where == "local":
             detail = split_local_file(source, out_dir)
         else:
+            import boto3
+
             from preprocess.handler import handler
             plan = handler({"datasetUri": source, "executionName": "bench", "executionArn": "bench"}, None)
-            detail = {"rows": plan["rows"]}
+            s3 = boto3.client("s3")
+            items, to_split = (len(json.loads(s3.get_object(Bucket=BUCKET, Key=f"runs/bench/preprocess/{name}")[
+                "Body"].read())) for name in ("items.json", "split-items.json"))
+            detail = {"rows": plan["rows"], "path": f"{items} work item{'s' if items > 1 else ''}",
+                      "reads": 2 if to_split else 1}
     elif kind == "pandas":
         import io
 
@@ -250,7 +256,7 @@ def split_local_file(source: str, out_dir: str) -> dict:
         reads = 2
         result = write(plan["problem"] == "regression", lambda writer, outputs: split_any(
             stream, source, header, False, columns, plan, writer, outputs, found["path"] == "numeric")[0])
-    return {"rows": result["counts"], "path": found["path"], "reads": reads}
+    return {"rows": result["counts"], "path": f"{found['path']} path", "reads": reads}
 
 
 def run_child(kind: str, where: str, source: str, env: dict) -> dict:
@@ -304,20 +310,22 @@ def compare(name: str, path: Path, endpoint: str) -> None:
     env = s3_env(endpoint)
     helper("upload", str(path), env=env)
     print(f"\n{name}: {size / 1e6:.0f} MB")
-    print(f"  {'where':6} {'contender':10} {'seconds':>8} {'MB/s':>8} {'peak RSS MB':>12} {'vs pandas':>10}")
+    print(f"  {'where':6} {'contender':10} {'seconds':>8} {'MB/s':>8} {'peak RSS MB':>12} {'vs pandas':>10}"
+          f"  {'time / sagestep':>16}")
     for where, source in (("local", str(path)), ("s3", f"s3://{BUCKET}/datasets/{path.name}")):
         kinds = ("pandas", "sagestep", *(ENGINES if where == "local" else ()), "read") + (
             ("copy",) if where == "s3" else ())
         results = {kind: run_child(kind, where, source, env) for kind in kinds}
-        base = results["pandas"]
+        base, ours = results["pandas"], results["sagestep"]
         for kind, r in results.items():
             speed = size / 1e6 / r["seconds"]
             ratio = base["seconds"] / r["seconds"]
             memory = r["max_rss_mb"] / base["max_rss_mb"]
             label = {"read": "read only", "copy": "read+write", "polars": "polars 1t"}.get(kind, kind)
-            extra = f"  ({r['path']} path)" if "path" in r else ""
+            extra = (f"  ({r['path']}, {r['reads']} read{'s' if r['reads'] > 1 else ''} of each byte)"
+                     if "path" in r else "")
             print(f"  {where:6} {label:10} {r['seconds']:8.2f} {speed:8.1f} {r['max_rss_mb']:12.0f} "
-                  f"{ratio:9.1f}x  RSS {memory:.2f}x{extra}")
+                  f"{ratio:9.1f}x  RSS {memory:.2f}x  {r['seconds'] / ours['seconds']:8.2f}x{extra}")
 
 
 def main() -> None:
