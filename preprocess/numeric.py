@@ -12,7 +12,7 @@ stands when the merged plan agrees (split_stands).
 from __future__ import annotations
 
 import csv
-from itertools import repeat
+from itertools import chain, repeat
 from operator import itemgetter
 from typing import Callable, Iterable, Iterator
 
@@ -131,16 +131,46 @@ def profile_any(open_chunks: Callable[[], Iterable[bytes]], where: str, header: 
     """An item's profile by the fast path, or by the csv module when the item holds anything but numbers;
     which path it took; and with writer, the split's result when the fast path split the item in the same
     read (else its outputs are aborted and None). header: the dataset's, when the bytes start their object."""
+    source = _FirstChunks(open_chunks())
     try:
         split = writer() if writer is not None else None
-        profile = profile_numeric(numeric_blocks(open_chunks(), where, header, len(columns.header) - 1), columns,
-                                  where, profiling.NUMBER_VALUES_KEPT, split)
+        blocks = source.until_first(numeric_blocks(source, where, header, len(columns.header) - 1))
+        profile = profile_numeric(blocks, columns, where, profiling.NUMBER_VALUES_KEPT, split)
         return profile, "numeric", None if split is None else split.result()
     except NotNumeric:
         if outputs is not None:
             outputs.abort()
-        return profile_with_restarts(lambda: data_batches(open_chunks(), where, header, single_line), columns,
-                                     where), "csv module", None
+        replay = source.again()
+
+        def read():
+            nonlocal replay
+            chunks, replay = (open_chunks() if replay is None else replay), None
+            return data_batches(chunks, where, header, single_line)
+        return profile_with_restarts(read, columns, where), "csv module", None
+
+
+class _FirstChunks:
+    """An item's chunks, those read kept until the fast path has cleared its first block: an item of text
+    (found there) is read by the csv module from them and the rest of the same stream, not again."""
+
+    def __init__(self, chunks: Iterable[bytes]):
+        self.chunks, self.kept = iter(chunks), []
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.chunks:
+            if self.kept is not None:
+                self.kept.append(chunk)
+            yield chunk
+
+    def until_first(self, blocks: Iterator) -> Iterator:
+        """blocks, forgetting the kept chunks once the first block is through."""
+        for block in blocks:
+            yield block
+            self.kept = None
+
+    def again(self) -> Iterable[bytes] | None:
+        """The item from its start (the kept chunks, then the stream's rest), while every chunk is kept."""
+        return None if self.kept is None else chain(self.kept, self.chunks)
 
 
 def split_any(open_chunks: Callable[[], Iterable[bytes]], where: str, header: list[str] | None, single_line: bool,
