@@ -8,7 +8,6 @@ from itertools import islice
 from typing import Iterable, Iterator
 
 from .errors import InvalidEncoding, MalformedRow, MultilineRecord
-from .plan import numbers_only
 
 BATCH = 2048               # rows per batch: small enough that a batch stays in the CPU caches
 
@@ -71,7 +70,3 @@ def read_rows(chunks: Iterable[bytes], where: str) -> Iterator[list[str]]:
     for _, rows in batches(chunks, where):
         yield from rows
 
-
-def column_is_numeric(values) -> bool:
-    """Only numbers (plan.NUMBER) and empty fields, which are missing values."""
-    return numbers_only(values, empty=True)

@@ -1,8 +1,9 @@
 """The fast path for numeric data: per block of lines, bytes operations in C instead of a csv reader.
 
 A block is checked with bytes.translate (only number characters, commas and line breaks), each line's
-field count with map(bytes.count); the label is taken with bytes.partition. The profile also checks each
-block with plan.only_numbers: every value a number as the csv path has it (plan.NUMBER), or empty. Anything
+field count from the same pass; the label is taken with bytes.partition. The profile also checks each
+block with plan.number_marks: every value a number as the csv path has it (plan.NUMBER), or empty, and
+within float32's range (plan.past_float32, else InvalidNumber). Anything
 else (quotes, text, 1.2.3, 2024-01-05) raises NotNumeric, and the caller reads the item again with the csv
 module, which applies the rules for text (a later split relies on the profile's check of the same bytes).
 Rows are numbered as the csv path numbers them (non-blank rows, the header is row 1). profile_any and
@@ -14,11 +15,12 @@ from __future__ import annotations
 import csv
 from itertools import chain, repeat
 from operator import itemgetter
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Sequence
 
 from . import profile as profiling
-from .errors import InvalidEncoding, InvalidLabel, MalformedRow
-from .plan import MAX_CLASSES_FROM_INTEGERS, NUMERIC, Columns, NumericLabelWatch, number_marks
+from .errors import InvalidEncoding, InvalidLabel, InvalidNumber, MalformedRow
+from .plan import (MAX_CLASSES_FROM_INTEGERS, NUMERIC, Columns, NumericLabelWatch, first_past_float32, may_be_large,
+                   number_marks, past_float32_message)
 from .profile import MAX_CATEGORIES, ColumnProfile, item_profile, profile_with_restarts
 from .shards import check_header, data_batches
 from .split import SplitWriter, split_item
@@ -31,11 +33,12 @@ class NotNumeric(Exception):
 
 
 def numeric_blocks(chunks: Iterable[bytes], where: str, header: list[str] | None,
-                   commas: int | None) -> Iterator[tuple[int, list[bytes]]]:
+                   names: Sequence[str] | None) -> Iterator[tuple[int, list[bytes]]]:
     """(the row number of the block's first line, its non-blank lines), each block whole lines of numbers;
-    with commas, each block is checked before it is cut into lines: every value a number (plan.number_marks)
-    and every line that many commas (MalformedRow); None: the profile checked these bytes. A stream that
-    starts its object has its header checked and left out."""
+    with names (the dataset's columns), each block is checked before it is cut into lines: every value a
+    number (plan.number_marks), every line one field per column (MalformedRow), every number within
+    float32's range (InvalidNumber); None: the profile checked these bytes. A stream that starts its object
+    has its header checked and left out."""
     tail, row = b"", 1
     chunks = iter(chunks)
     if header is not None:
@@ -55,26 +58,38 @@ def numeric_blocks(chunks: Iterable[bytes], where: str, header: list[str] | None
         cut = data.rfind(b"\n") + 1
         tail = data[cut:]
         if cut:
-            lines = _lines(data[:cut], row, commas, where)
+            lines = _lines(data[:cut], row, names, where)
             yield row, lines
             row += len(lines)
     if tail.strip(b"\r"):
-        yield row, _lines(tail + b"\n", row, commas, where)
+        yield row, _lines(tail + b"\n", row, names, where)
 
 
-def _lines(block: bytes, row: int, commas: int | None, where: str) -> list[bytes]:
+def _lines(block: bytes, row: int, names: Sequence[str] | None, where: str) -> list[bytes]:
     if b"\r" in block:
         block = block.replace(b"\r\n", b"\n")
-    marks = number_marks(block) if commas is not None else None
-    if marks is None if commas is not None else block.translate(None, NUMERIC):
+    numbers = number_marks(block) if names is not None else None
+    if numbers is None if names is not None else block.translate(None, NUMERIC):
         raise NotNumeric("a value that is not a number")
     lines = block.split(b"\n")
     lines.pop()
     if b"" in lines:
         lines = list(filter(None, lines))
-    if commas is not None and marks.translate(None, b".e") != (b"," * commas + b"\n") * len(lines):
-        _checked(row, lines, commas, where)        # a blank line, or a line of other than commas + 1 fields
+    if names is not None:
+        commas = len(names) - 1
+        if numbers.marks.translate(None, b".e") != (b"," * commas + b"\n") * len(lines):
+            _checked(row, lines, commas, where)    # a blank line, or a line of other than commas + 1 fields
+        if numbers.may_be_large:
+            _within_float32(row, lines, names, where)
     return lines
+
+
+def _within_float32(row: int, lines: list[bytes], names: Sequence[str], where: str) -> None:
+    for index, line in enumerate(lines):
+        fields = line.split(b",") if may_be_large(line) else ()
+        column = first_past_float32(fields)
+        if column is not None:
+            raise InvalidNumber(past_float32_message(where, row + index, names[column], fields[column]))
 
 
 def _checked(row: int, lines: list[bytes], commas: int, where: str) -> None:
@@ -134,7 +149,7 @@ def profile_any(open_chunks: Callable[[], Iterable[bytes]], where: str, header: 
     source = _FirstChunks(open_chunks())
     try:
         split = writer() if writer is not None else None
-        blocks = source.until_first(numeric_blocks(source, where, header, len(columns.header) - 1))
+        blocks = source.until_first(numeric_blocks(source, where, header, columns.header))
         profile = profile_numeric(blocks, columns, where, profiling.NUMBER_VALUES_KEPT, split)
         return profile, "numeric", None if split is None else split.result()
     except NotNumeric:

@@ -4,8 +4,10 @@ from __future__ import annotations
 import json
 import math
 import re
+import struct
 from dataclasses import dataclass
 from operator import itemgetter
+from typing import NamedTuple
 
 from . import hyperparameters, tuning
 from .errors import (InvalidDatasetUri, InvalidExecutionInput, InvalidHyperparameter, InvalidLabel,
@@ -191,7 +193,7 @@ def find_label(header: list[str], requested: str | None) -> int:
 
 
 # What a number is, on both paths: digits with at most one point, an optional sign and exponent (NUMBER;
-# its size is not checked). float() would also take nan, inf, " 1 " and 1_000. NUMBERS is the same for
+# one past float32's range is refused apart: past_float32). float() would also take nan, inf, " 1 " and 1_000. NUMBERS is the same for
 # lines of comma-separated fields, empty ones included, in C at about 110 MB/s (possessive, as a number
 # is matched greedily and cannot be followed by a digit, point, sign or e). only_numbers screens a block
 # first, several times faster: each character's class may follow the one before it as in numbers (byte i
@@ -211,6 +213,20 @@ _FOLLOWS = {_SEP: (_SEP, _DIGIT, _POINT, _SIGN), _DIGIT: (_SEP, _DIGIT, _POINT, 
 _PAIRS = bytes(sorted(this + 8 * before for before, these in _FOLLOWS.items() for this in these))
 _MARKS = bytes.maketrans(b"E", b"e")
 NOT_FINITE = re.compile(r"[-+]?(?:nan|inf|infinity)", re.IGNORECASE)
+# XGBoost (and numpy, in train.py) read values as float32, whose largest is 3.4e38: a number past it is read
+# as inf. Only a positive exponent of 10 or more, or 30 digits in a row, can reach it (below both, a value
+# is under 1e29 x 1e9); only lines that hold one are read value by value.
+_FLOAT32 = struct.Struct("<f")
+_LONG_RUN = bytes([_DIGIT]) * 30
+_LARGE = r"[eE]\+?0*[1-9][0-9]|[0-9]{30}"
+_MAY_BE_LARGE = {bytes: re.compile(_LARGE.encode()), str: re.compile(_LARGE)}
+
+
+class Numbers(NamedTuple):
+    """Lines of numbers as number_marks found them: the lines without digits and signs (their points, e's,
+    commas and line breaks), and whether some value may be past float32's range."""
+    marks: bytes
+    may_be_large: bool
 
 
 def only_numbers(block: bytes) -> bool:
@@ -218,16 +234,46 @@ def only_numbers(block: bytes) -> bool:
     return number_marks(block) is not None
 
 
-def number_marks(block: bytes) -> bytes | None:
-    """When every field of these lines is a NUMBER or empty, the block without digits and signs (its
-    points, e's, commas and line breaks); else None. The screen (a byte outside NUMERIC fails it, as its
-    class follows none), else NUMBERS."""
-    marks = block.translate(_MARKS, b"0123456789+-") if _pairs_allowed(block.translate(_CLASSES)) else None
-    if marks is not None and b".." not in marks and not (b"e" in marks and (b"e." in marks or b"ee" in marks)):
-        return marks
-    if NUMBERS.fullmatch(block) is None:
-        return None
-    return block.translate(_MARKS, b"0123456789+-") if marks is None else marks
+def number_marks(block: bytes) -> Numbers | None:
+    """When every field of these lines is a NUMBER or empty, what they hold (Numbers); else None. The screen
+    (a byte outside NUMERIC fails it, as its class follows none), else NUMBERS."""
+    classes = block.translate(_CLASSES)
+    marks = block.translate(_MARKS, b"0123456789+-") if _pairs_allowed(classes) else None
+    if marks is None or b".." in marks or (b"e" in marks and (b"e." in marks or b"ee" in marks)):
+        if NUMBERS.fullmatch(block) is None:
+            return None
+        marks = block.translate(_MARKS, b"0123456789+-") if marks is None else marks
+    large = (b"e" in marks and may_be_large(block)) or _LONG_RUN in classes
+    return Numbers(marks, large)
+
+
+def past_float32(value: bytes | str) -> bool:
+    """This NUMBER rounds to inf as a float32 (struct rounds as C's cast does, and as numpy does), or is past
+    even a double's range (float() reads 1e999 as inf)."""
+    number = float(value)
+    try:
+        _FLOAT32.pack(number)
+    except OverflowError:
+        return True
+    return math.isinf(number)
+
+
+def may_be_large(text: bytes | str) -> bool:
+    """This text (a value, or lines of them) holds a positive exponent of 10 or more, or 30 digits in a row."""
+    return _MAY_BE_LARGE[type(text)].search(text) is not None
+
+
+def first_past_float32(values) -> int | None:
+    """The index of the first of these NUMBERs (or empty values; str or bytes) that float32 cannot hold."""
+    return next((i for i, value in enumerate(values) if value and may_be_large(value) and past_float32(value)),
+                None)
+
+
+def past_float32_message(where: str, row: int, name: str, value) -> str:
+    """InvalidNumber's message for a number float32 cannot hold."""
+    text = value.decode() if isinstance(value, bytes) else value
+    return (f"{where}, row {row}, column {name!r}: {text} is past float32's range (3.4e38), which XGBoost reads "
+            "values as: it would read inf")
 
 
 def _pairs_allowed(classes: bytes) -> bool:
@@ -244,14 +290,19 @@ def _pairs_allowed(classes: bytes) -> bool:
 
 
 def numbers_only(values, empty: bool = False) -> bool:
-    """Every value is a NUMBER (or empty, with empty): the values as lines through only_numbers."""
+    """Every value is a NUMBER (or empty, with empty)."""
+    return number_values(values, empty) is not None
+
+
+def number_values(values, empty: bool = False) -> Numbers | None:
+    """What number_marks finds of the values as lines, when every one is a NUMBER (or empty, with empty)."""
     values = values if isinstance(values, (list, tuple)) else list(values)
     if not values:
-        return True
+        return Numbers(b"", False)
     text = "\n".join(values)
     if not text.isascii() or "," in text or text.count("\n") != len(values) - 1 or (not empty and "" in values):
-        return False
-    return only_numbers(text.encode("ascii"))
+        return None
+    return number_marks(text.encode("ascii"))
 
 
 def not_finite(values) -> int | None:

@@ -11,11 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from .csvrows import column_is_numeric
 from .errors import (EmptyDataset, InvalidLabel, InvalidNumber, MalformedRow, MixedColumn, TooFewRows,
                      TooManyCategories)
 from .plan import (IDENTIFIER_EVIDENCE, MAX_CLASSES_FROM_INTEGERS, Columns, NumericLabelWatch, classification,
-                   identifier_like, not_finite, numbers_only, problem_type)
+                   first_past_float32, identifier_like, not_finite, number_values, past_float32_message, problem_type)
 from .rowsplit import RowSplitter, SPLITS
 
 MAX_CATEGORIES = 50_000          # distinct values a text column may have (more looks like an identifier)
@@ -79,16 +78,22 @@ def profile_item(batches: Iterable[tuple[int, list[list[str]]]], columns: Column
         for i in columns.features:
             profile = profiles[i]
             was_numeric = profile.numeric and profile.values is None
-            numeric = profile.numeric and column_is_numeric(table[i])
+            numbers = number_values(table[i], empty=True) if profile.numeric else None
+            numeric = numbers is not None
             if profile.numeric and not numeric:
                 _finite(table[i], row, columns.header[i], where)
+            elif numeric and numbers.may_be_large:
+                _within_float32(table[i], row, columns.header[i], where)
             profile.add(table[i], numeric, MAX_CATEGORIES, NUMBER_VALUES_KEPT)
             if was_numeric and not profile.numeric:
                 raise _Restart(set(text) | {i})
         distinct = set(labels)
-        numeric_label = label.numeric and numbers_only(distinct)
+        numbers = number_values(distinct) if label.numeric else None
+        numeric_label = numbers is not None
         if label.numeric and not numeric_label:
             _finite(labels, row, columns.label_name, where)
+        elif numeric_label and numbers.may_be_large:
+            _within_float32(labels, row, columns.label_name, where)
         if label.values is None and label.numeric and not numeric_label:
             raise _Restart(set(text) | {columns.label})
         label.add(distinct, numeric_label, MAX_CATEGORIES, MAX_CLASSES_FROM_INTEGERS)
@@ -104,6 +109,13 @@ def _finite(values, row: int, name: str, where: str) -> None:
     if index is not None:
         raise InvalidNumber(f"{where}, row {row + index}, column {name!r}: {values[index]!r} among numbers; nan "
                             "and inf are refused: write a missing value as an empty field")
+
+
+def _within_float32(values, row: int, name: str, where: str) -> None:
+    """Refuses a number float32 cannot hold (plan.past_float32), naming its row, column and value."""
+    index = first_past_float32(values)
+    if index is not None:
+        raise InvalidNumber(past_float32_message(where, row + index, name, values[index]))
 
 
 def profile_with_restarts(read, columns: Columns, where: str) -> dict:

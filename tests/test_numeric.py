@@ -62,6 +62,38 @@ def test_nan_and_inf_among_numbers_are_refused_with_row_column_and_value(s3, val
     assert "Contents" not in s3.list_objects_v2(Bucket="sagestep-dev-data", Prefix="runs/")
 
 
+PAST_FLOAT32 = ["1e39", "-3.5e38", "1e999", "3.4028236e38", "1" + "0" * 39, "0.5e+040"]
+WITHIN_FLOAT32 = ["3.4028234e38", "-1e38", "1e-50", "1E+37", "9" * 29 + ".5", "0" * 35 + "1"]
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("column", ["b", "label"])
+@pytest.mark.parametrize("value", PAST_FLOAT32)
+def test_a_number_past_float32_is_refused_with_row_column_and_value(s3, value, column, path):
+    """XGBoost and train.py read values as float32, where these are inf."""
+    with pytest.raises(errors.InvalidNumber) as caught:
+        handler(event(put(s3, "datasets/d.csv", dataset(value, column, PATHS[path]))), None)
+    assert f"d.csv, row 7, column {column!r}: {value} is past float32's range (3.4e38)" in str(caught.value)
+    assert "Contents" not in s3.list_objects_v2(Bucket="sagestep-dev-data", Prefix="runs/")
+
+
+def test_only_values_the_screen_flags_can_be_past_float32():
+    """The size check reads only lines with a positive exponent of two digits or 30 digits in a row: no value
+    without either reaches float32's range (every digit count with every exponent, signs and points)."""
+    from preprocess.plan import may_be_large, past_float32
+    for digits, exponent, form in itertools.product(range(1, 42), range(0, 46), ("{}e{}", "{}E+{}", "{}.9e0{}")):
+        value = form.format("9" * digits, exponent)
+        assert may_be_large(value) or not past_float32(value), value
+        assert may_be_large(value.encode()) == may_be_large(value)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("value", WITHIN_FLOAT32)
+def test_a_number_within_float32_is_written_as_it_is(s3, value, path):
+    handler(event(put(s3, "datasets/d.csv", dataset(value, "b", PATHS[path]))), None)
+    assert value in written_fields(s3, 3 + bool(PATHS[path]))
+
+
 def test_nan_among_words_is_a_category(s3):
     text = "a,colour,label\n" + "".join(f"{i},{['red', 'blue', 'NaN'][i % 3]},{i % 2}\n" for i in range(40))
     handler(event(put(s3, "datasets/d.csv", text)), None)

@@ -207,7 +207,7 @@ def test_the_numeric_fast_path_profiles_as_the_csv_module_does(tmp_path):
     header = ["a", "label", "id", "b"]
     text = "a,label,id,b\r\n" + "".join(f"{i % 7},{i % 3},{i},{i * 0.5}\r\n" for i in range(3000)) + "\r\n5,1,9999,\r\n"
     columns = Columns(tuple(header), label=1, id=2)
-    fast = profile_numeric(numeric_blocks([text.encode()], "x", header, 3), columns, "x", NUMBER_VALUES_KEPT)
+    fast = profile_numeric(numeric_blocks([text.encode()], "x", header, header), columns, "x", NUMBER_VALUES_KEPT)
     general = profile_with_restarts(lambda: data_batches([text.encode()], "x", header), columns, "x")
     assert fast == general and fast["rows"] == 3001 and fast["columns"]["0"]["values"] == [str(i) for i in range(7)]
 
