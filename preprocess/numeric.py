@@ -1,14 +1,13 @@
 """The fast path for numeric data: per block of lines, bytes operations in C instead of a csv reader.
 
-A block is checked with bytes.translate (only number characters, commas and line breaks), each line's
-field count from the same pass; the label is taken with bytes.partition. The profile also checks each
-block with plan.number_marks: every value a number as the csv path has it (plan.NUMBER), or empty, and
-within float32's range (plan.past_float32, else InvalidNumber). Anything
-else (quotes, text, 1.2.3, 2024-01-05) raises NotNumeric, and the caller reads the item again with the csv
-module, which applies the rules for text (a later split relies on the profile's check of the same bytes).
-Rows are numbered as the csv path numbers them (non-blank rows, the header is row 1). profile_any and
-split_any choose the path for an item; profile_any also splits an item of numbers in the same read, which
-stands when the merged plan agrees (split_stands).
+The profile checks each block before it cuts it into lines (plan.number_marks): every value a number as
+the csv path has it (plan.NUMBER) or empty, every line one field per column (MalformedRow), every number
+within float32's range (InvalidNumber); the label is taken with bytes.partition. Anything else (quotes,
+text, 1.2.3, 2024-01-05) raises NotNumeric, and the csv module reads the item, applying the rules for text
+(a later split relies on the profile's check of the same bytes). Rows are numbered as the csv path numbers
+them (non-blank rows, the header is row 1). profile_any and split_any choose the path for an item;
+profile_any also splits an item of numbers in the same read, which stands when the merged plan agrees
+(split_stands).
 """
 from __future__ import annotations
 
