@@ -92,8 +92,8 @@ def _within_float32(row: int, lines: list[bytes], names: Sequence[str], where: s
 
 
 def _checked(row: int, lines: list[bytes], commas: int, where: str) -> None:
-    if set(map(bytes.count, lines, repeat(b","))) != {commas}:
-        index = next(i for i, line in enumerate(lines) if line.count(b",") != commas)
+    index = next((i for i, line in enumerate(lines) if line.count(b",") != commas), None)
+    if index is not None:
         raise MalformedRow(f"{where}, row {row + index}: expected {commas + 1} fields, "
                            f"found {lines[index].count(b',') + 1}")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from itertools import compress, repeat
+from itertools import chain, compress, repeat
 from typing import Iterable
 
 from . import layout
@@ -47,7 +47,8 @@ class SplitWriter:
     path, as str or bytes): train rows dealt to one object per training host, test rows (features without
     the label, and their held-out labels beside them) to one pair of objects per transform instance.
     regression None: not known yet (a split in the profile's read), so the train labels are counted while
-    they may be classes, and summed (from their counts, then batch by batch) in case they are not."""
+    they may be classes, and summed batch by batch (from the batch's counts while they are kept) in case
+    they are not."""
 
     def __init__(self, outputs, columns: Columns, splitter: RowSplitter, regression: bool | None,
                  training_hosts: int, transform_instances: int):
@@ -67,12 +68,16 @@ class SplitWriter:
         then the label), each quoted with quote, when given, for the test rows only."""
         masks = self.splitter.masks(len(joined))
         train_labels = list(compress(labels, masks["train"]))
-        if self.regression is not True and self.label_counts is not None:
-            self.label_counts.update(train_labels)
-            if self.regression is None and len(self.label_counts) > MAX_CLASSES_FROM_INTEGERS:
-                self.label_sums.append(math.fsum(float(value) * count for value, count in self.label_counts.items()))
+        if self.regression is None and self.label_counts is not None:
+            # The batch's sum from its counts: fsum is exact whatever the order, so it is the regression's own.
+            batch = Counter(train_labels)
+            self.label_sums.append(math.fsum(chain.from_iterable(map(repeat, map(float, batch), batch.values()))))
+            self.label_counts.update(batch)
+            if len(self.label_counts) > MAX_CLASSES_FROM_INTEGERS:
                 self.label_counts = None
-        elif self.regression is not False:
+        elif self.regression is False:
+            self.label_counts.update(train_labels)
+        else:
             self.label_sums.append(math.fsum(map(float, train_labels)))
         for k, rows in enumerate(_deal(list(compress(joined, masks["train"])), self.counts["train"], self.hosts)):
             if rows:
@@ -102,9 +107,7 @@ class SplitWriter:
         both (regression None; no counts when there were too many values to be classes)."""
         labels = {}
         if self.regression is not False:
-            counted = [] if self.label_counts is None else [
-                float(value) * count for value, count in self.label_counts.items()]
-            labels["trainSum"] = math.fsum(self.label_sums + counted)
+            labels["trainSum"] = math.fsum(self.label_sums)
         if self.regression is not True:
             labels["trainCounts"] = None if self.label_counts is None else {
                 (key.decode() if isinstance(key, bytes) else key): count for key, count in self.label_counts.items()}

@@ -301,7 +301,7 @@ def gets(monkeypatch) -> list[str]:
 
 
 @pytest.mark.parametrize("labels, one_read", [(("0", "1"), True), (("0", "1", "2", "3"), True), (("1", "2"), False),
-                                              (tuple(f"{i}.25" for i in range(12)), True)])
+                                              (("0.1", "0.2", "0.7"), True), (tuple(f"{i}.1" for i in range(12)), True)])
 def test_an_item_of_numbers_is_split_in_the_read_that_profiles_it_when_the_plan_agrees(s3, monkeypatch, labels,
                                                                                        one_read):
     """Labels 1 and 2 need class codes that only the merged plan knows: those items are split again, and
@@ -321,6 +321,16 @@ def test_an_item_of_numbers_is_split_in_the_read_that_profiles_it_when_the_plan_
     assert data_files(s3, "Once") == data_files(s3, "Twice")
     assert objects(s3, "Once", "validation/schema.json") == objects(s3, "Twice", "validation/schema.json")
     assert result["rows"] == run_in_phases(uri, "Again")[1]["rows"]
+
+
+def test_a_block_of_blank_lines_between_numbers_is_no_row():
+    from preprocess.numeric import profile_any
+    from preprocess.plan import Columns
+    header = ["a", "b", "label"]
+    rows = [b"a,b,label\n" + b"".join(b"%d,%d,%d\n" % (i, i * 2, i % 2) for i in range(20)), b"\n", b"\r\n\n",
+            b"7,8,1"]
+    profile, path, _ = profile_any(lambda: rows, "d.csv", header, False, Columns(tuple(header), 2))
+    assert (path, profile["rows"]) == ("numeric", 21)
 
 
 def test_only_the_items_with_text_are_read_twice_when_the_plan_needs_no_codes(s3, monkeypatch):
