@@ -320,7 +320,7 @@ def test_an_item_of_numbers_is_split_in_the_read_that_profiles_it_when_the_plan_
     run_in_phases(uri, "Twice")
     assert data_files(s3, "Once") == data_files(s3, "Twice")
     assert objects(s3, "Once", "validation/schema.json") == objects(s3, "Twice", "validation/schema.json")
-    assert result["rows"] == run_in_phases(uri, "Again")[1]["rows"]
+    assert sum(result["rows"].values()) == 240
 
 
 def test_a_block_of_blank_lines_between_numbers_is_no_row():
