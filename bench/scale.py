@@ -10,9 +10,8 @@ A third execution, of a quarter-size copy (the same 16 shards) at concurrency 1,
 costs whatever its size from what each megabyte costs: the Maps' time at concurrency 1 is fitted as
 reads x (items x fixed + size / rate), reads being 1 for these numbers (each item split in the read that
 profiles it, SplitShards skipped) and 2 where SplitShards runs; docs/scaling.md's model for AWS starts from
-both figures. On this engine the Lambdas
-are threads of one process (and the training hosts processes) on this machine's cores, so concurrency shows
-what overlaps here, not what separate Lambdas would do.
+both figures. On this engine the Lambdas are threads of one process (and the training hosts processes) on
+this machine's cores, so concurrency shows what overlaps here, not what separate Lambdas would do.
 """
 from __future__ import annotations
 
@@ -130,7 +129,8 @@ def main() -> None:
     reads = one["reads"]
     fixed, rate = per_item_and_rate((small, fit["maps"]), (size, one["maps"]), one["shards"], reads)
     print(f"the Maps at concurrency 1: {fit['maps']:.1f} s for {small / 1e9:.2f} GB, {one['maps']:.1f} s for "
-          f"{size / 1e9:.2f} GB, {one['shards']} work items each, {reads} read{'s' if reads > 1 else ''} of each byte")
+          f"{size / 1e9:.2f} GB, {one['shards']} work items each, {reads} read{'s' if reads > 1 else ''} of each "
+          "byte")
     print(f"per work item and read: {fixed:.2f} s whatever its size + {rate:.1f} MB/s of CSV "
           f"(the size over the time alone would say {reads * size / 1e6 / one['maps']:.1f} MB/s per read)")
     gap = abs(many["metric"] - one["metric"]) / one["metric"] * 100

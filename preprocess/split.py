@@ -3,10 +3,10 @@
 Row i of an item goes to train, validation or test by the seed, the item's stream and i alone (rowsplit.py),
 so an item's split does not depend on the order the items run in or on any other item. An item of numbers
 only is split in the same read as it is profiled (numeric.profile_any), its labels as written; it is split
-again only when the merged plan needs codes or other columns. An item
-writes its train rows as one object per training host and its test rows as one object per transform
-instance (ShardedByS3Key and a batch transform share objects, not rows); its held-out labels go beside its
-test features, object for object, with the labels file's header in each.
+again only when the merged plan needs codes or other columns. An item writes its train rows as one object
+per training host and its test rows as one object per transform instance (ShardedByS3Key and a batch
+transform share objects, not rows); its held-out labels go beside its test features, object for object,
+with the labels file's header in each.
 """
 from __future__ import annotations
 
