@@ -4,10 +4,10 @@
 Preprocess, as the state machine runs it: plan (list the dataset, cut it into work items) → profile each
 item, splitting an item of numbers in the same read (a Distributed Map) → merge the profiles into one plan,
 and list the items still to split (those with text, or whose split the plan changes) → split each of those
-(a Distributed Map, skipped when there is none) → finish (combine the items' results, write the schema). A failure on the way ends at discard, which deletes what
-the run wrote and raises the first failure an item recorded. "preprocess" runs the same phases in one
-invocation (the event contract for a direct call). evaluate: the batch predictions against the held-out
-labels, with a baseline beside them.
+(a Distributed Map, skipped when there is none) → finish (combine the items' results, write the schema).
+A failure on the way ends at discard, which deletes what the run wrote and raises the first failure an item
+recorded. "preprocess" runs the same phases in one invocation (the event contract for a direct call).
+evaluate: the batch predictions against the held-out labels, with a baseline beside them.
 
 Objects are read as streams and every output is written with multipart uploads that are completed only when
 the item succeeded (and aborted otherwise); memory does not grow with the dataset.

@@ -193,13 +193,14 @@ def find_label(header: list[str], requested: str | None) -> int:
 
 
 # What a number is, on both paths: digits with at most one point, an optional sign and exponent (NUMBER;
-# one past float32's range is refused apart: past_float32). float() would also take nan, inf, " 1 " and 1_000. NUMBERS is the same for
-# lines of comma-separated fields, empty ones included, in C at about 110 MB/s (possessive, as a number
-# is matched greedily and cannot be followed by a digit, point, sign or e). only_numbers screens a block
-# first, several times faster: each character's class may follow the one before it as in numbers (byte i
-# of a + (a << 11) is the class of character i plus 8 times that of character i - 1, for a megabyte at a
-# time by big-integer arithmetic; a byte outside NUMERIC follows nothing), and each field has at most one
-# point and one e, the point first; what the screen does not clear ("1." and "1.e5" too) goes to NUMBERS.
+# one past float32's range is refused apart: past_float32). float() would also take nan, inf, " 1 " and
+# 1_000. NUMBERS is the same for lines of comma-separated fields, empty ones included, in C at about
+# 110 MB/s (possessive, as a number is matched greedily and cannot be followed by a digit, point, sign or
+# e). only_numbers screens a block first, several times faster: each character's class may follow the one
+# before it as in numbers (byte i of a + (a << 11) is the class of character i plus 8 times that of
+# character i - 1, for a megabyte at a time by big-integer arithmetic; a byte outside NUMERIC follows
+# nothing), and each field has at most one point and one e, the point first; what the screen does not
+# clear ("1." and "1.e5" too) goes to NUMBERS.
 NUMBER = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 _FIELD = rb"(?:[-+]?+(?:\d++\.?+\d*+|\.\d++)(?:[eE][-+]?+\d++)?+)?+"
 NUMBERS = re.compile(rb"%s(?:,%s)*+(?:\n%s(?:,%s)*+)*+" % (_FIELD, _FIELD, _FIELD, _FIELD))
