@@ -106,7 +106,7 @@ def attach_cost(result: dict, events: list[dict], clients, region: str, estimate
     maps = sum(event["type"] == "MapRunStarted" for event in events)
     if maps:
         notes.append(f"not counted: the {maps} Distributed Map run(s)' child executions (one Lambda invocation and "
-                     "their state transitions per work item; see the README's Scaling section)")
+                     "their state transitions per work item; see docs/scaling.md)")
     result["cost"]["notes"] += notes
     return described
 
