@@ -209,7 +209,7 @@ def test_a_local_spot_training_job_reports_its_training_and_billable_seconds():
         arn = sfn.start_execution(stateMachineArn=engine.state_machine_arn, name="cost",
                                   input=json.dumps(execution_input))["executionArn"]
         description, _ = follow(sfn, arn, timeout_seconds=300)
-        assert description["status"] == "SUCCEEDED", description
+        assert description["status"] == "SUCCEEDED", (description.get("error"), description.get("cause"))
         output = json.loads(description["output"])
         sagemaker = engine.client("sagemaker")
         training = sagemaker.describe_training_job(TrainingJobName=output["trainingJobName"])

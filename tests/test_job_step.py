@@ -105,7 +105,7 @@ def test_a_job_step_declared_in_one_module_runs_end_to_end_and_is_named_priced_a
         arn = sfn.start_execution(stateMachineArn=engine.state_machine_arn, name="profiled",
                                   input=json.dumps(run_input))["executionArn"]
         description, progress = follow(sfn, arn, timeout_seconds=300)
-        assert description["status"] == "SUCCEEDED", description
+        assert description["status"] == "SUCCEEDED", (description.get("error"), description.get("cause"))
         events = progress.events
         entered = [e["stateExitedEventDetails"]["name"] for e in events if e["type"] == "TaskStateExited"]
         assert NAME in entered

@@ -129,7 +129,7 @@ def three_runs(definition):
             for n in range(3)]       # at once, as runs may be: which model is newest is CreationTime's to say
         for arn in arns:
             description, _ = follow(sfn, arn, timeout_seconds=180)
-            assert description["status"] == "SUCCEEDED", description
+            assert description["status"] == "SUCCEEDED", (description.get("error"), description.get("cause"))
         created = {m["ModelName"]: m["CreationTime"] for m in sagemaker.list_models()["Models"]
                    if m["ModelName"] not in NOT_DEV_S}
         assert len(created) == 3
