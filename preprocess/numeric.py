@@ -67,9 +67,13 @@ def numeric_blocks(chunks: Iterable[bytes], where: str, header: list[str] | None
 def _lines(block: bytes, row: int, names: Sequence[str] | None, where: str) -> list[bytes]:
     if b"\r" in block:
         block = block.replace(b"\r\n", b"\n")
-    numbers = number_marks(block) if names is not None else None
-    if numbers is None if names is not None else block.translate(None, NUMERIC):
-        raise NotNumeric("a value that is not a number")
+    if names is None:
+        if block.translate(None, NUMERIC):
+            raise NotNumeric("a character that is no part of a number")
+    else:
+        numbers = number_marks(block)
+        if numbers is None:
+            raise NotNumeric("a value that is not a number")
     lines = block.split(b"\n")
     lines.pop()
     if b"" in lines:
@@ -111,9 +115,9 @@ def _label_first(lines: list[bytes], columns: Columns, features: list[int]) -> l
 
 def profile_numeric(blocks: Iterable[tuple[int, list[bytes]]], columns: Columns, where: str,
                     values_kept: int, writer: SplitWriter | None = None) -> dict:
-    """profile.profile_item's result for an item of numbers only (blocks checked); each feature's distinct values are
-    kept (splitting lines into fields) only while some column has at most values_kept of them. writer:
-    the item is split in the same read, every feature kept and the labels as written."""
+    """profile.profile_item's result for an item of numbers only (blocks checked); each feature's distinct
+    values are kept (splitting lines into fields) only while some column has at most values_kept of them.
+    writer: the item is split in the same read, every feature kept and the labels as written."""
     features = {i: ColumnProfile() for i in columns.features}
     label_profile = ColumnProfile()
     watch = NumericLabelWatch(columns.label_name)

@@ -239,13 +239,12 @@ def number_marks(block: bytes) -> Numbers | None:
     """When every field of these lines is a NUMBER or empty, what they hold (Numbers); else None. The screen
     (a byte outside NUMERIC fails it, as its class follows none), else NUMBERS."""
     classes = block.translate(_CLASSES)
-    marks = block.translate(_MARKS, b"0123456789+-") if _pairs_allowed(classes) else None
-    if marks is None or b".." in marks or (b"e" in marks and (b"e." in marks or b"ee" in marks)):
-        if NUMBERS.fullmatch(block) is None:
-            return None
-        marks = block.translate(_MARKS, b"0123456789+-") if marks is None else marks
-    large = (b"e" in marks and may_be_large(block)) or _LONG_RUN in classes
-    return Numbers(marks, large)
+    marks = block.translate(_MARKS, b"0123456789+-")
+    screened = _pairs_allowed(classes) and b".." not in marks and not (
+        b"e" in marks and (b"e." in marks or b"ee" in marks))
+    if not screened and NUMBERS.fullmatch(block) is None:
+        return None
+    return Numbers(marks, (b"e" in marks and may_be_large(block)) or _LONG_RUN in classes)
 
 
 def past_float32(value: bytes | str) -> bool:
