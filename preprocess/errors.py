@@ -62,7 +62,8 @@ class InvalidLabel(PreprocessError):
 
 
 class InvalidNumber(PreprocessError):
-    """nan or inf among a column's numbers: XGBoost's and numpy's readers take it for a missing or infinite value."""
+    """nan or inf among a column's numbers (XGBoost's and numpy's readers take it for a missing or infinite
+    value), or a number past float32's range (they read it as inf)."""
 
 
 class TooFewRows(PreprocessError):
