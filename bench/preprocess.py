@@ -14,6 +14,7 @@ same cores).
 from __future__ import annotations
 
 import argparse
+import importlib.abc
 import json
 import os
 import resource
@@ -77,9 +78,21 @@ def run_helper(task: str, *args: str) -> None:
 
 # ---------------------------------------------------------------- contenders (run in a child process)
 
+class WithoutPandas(importlib.abc.MetaPathFinder):
+    """An environment without pandas, as the Lambda's."""
+
+    def find_spec(self, name, path, target=None):
+        if name.partition(".")[0] == "pandas":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
 def child(kind: str, where: str, source: str, out_dir: str) -> dict:
     started = time.perf_counter()
     if kind == "sagestep":
+        # As in the Lambda, which has no pandas: pyarrow looks for it on its first conversion of a Python value,
+        # and would import the bench environment's (0.2 s).
+        sys.meta_path.insert(0, WithoutPandas())
         if where == "local":
             detail = split_local_file(source, out_dir)
         else:
@@ -220,8 +233,8 @@ ENGINES = {"polars": split_polars, "pyarrow": split_pyarrow, "duckdb": split_duc
 
 def split_local_file(source: str, out_dir: str) -> dict:
     """The preprocess phases on one local file as one work item, into files: the Lambda's work without S3, on
-    the paths the Lambda takes (numeric: profiled and split in one read; else the csv module: profile, merge,
-    split)."""
+    the paths the Lambda takes (numeric: profiled and split in one read; else through Arrow, or the csv module
+    where Arrow is unsure: profile, merge, split)."""
     from preprocess.csvrows import read_rows
     from preprocess.numeric import profile_any, split_any, split_stands
     from preprocess.plan import Request, find_columns
@@ -255,7 +268,7 @@ def split_local_file(source: str, out_dir: str) -> dict:
     if result is None or not split_stands(plan, columns):
         reads = 2
         result = write(plan["problem"] == "regression", lambda writer, outputs: split_any(
-            stream, source, header, False, columns, plan, writer, outputs, found["path"] == "numeric")[0])
+            stream, source, header, False, columns, plan, writer, outputs, found["path"])[0])
     return {"rows": result["counts"], "path": f"{found['path']} path", "reads": reads}
 
 

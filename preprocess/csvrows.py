@@ -12,7 +12,7 @@ from .errors import InvalidEncoding, MalformedRow, MultilineRecord
 BATCH = 2048               # rows per batch: small enough that a batch stays in the CPU caches
 
 
-class _ChunkStream(io.RawIOBase):
+class ChunkStream(io.RawIOBase):
     """A raw stream over an iterator of byte chunks, so io's text layer can decode it."""
 
     def __init__(self, chunks: Iterator[bytes]):
@@ -35,7 +35,7 @@ class _ChunkStream(io.RawIOBase):
 
 
 def _reader(chunks: Iterable[bytes]):
-    text = io.TextIOWrapper(io.BufferedReader(_ChunkStream(iter(chunks)), 1 << 20), encoding="utf-8", newline="")
+    text = io.TextIOWrapper(io.BufferedReader(ChunkStream(iter(chunks)), 1 << 20), encoding="utf-8", newline="")
     return csv.reader(text, strict=True)
 
 

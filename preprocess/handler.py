@@ -221,9 +221,9 @@ class Run:
             profile = {}
 
             def profile_and_split(writer, outputs) -> dict | None:
-                found, _, split = profile_any(*_item_source(self.s3, item, stored["header"]), columns, writer,
-                                              outputs)
-                profile.update(found, split=split is not None)
+                found, path, split = profile_any(*_item_source(self.s3, item, stored["header"]), columns, writer,
+                                                 outputs)
+                profile.update(found, path=path, split=split is not None)
                 return split
             self._write_split(item, request, columns, None, profile_and_split)
             self.put(f"{layout.PROFILES_DIR}{layout.part_name(item['item'], suffix='.json')}", profile)
@@ -252,8 +252,8 @@ class Run:
         plan.update(hyperparameters=values, hyperparameterOrigins=origins, gate=gate)
         self.put(layout.PLAN, plan)
         stands = split_stands(plan, columns)
-        # numeric: the item's profile took the fast path (an item with text goes straight to the csv module)
-        to_split = [{**item, "numeric": profile["split"]} for item, profile in zip(items, profiles)
+        # path: the one the item's profile took, which its split takes too
+        to_split = [{**item, "path": profile["path"]} for item, profile in zip(items, profiles)
                     if not (stands and profile["split"])]
         self.put(layout.SPLIT_ITEMS, to_split)
         return {"rows": plan["rows"], "problem": plan["problem"], "splitItems": len(to_split),
@@ -268,7 +268,7 @@ class Run:
         def work() -> dict:
             result = self._write_split(item, request, columns, plan["problem"] == "regression", lambda writer, outputs:
                                        split_any(*_item_source(self.s3, item, stored["header"]), columns, plan,
-                                                 writer, outputs, item.get("numeric", True))[0])
+                                                 writer, outputs, item["path"])[0])
             return {"item": item["item"], "rows": result["counts"]}
         return self._recording(item, work)
 

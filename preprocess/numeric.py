@@ -146,7 +146,7 @@ def profile_numeric(blocks: Iterable[tuple[int, list[bytes]]], columns: Columns,
 def profile_any(open_chunks: Callable[[], Iterable[bytes]], where: str, header: list[str] | None,
                 single_line: bool, columns: Columns, writer: Callable[[], SplitWriter] | None = None,
                 outputs=None) -> tuple[dict, str, dict | None]:
-    """An item's profile by the fast path, or by the csv module when the item holds anything but numbers;
+    """An item's profile by the fast path, else through Arrow, else (when Arrow is unsure) by the csv module;
     which path it took; and with writer, the split's result when the fast path split the item in the same
     read (else its outputs are aborted and None). header: the dataset's, when the bytes start their object."""
     source = _FirstChunks(open_chunks())
@@ -158,13 +158,20 @@ def profile_any(open_chunks: Callable[[], Iterable[bytes]], where: str, header: 
     except NotNumeric:
         if outputs is not None:
             outputs.abort()
-        replay = source.again()
+    # Imported only for an item that is not all numbers: pyarrow adds to a Lambda's cold start.
+    from . import arrowcsv
+    replay = source.again()
 
-        def read():
-            nonlocal replay
-            chunks, replay = (open_chunks() if replay is None else replay), None
-            return data_batches(chunks, where, header, single_line)
-        return profile_with_restarts(read, columns, where), "csv module", None
+    def read() -> Iterable[bytes]:
+        nonlocal replay
+        chunks, replay = (open_chunks() if replay is None else replay), None
+        return chunks
+    try:
+        return profile_with_restarts(lambda text: arrowcsv.profile_item(read(), header, single_line, columns,
+                                                                        text)), "arrow", None
+    except arrowcsv.Unsure:
+        return profile_with_restarts(lambda text: profiling.profile_item(
+            data_batches(read(), where, header, single_line), columns, where, text)), "csv module", None
 
 
 class _FirstChunks:
@@ -193,17 +200,22 @@ class _FirstChunks:
 
 def split_any(open_chunks: Callable[[], Iterable[bytes]], where: str, header: list[str] | None, single_line: bool,
               columns: Columns, plan: dict, writer: Callable[[], SplitWriter], outputs,
-              numeric: bool = True) -> tuple[dict, str]:
-    """The fast path when the plan has no text feature and the item holds only numbers (numeric: its
-    profile took the fast path), else the csv module; a fast path that meets anything else is undone (its
-    outputs aborted) and the csv path writes the item. Returns the split's result and the path."""
-    if numeric and numeric_plan(plan):
+              path: str = "numeric") -> tuple[dict, str]:
+    """The split by the path the item's profile took (path): the fast path when the plan has no text feature,
+    else through Arrow (an item of numbers reads there as on the fast path); the csv module for an item that
+    Arrow was unsure of. A fast path that meets anything else is undone (its outputs aborted) and the csv path
+    writes the item. Returns the split's result and the path."""
+    if path == "numeric" and numeric_plan(plan):
         try:
             # The profile checked every value of these bytes; the split reads them again unchecked.
             return split_numeric(numeric_blocks(open_chunks(), where, header, None), columns, plan,
                                  writer()), "numeric"
         except NotNumeric:
             outputs.abort()
+    elif path in ("numeric", "arrow"):
+        from . import arrowcsv
+        return arrowcsv.split_item(arrowcsv.batches(open_chunks(), len(columns.header), header), columns, plan,
+                                   writer()), "arrow"
     return split_item(data_batches(open_chunks(), where, header, single_line), columns, plan, writer()), "csv module"
 
 

@@ -9,7 +9,7 @@ another shard needs them), and for a numeric label its values while they may be 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Callable, Iterable
 
 from .errors import (EmptyDataset, InvalidLabel, InvalidNumber, MalformedRow, MixedColumn, TooFewRows,
                      TooManyCategories)
@@ -50,7 +50,7 @@ def item_profile(rows: int, features: dict[int, ColumnProfile], label: ColumnPro
             "label": {**label.summary(), "identity": _identity(watch) if label.numeric else None}}
 
 
-class _Restart(Exception):
+class Restart(Exception):
     """A column turned to text after its numbers were no longer kept: read the item again."""
 
     def __init__(self, text: set[int]):
@@ -86,7 +86,7 @@ def profile_item(batches: Iterable[tuple[int, list[list[str]]]], columns: Column
                 _within_float32(table[i], row, columns.header[i], where)
             profile.add(table[i], numeric, MAX_CATEGORIES, NUMBER_VALUES_KEPT)
             if was_numeric and not profile.numeric:
-                raise _Restart(set(text) | {i})
+                raise Restart(set(text) | {i})
         distinct = set(labels)
         numbers = number_values(distinct) if label.numeric else None
         numeric_label = numbers is not None
@@ -95,7 +95,7 @@ def profile_item(batches: Iterable[tuple[int, list[list[str]]]], columns: Column
         elif numeric_label and numbers.may_be_large:
             _within_float32(labels, row, columns.label_name, where)
         if label.values is None and label.numeric and not numeric_label:
-            raise _Restart(set(text) | {columns.label})
+            raise Restart(set(text) | {columns.label})
         label.add(distinct, numeric_label, MAX_CATEGORIES, MAX_CLASSES_FROM_INTEGERS)
         if label.numeric:
             watch.add(labels)
@@ -118,13 +118,13 @@ def _within_float32(values, row: int, name: str, where: str) -> None:
         raise InvalidNumber(past_float32_message(where, row + index, name, values[index]))
 
 
-def profile_with_restarts(read, columns: Columns, where: str) -> dict:
-    """profile_item over fresh batches from read(), again with more text columns if one turned late."""
+def profile_with_restarts(profile: Callable[[frozenset[int]], dict]) -> dict:
+    """profile(text) over fresh rows, again with more text columns (text) if one turned late (Restart)."""
     text: frozenset[int] = frozenset()
     while True:
         try:
-            return profile_item(read(), columns, where, text)
-        except _Restart as restart:
+            return profile(text)
+        except Restart as restart:
             text = frozenset(restart.text)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from itertools import chain, compress, repeat
-from typing import Iterable
+from typing import Callable, Iterable
 
 from . import layout
 from .errors import TooFewRows
@@ -31,9 +31,9 @@ def output_keys(prefix: str, item: int, training_hosts: int, transform_instances
     return keys
 
 
-def _deal(rows: list, dealt: int, parts: int) -> list[list]:
-    """rows continue a sequence of which dealt were dealt already: part k gets every row whose index
-    in the sequence is k modulo parts."""
+def _deal(rows, dealt: int, parts: int) -> list:
+    """rows (a list or an Arrow array) continue a sequence of which dealt were dealt already: part k gets every
+    row whose index in the sequence is k modulo parts."""
     return [rows[(k - dealt) % parts::parts] for k in range(parts)]
 
 
@@ -68,39 +68,49 @@ class SplitWriter:
         then the label), each quoted with quote, when given, for the test rows only."""
         masks = self.splitter.masks(len(joined))
         train_labels = list(compress(labels, masks["train"]))
-        if self.regression is None and self.label_counts is not None:
-            # The batch's sum from its counts: fsum is exact whatever the order, so it is the regression's own.
-            batch = Counter(train_labels)
-            self.label_sums.append(math.fsum(chain.from_iterable(map(repeat, map(float, batch), batch.values()))))
-            self.label_counts.update(batch)
-            if len(self.label_counts) > MAX_CLASSES_FROM_INTEGERS:
-                self.label_counts = None
-        elif self.regression is False:
-            self.label_counts.update(train_labels)
-        else:
-            self.label_sums.append(math.fsum(map(float, train_labels)))
-        for k, rows in enumerate(_deal(list(compress(joined, masks["train"])), self.counts["train"], self.hosts)):
-            if rows:
-                self.outputs[f"train{k}"].write(_lines(rows))
-                self.written[f"train{k}"] += len(rows)
-        validation = list(compress(joined, masks["validation"]))
-        if validation:
-            self.outputs["validation"].write(_lines(validation))
-            self.written["validation"] += len(validation)
+        self.tally(lambda: Counter(train_labels), lambda: map(float, train_labels))
         comma = b"," if isinstance(joined[0], bytes) else ","
         test = list(map(FEATURES_PART, map(type(comma).partition, compress(joined, masks["test"]), repeat(comma))))
         columns = [compress(column, masks["test"]) for column in held_out]
         if quote is not None:
             columns = [map(quote, column) for column in columns]
         held = list(map(comma.join, zip(*columns))) if len(columns) > 1 else list(columns[0])
+        self.put(masks, list(compress(joined, masks["train"])), list(compress(joined, masks["validation"])), test,
+                 held, _lines)
+
+    def tally(self, counts: Callable[[], Counter], numbers: Callable[[], Iterable[float]]) -> None:
+        """Counts (classes) or sums (regression) the batch's train labels, given as their counts and as numbers."""
+        if self.regression is None and self.label_counts is not None:
+            # The batch's sum from its counts: fsum is exact whatever the order, so it is the regression's own.
+            batch = counts()
+            self.label_sums.append(math.fsum(chain.from_iterable(map(repeat, map(float, batch), batch.values()))))
+            self.label_counts.update(batch)
+            if len(self.label_counts) > MAX_CLASSES_FROM_INTEGERS:
+                self.label_counts = None
+        elif self.regression is False:
+            self.label_counts.update(counts())
+        else:
+            self.label_sums.append(math.fsum(numbers()))
+
+    def put(self, masks: dict[str, bytes], train, validation, test, held, lines: Callable) -> None:
+        """A batch's rows by split (lists, or Arrow arrays of lines; lines(rows) makes an object's bytes): train
+        dealt to one object per training host, test features and their held-out labels to one pair per
+        transform instance."""
+        for k, rows in enumerate(_deal(train, self.counts["train"], self.hosts)):
+            self._put(f"train{k}", rows, lines)
+        self._put("validation", validation, lines)
         features = _deal(test, self.counts["test"], self.instances)
         for k, rows in enumerate(_deal(held, self.counts["test"], self.instances)):
-            if rows:
-                self.outputs[f"test{k}"].write(_lines(features[k]))
-                self.outputs[f"labels{k}"].write(_lines(rows))
-                self.written[f"test{k}"] += len(rows)
+            if len(rows):
+                self.outputs[f"labels{k}"].write(lines(rows))
+                self._put(f"test{k}", features[k], lines)
         for split, mask in masks.items():
             self.counts[split] += mask.count(1)
+
+    def _put(self, name: str, rows, lines: Callable) -> None:
+        if len(rows):
+            self.outputs[name].write(lines(rows))
+            self.written[name] += len(rows)
 
     def result(self) -> dict:
         """Counts per split and per object, and the train labels' counts (classes) or sum (regression), or

@@ -202,13 +202,14 @@ def test_train_and_test_rows_are_dealt_to_one_object_per_host_and_instance(s3, m
 def test_the_numeric_fast_path_profiles_as_the_csv_module_does(tmp_path):
     from preprocess.numeric import numeric_blocks, profile_numeric
     from preprocess.plan import Columns
-    from preprocess.profile import NUMBER_VALUES_KEPT, profile_with_restarts
+    from preprocess.profile import NUMBER_VALUES_KEPT, profile_item, profile_with_restarts
     from preprocess.shards import data_batches
     header = ["a", "label", "id", "b"]
     text = "a,label,id,b\r\n" + "".join(f"{i % 7},{i % 3},{i},{i * 0.5}\r\n" for i in range(3000)) + "\r\n5,1,9999,\r\n"
     columns = Columns(tuple(header), label=1, id=2)
     fast = profile_numeric(numeric_blocks([text.encode()], "x", header, header), columns, "x", NUMBER_VALUES_KEPT)
-    general = profile_with_restarts(lambda: data_batches([text.encode()], "x", header), columns, "x")
+    general = profile_with_restarts(lambda text_columns: profile_item(data_batches([text.encode()], "x", header), columns,
+                                                                      "x", text_columns))
     assert fast == general and fast["rows"] == 3001 and fast["columns"]["0"]["values"] == [str(i) for i in range(7)]
 
 
@@ -339,9 +340,9 @@ def test_only_the_items_with_text_are_read_twice_when_the_plan_needs_no_codes(s3
     read = gets(monkeypatch)
     run_in_phases(uri)
     split_items = json.loads(objects(s3, under="preprocess/")["preprocess/split-items.json"])
-    assert [(item["key"], item["numeric"]) for item in split_items] == [("datasets/numbers/part-1.csv", False)], \
-        "quoted numbers: the csv path"
-    # part-1: the profile (the csv module goes on from where the fast path stopped), then its split
+    assert [(item["key"], item["path"]) for item in split_items] == [("datasets/numbers/part-1.csv", "arrow")], \
+        "quoted numbers: through Arrow"
+    # part-1: the profile (Arrow goes on from where the fast path stopped), then its split
     assert sorted(read[1:]) == sorted([f"datasets/numbers/part-{n}.csv{'.gz' if n == 3 else ''}[0:None]"
                                       for n in range(4)] + ["datasets/numbers/part-1.csv[0:None]"])
     schema = json.loads(objects(s3)["validation/schema.json"])
