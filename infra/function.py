@@ -8,7 +8,7 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
-from . import policies
+from . import parser, policies
 
 ROOT = Path(__file__).resolve().parent.parent
 CODE_DIR = ROOT / "preprocess"
@@ -16,7 +16,7 @@ HANDLER = "preprocess.handler.handler"
 
 
 def code_archive() -> pulumi.AssetArchive:
-    """The preprocess package (boto3 only; the runtime provides it), at preprocess/ in the zip."""
+    """The preprocess package, at preprocess/ in the zip (boto3 is the runtime's; pyarrow, the layer's)."""
     files = sorted(p for p in CODE_DIR.glob("*.py"))
     return pulumi.AssetArchive({f"preprocess/{p.name}": pulumi.FileAsset(str(p)) for p in files})
 
@@ -47,12 +47,19 @@ class PreprocessFunction(pulumi.ComponentResource):
             f"{name}-policy", role=self.role.id,
             policy=args.refs.apply(lambda refs: json.dumps(
                 policies.preprocess_policy(refs, args.dataset_buckets, log_group_name, args.kms_key_arn))), opts=child)
+        # pyarrow, the parser an item of text is read with (preprocess/arrowcsv.py), for the function's runtime.
+        self.parser = aws.lambda_.LayerVersion(
+            f"{name}-parser", layer_name=f"{args.function_name}-pyarrow",
+            description=f"pyarrow for sagestep's preprocess: {parser.PYARROW.name}",
+            code=pulumi.FileArchive(str(parser.layer_archive())),
+            compatible_runtimes=[parser.RUNTIME], compatible_architectures=[parser.ARCHITECTURE], opts=child)
         self.function = aws.lambda_.Function(
             name,
             name=args.function_name,
             description="sagestep: validate and split the dataset, plan the training run",
-            runtime=aws.lambda_.Runtime.PYTHON3D13,
-            architectures=["arm64"],
+            runtime=parser.RUNTIME,
+            architectures=[parser.ARCHITECTURE],
+            layers=[self.parser.arn],
             handler=HANDLER,
             code=code_archive(),
             role=self.role.arn,

@@ -146,6 +146,7 @@ def _make_mocks(stack: str, region: str, synthesis: Synthesis):
             arns = {
                 "aws:iam/role:Role": f"arn:{partition}:iam::{ACCOUNT_ID}:role/{name}",
                 "aws:lambda/function:Function": arn_base.format("lambda") + f"function:{name}",
+                "aws:lambda/layerVersion:LayerVersion": arn_base.format("lambda") + f"layer:{out.get('layerName')}:1",
                 "aws:cloudwatch/logGroup:LogGroup": arn_base.format("logs") + f"log-group:{name}",
                 STATE_MACHINE: arn_base.format("states") + f"stateMachine:{name}",
                 "aws:sns/topic:Topic": arn_base.format("sns") + name,
