@@ -32,6 +32,8 @@ STATE_MACHINE = "aws:sfn/stateMachine:StateMachine"
 SOURCES = ("__main__.py", "Pulumi.yaml", "infra", "statemachine", "preprocess", "training", "inference")
 ENVIRONMENT = ("AWS_REGION", "AWS_DEFAULT_REGION", PRICES_VARIABLE)
 CACHE_DIR = Path(".sagestep/synth-cache")
+# The Lambda's pyarrow layer: built for a deployment only (infra/parser.py); a local run uses the environment's.
+LAYERS = ".sagestep/layers/"
 
 
 class StackFileError(Exception):
@@ -233,7 +235,7 @@ def synthesize_stack(stack: str, root: Path = ROOT) -> Synthesis:
         entry = json.loads(cached.read_text())
         if entry["key"] == key:
             synthesis = Synthesis(**entry["synthesis"])
-            if all((ROOT / path).is_file() for path in _files_of(synthesis.resources)):
+            if all((ROOT / path).is_file() for path in _files_of(synthesis.resources) if not path.startswith(LAYERS)):
                 return synthesis
     except (OSError, ValueError, KeyError, TypeError):
         pass

@@ -81,3 +81,8 @@ def test_the_function_runs_with_the_layer_for_its_runtime_and_architecture():
     assert layer["code"] == {"file": parser.layer_path().relative_to(parser.ROOT).as_posix()}
     assert "cp313-cp313-manylinux_2_28_aarch64" in layer["code"]["file"]
     assert function["layers"] == ["arn:aws:lambda:us-east-1:123456789012:layer:sagestep-layer-preprocess-pyarrow:1"]
+
+
+def test_a_local_synthesis_is_reused_without_the_layer_a_deployment_builds():
+    from sagestep import synth
+    assert synth.LAYERS == parser.LAYERS_DIR.relative_to(parser.ROOT).as_posix() + "/"
