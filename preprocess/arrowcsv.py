@@ -3,10 +3,10 @@ times faster.
 
 Arrow reads some bytes the csv module refuses: `"a"b` as `ab`, a quote left open at the end as a value. So the
 profile's read checks every quote first (QuoteCheck). Anything Arrow refuses, a field longer than the csv module
-takes, and any value whose rule depends on how the csv path batches its rows (a nan or a large number in the
-batch where a column turns to text, a label of numbers and text), raises Unsure: the csv module then reads the
-item, and gives the named error or the same profile. No error is raised here. The split reads again, unchecked,
-bytes that a profile read here.
+takes, anything the csv path refuses, and any value whose rule depends on how the csv path batches its rows (a
+nan or a large number before the first text of a column that turns to text, a label of numbers and text) raises
+Unsure: the csv module then reads the item, and gives the named error or the same profile. No error is raised
+here. The split reads again, unchecked, bytes that a profile read here.
 """
 from __future__ import annotations
 
@@ -15,31 +15,30 @@ import io
 import re
 import struct
 from collections import Counter
-from typing import Callable, Iterable, Iterator
+from typing import Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as arrow_csv
 
+from . import profile as profiling
 from .csvrows import ChunkStream
 from .errors import PreprocessError
-from .plan import IDENTIFIER_EVIDENCE, MAX_CLASSES_FROM_INTEGERS, NOT_FINITE, NUMBER, Columns, NumericLabelWatch
-from . import profile as profiling
+from .plan import (CSV_SPECIAL, IDENTIFIER_EVIDENCE, LARGE_NUMBER, MAX_CLASSES_FROM_INTEGERS, NOT_FINITE, NUMBER,
+                   Columns, NumericLabelWatch)
 from .profile import ColumnProfile, Restart, item_profile
 from .split import SplitWriter
 
-BLOCK_BYTES = 1 << 20           # Arrow reads about 20 blocks ahead
+BLOCK_BYTES = 1 << 20                      # Arrow reads about 20 blocks ahead
 FIELD_LIMIT = csv.field_size_limit()       # the csv module's longest field, in characters
 RECORD_LIMIT = 8 << 20                     # bytes without a line break outside quotes: the csv module reads it
 FLOAT32_PAST = 2.0 ** 128 - 2.0 ** 103     # the least double that rounds to inf as a float32 (plan.past_float32)
 NUMBER_BYTES = b"0123456789.-+eE"
 NUMBER_OR_EMPTY = f"^(?:{NUMBER.pattern})?$"
 NOT_FINITE_VALUE = f"(?i)^{NOT_FINITE.pattern}$"
-MAY_BE_LARGE = r"[eE]\+?0*[1-9][0-9]|[0-9]{30}"          # plan.may_be_large
 # Records whose every quote opens a field (at its start), closes one (before a separator or the end) or is
 # doubled inside one: the quoting that the csv module (strict) and Arrow read alike.
 QUOTED = re.compile(rb'[^"]*+|(?:[^"]*[,\r\n])?"[^"]*+"(?:(?:[,\r\n](?:[^"]*[,\r\n])?)?"[^"]*+")*+(?:[,\r\n][^"]*+)?')
-_CSV_SPECIAL = '[,"\r\n]'                  # plan.csv_field's
 
 
 class Unsure(Exception):
@@ -152,7 +151,7 @@ def _profile_column(profile: ColumnProfile, column: pa.Array, number_limit: int)
         not_finite = pc.match_substring_regex(column, NOT_FINITE_VALUE)
         numbers = pc.match_substring_regex(column, NUMBER_OR_EMPTY)
         first_word = pc.index(pc.invert(pc.or_(numbers, not_finite)), True).as_py()
-        doubts = pc.or_(not_finite, pc.and_(numbers, pc.match_substring_regex(column, MAY_BE_LARGE)))
+        doubts = pc.or_(not_finite, pc.and_(numbers, pc.match_substring_regex(column, LARGE_NUMBER)))
         first_doubt = pc.index(doubts, True).as_py()
         if first_word < 0 or 0 <= first_doubt < first_word:
             raise Unsure("a nan, inf or large number before the first text where a column turns to text")
@@ -190,7 +189,8 @@ def _all(column: pa.Array, pattern: str) -> bool:
 def _data(column: pa.Array) -> bytes:
     """A string array's values, one after another."""
     offsets, data = column.buffers()[1:3]
-    start, end = (struct.unpack_from("<i", offsets, 4 * index)[0] for index in (column.offset, column.offset + len(column)))
+    start, end = (struct.unpack_from("<i", offsets, 4 * index)[0]
+                  for index in (column.offset, column.offset + len(column)))
     return memoryview(data)[start:end].tobytes() if data is not None else b""
 
 
@@ -241,7 +241,7 @@ def _lines(rows: pa.RecordBatch | pa.Array) -> bytes:
 def _quoted(column: pa.Array) -> pa.Array:
     """plan.csv_field of each value: quoted (quotes doubled) only when it holds a comma, quote or line break.
     Arrow's own writer quotes every text value, or none."""
-    special = pc.match_substring_regex(column, _CSV_SPECIAL)
+    special = pc.match_substring_regex(column, CSV_SPECIAL.pattern)
     if not pc.any(special).as_py():
         return column
     return pc.if_else(special, pc.binary_join_element_wise('"', pc.replace_substring(column, '"', '""'), '"', ""),

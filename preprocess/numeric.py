@@ -4,10 +4,10 @@ The profile checks each block before it cuts it into lines (plan.number_marks): 
 the csv path has it (plan.NUMBER) or empty, every line one field per column (MalformedRow), every number
 within float32's range (InvalidNumber); the label is taken with bytes.partition. Anything else (quotes,
 text, 1.2.3, 2024-01-05) raises NotNumeric, and Arrow (arrowcsv.py), or the csv module where Arrow is unsure,
-reads the item, applying the rules for text (a later split relies on the profile's check of the same bytes). Rows are numbered as the csv path numbers
-them (non-blank rows, the header is row 1). profile_any and split_any choose the path for an item;
-profile_any also splits an item of numbers in the same read, which stands when the merged plan agrees
-(split_stands).
+reads the item, applying the rules for text (a later split relies on the profile's check of the same bytes).
+Rows are numbered as the csv path numbers them (non-blank rows, the header is row 1). profile_any and
+split_any choose the path for an item; profile_any also splits an item of numbers in the same read, which
+stands when the merged plan agrees (split_stands).
 """
 from __future__ import annotations
 

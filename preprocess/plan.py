@@ -219,8 +219,8 @@ NOT_FINITE = re.compile(r"[-+]?(?:nan|inf|infinity)", re.IGNORECASE)
 # is under 1e29 x 1e9); only lines that hold one are read value by value.
 _FLOAT32 = struct.Struct("<f")
 _LONG_RUN = bytes([_DIGIT]) * 30
-_LARGE = r"[eE]\+?0*[1-9][0-9]|[0-9]{30}"
-_MAY_BE_LARGE = {bytes: re.compile(_LARGE.encode()), str: re.compile(_LARGE)}
+LARGE_NUMBER = r"[eE]\+?0*[1-9][0-9]|[0-9]{30}"
+_MAY_BE_LARGE = {bytes: re.compile(LARGE_NUMBER.encode()), str: re.compile(LARGE_NUMBER)}
 
 
 class Numbers(NamedTuple):

@@ -61,9 +61,11 @@ def rows(count: int, row) -> str:
 DATASETS = {
     "quoted text, doubled quotes, commas, line breaks": "n,city,note,label\n" + rows(
         300, lambda i: f'{i * 0.25},"{["Paris", "New York, NY", "The ""Big"" Smoke", "São Paulo"][i % 4]}",'
-                       f'{["", chr(34) + "two" + chr(10) + "lines" + chr(34), "plain"][i % 3]},{["stay", "churn"][i % 2]}\n'),
+                       f'{["", chr(34) + "two" + chr(10) + "lines" + chr(34), "plain"][i % 3]},'
+                       f'{["stay", "churn"][i % 2]}\n'),
     "crlf, blank lines, empty fields": "a,b,kind,label\r\n" + rows(
-        200, lambda i: f"{i},{'' if i % 5 == 0 else i / 3},{['x', '', 'y'][i % 3]},{i % 3}\r\n" + ("\r\n" if i % 7 == 0 else "")),
+        200, lambda i: f"{i},{'' if i % 5 == 0 else i / 3},{['x', '', 'y'][i % 3]},{i % 3}\r\n"
+                       + ("\r\n" if i % 7 == 0 else "")),
     "a column of numbers that turns to text late (a restart)": "a,code,label\n" + rows(
         4000, lambda i: f"{i},{i if i < 3500 else 'Z' + str(i % 9)},{i % 2}\n"),
     "labels 1 and 2 (classes mapped), an id column": "id,a,b,label\n" + rows(
@@ -104,7 +106,8 @@ def test_rows_are_dealt_to_hosts_and_instances_as_the_csv_module_deals_them(monk
 # Bytes that Arrow would read where the csv module refuses them, or a rule the csv module judges per batch: each is
 # left to the csv module, which gives its named error (or its own result).
 REFUSED = {
-    'a closing quote followed by text ("a"b)': ('a,b,label\n1,"x"y,0\n', errors.MalformedRow, "',' expected after '\"'"),
+    'a closing quote followed by text ("a"b)': ('a,b,label\n1,"x"y,0\n', errors.MalformedRow,
+                                                "',' expected after '\"'"),
     "a quote left open at the end": ('a,b,label\n1,2,0\n1,"x,1\n', errors.MalformedRow, "unexpected end of data"),
     "a field past the csv module's limit": ("a,b,label\n1," + "x" * 131073 + ",0\n", errors.MalformedRow,
                                             "field larger than field limit"),

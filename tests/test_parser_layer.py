@@ -42,8 +42,8 @@ def test_the_layer_holds_what_the_parser_loads_and_nothing_it_does_not(tmp_path)
                 or name.endswith((".pyx", ".pxd", ".h"))]
     layer.extractall(tmp_path)
     found = subprocess.run(
-        [sys.executable, "-S", "-c", "import sys; sys.path.insert(0, sys.argv[1]); import pyarrow.csv, pyarrow.compute; "
-         "print(pyarrow.__file__)", str(tmp_path / "python")], capture_output=True, text=True)
+        [sys.executable, "-S", "-c", "import sys; sys.path.insert(0, sys.argv[1]); import pyarrow.csv, "
+         "pyarrow.compute; print(pyarrow.__file__)", str(tmp_path / "python")], capture_output=True, text=True)
     assert found.returncode == 0, found.stderr[-2000:]
     assert found.stdout.strip().startswith(str(tmp_path)), "imported from the layer, not the environment"
 
@@ -51,8 +51,9 @@ def test_the_layer_holds_what_the_parser_loads_and_nothing_it_does_not(tmp_path)
 def test_the_same_wheel_gives_the_same_layer():
     layer = parser.layer_zip(small_wheel())
     assert layer == parser.layer_zip(small_wheel())
-    assert zipfile.ZipFile(io.BytesIO(layer)).namelist() == [
-        "python/pyarrow-1.dist-info/licenses/LICENSE.txt", "python/pyarrow/__init__.py", "python/pyarrow/libarrow.so.2200"]
+    assert zipfile.ZipFile(io.BytesIO(layer)).namelist() == ["python/pyarrow-1.dist-info/licenses/LICENSE.txt",
+                                                            "python/pyarrow/__init__.py",
+                                                            "python/pyarrow/libarrow.so.2200"]
 
 
 def test_a_deployment_builds_the_layer_once_from_a_wheel_with_the_pinned_hash(tmp_path, monkeypatch):
