@@ -3,7 +3,7 @@ against polars, pyarrow and duckdb, each on one thread (the `bench` extra instal
 
   python bench/preprocess.py                  # 1M x 20 numeric and 1M-row text/quoted datasets
   python bench/preprocess.py --rows 200000    # smaller
-  python bench/preprocess.py --memory         # peak RSS of the split on ~100 MB and ~1 GB inputs
+  python bench/preprocess.py --memory         # peak RSS on ~100 MB and ~1 GB inputs, numbers and text
 
 Each contender runs in its own process (peak RSS is that process's ru_maxrss). "pandas" is
 read_csv of the whole object, sample the splits, to_csv each; "read only" streams the same object
@@ -359,13 +359,16 @@ def main() -> None:
         helper("bucket", env=s3_env(endpoint))
         with tempfile.TemporaryDirectory() as tmp:
             if args.memory:
-                small = Path(tmp, "numeric-100mb.csv")
-                helper("numeric", str(small), str(args.rows * 2 // 3))
-                large = Path(tmp, "numeric-1gb.csv")
-                helper("repeat", str(small), str(large), "10")
-                for path in (small, large):
-                    r = run_child("sagestep", "local", str(path), s3_env(endpoint))
-                    print(f"{path.stat().st_size / 1e6:7.0f} MB: {r['seconds']:.2f} s, peak RSS {r['max_rss_mb']:.0f} MB")
+                for kind, rows in (("numeric", args.rows * 2 // 3), ("text", args.rows)):
+                    small = Path(tmp, f"{kind}-100mb.csv")
+                    helper(kind, str(small), str(rows))
+                    large = Path(tmp, f"{kind}-1gb.csv")
+                    helper("repeat", str(small), str(large), "10")
+                    for path in (small, large):
+                        r = run_child("sagestep", "local", str(path), s3_env(endpoint))
+                        print(f"{kind:7} {path.stat().st_size / 1e6:7.0f} MB: {r['seconds']:.2f} s, peak RSS "
+                              f"{r['max_rss_mb']:.0f} MB ({r['path']})")
+                        path.unlink()
                 return
             numeric = Path(tmp, "numeric.csv")
             helper("numeric", str(numeric), str(args.rows))
