@@ -28,7 +28,7 @@ LABEL_PART = itemgetter(0)
 
 
 class NotNumeric(Exception):
-    """This item needs the csv path."""
+    """This item needs the path for text (Arrow, or the csv module)."""
 
 
 def numeric_blocks(chunks: Iterable[bytes], where: str, header: list[str] | None,
@@ -176,7 +176,7 @@ def profile_any(open_chunks: Callable[[], Iterable[bytes]], where: str, header: 
 
 class _FirstChunks:
     """An item's chunks, those read kept until the fast path has cleared its first block: an item of text
-    (found there) is read by the csv module from them and the rest of the same stream, not again."""
+    (found there) is read through Arrow from them and the rest of the same stream, not again."""
 
     def __init__(self, chunks: Iterable[bytes]):
         self.chunks, self.kept = iter(chunks), []

@@ -44,8 +44,9 @@ def _lines(rows: list) -> bytes:
 
 class SplitWriter:
     """Writes an item's rows, batch by batch, however they were read (the csv module or the numeric fast
-    path, as str or bytes): train rows dealt to one object per training host, test rows (features without
-    the label, and their held-out labels beside them) to one pair of objects per transform instance.
+    path, as str or bytes; Arrow, as its arrays): train rows dealt to one object per training host, test
+    rows (features without the label, and their held-out labels beside them) to one pair of objects per
+    transform instance.
     regression None: not known yet (a split in the profile's read), so the train labels are counted while
     they may be classes, and summed batch by batch (from the batch's counts while they are kept) in case
     they are not."""
