@@ -183,3 +183,21 @@ def test_a_number_past_float32_is_unsure_exactly_where_plan_refuses_it(value):
                 arrowcsv._numbers(pa.array(column))
         else:
             assert arrowcsv._numbers(pa.array(column)) is True
+
+
+def test_an_item_of_numbers_in_a_dataset_with_text_is_split_through_arrow_as_the_csv_module_splits_it():
+    header = ["a", "b", "label"]
+    columns = Columns(tuple(header), 2)
+    numbers = ("a,b,label\n" + rows(300, lambda i: f"{i % 13},{i * 0.5},{i % 2}\n")).encode()
+    text = ("a,b,label\n" + rows(300, lambda i: f"{['x', 'y', ''][i % 3]},{i},{i % 2}\n")).encode()
+    found = [profile_any(lambda data=data: [data], "d.csv", header, False, columns) for data in (numbers, text)]
+    assert [path for _, path, _ in found] == ["numeric", "arrow"]
+    plan = merge_profiles([profile for profile, _, _ in found], columns, ["n.csv", "t.csv"], RATIOS, 7, ["", "t"])
+    assert plan["categories"]["0"] == ["0", "1", "10", "11", "12", "2", "3", "4", "5", "6", "7", "8", "9", "x", "y"]
+    written = {}
+    for path in ("numeric", "csv module"):
+        outputs = Outputs({name: MemoryOutput() for name in output_keys("", 0, 1, 1)})
+        written[split_any(lambda: [numbers], "n.csv", header, False, columns, plan,
+                          lambda: SplitWriter(outputs, columns, RowSplitter(RATIOS, 7), False, 1, 1), outputs,
+                          path)[1]] = {name: output.data for name, output in outputs.outputs.items()}
+    assert set(written) == {"arrow", "csv module"} and written["arrow"] == written["csv module"]
