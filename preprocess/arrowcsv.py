@@ -32,6 +32,7 @@ from .split import SplitWriter
 BLOCK_BYTES = 1 << 20                      # Arrow reads about 20 blocks ahead
 FIELD_LIMIT = csv.field_size_limit()       # the csv module's longest field, in characters
 RECORD_LIMIT = 8 << 20                     # bytes without a line break outside quotes: the csv module reads it
+BOM = "\ufeff".encode()
 FLOAT32_PAST = 2.0 ** 128 - 2.0 ** 103     # the least double that rounds to inf as a float32 (plan.past_float32)
 NUMBER_BYTES = b"0123456789.-+eE"
 NUMBER_OR_EMPTY = f"^(?:{NUMBER.pattern})?$"
@@ -47,17 +48,19 @@ class Unsure(Exception):
 
 class QuoteCheck:
     """The chunks, passed on while their quoting is QUOTED, checked up to the last line break outside quotes;
-    ok is False (and no more chunks come) from the first record that is not."""
+    ok is False (and no more chunks come) from the first record that is not. A stream that starts with a UTF-8
+    byte order mark is not ok either: Arrow drops it, the csv module keeps it (a byte range of joined files)."""
 
     def __init__(self, chunks: Iterable[bytes]):
         self.chunks, self.ok = iter(chunks), True
 
     def __iter__(self) -> Iterator[bytes]:
-        pending = b""
+        pending, start = b"", b""
         for chunk in self.chunks:
+            start = (start + chunk)[:len(BOM)]
             data = pending + chunk
             cut = _records_end(data)
-            if QUOTED.fullmatch(data, 0, cut) is None or len(data) - cut > RECORD_LIMIT:
+            if start == BOM or QUOTED.fullmatch(data, 0, cut) is None or len(data) - cut > RECORD_LIMIT:
                 self.ok = False
                 return
             pending = data[cut:]

@@ -46,6 +46,8 @@ def numeric_blocks(chunks: Iterable[bytes], where: str, header: list[str] | None
             if b"\n" in tail:
                 break
         line, _, tail = tail.partition(b"\n")
+        if b"\r" in line.removesuffix(b"\r"):
+            raise NotNumeric("a line that ends in a lone carriage return")
         try:
             found = next(csv.reader([line.decode("utf-8").rstrip("\r")]), [])
         except UnicodeDecodeError as error:

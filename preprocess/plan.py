@@ -213,7 +213,8 @@ _FOLLOWS = {_SEP: (_SEP, _DIGIT, _POINT, _SIGN), _DIGIT: (_SEP, _DIGIT, _POINT, 
             _E: (_DIGIT, _SIGN), _SIGN: (_DIGIT, _POINT)}
 _PAIRS = bytes(sorted(this + 8 * before for before, these in _FOLLOWS.items() for this in these))
 _MARKS = bytes.maketrans(b"E", b"e")
-NOT_FINITE = re.compile(r"[-+]?(?:nan|inf|infinity)", re.IGNORECASE)
+# ASCII letters only: Python's case-insensitive match would take "ınf" (a dotless i), which no reader takes for inf.
+NOT_FINITE = re.compile(r"[-+]?(?:nan|inf|infinity)", re.IGNORECASE | re.ASCII)
 # XGBoost (and numpy, in train.py) read values as float32, whose largest is 3.4e38: a number past it is read
 # as inf. Only a positive exponent of 10 or more, or 30 digits in a row, can reach it (below both, a value
 # is under 1e29 x 1e9); only lines that hold one are read value by value.

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from .errors import (EmptyDataset, InvalidLabel, InvalidNumber, MalformedRow, MixedColumn, TooFewRows,
-                     TooManyCategories)
+from .errors import (EmptyDataset, InvalidLabel, InvalidNumber, MalformedRow, MissingLabelColumn, MixedColumn,
+                     TooFewRows, TooManyCategories)
 from .plan import (IDENTIFIER_EVIDENCE, MAX_CLASSES_FROM_INTEGERS, Columns, NumericLabelWatch, classification,
                    first_past_float32, identifier_like, not_finite, number_values, past_float32_message, problem_type)
 from .rowsplit import RowSplitter, SPLITS
@@ -182,6 +182,10 @@ def merge_profiles(profiles: list[dict], columns: Columns, where: list[str], rat
     if rows <= EXACT_SPLIT_COUNT_ROWS:
         _check_splits([profile["rows"] for profile in profiles], streams, ratios, seed)
     left_out = {identifier["name"] for identifier in identifiers}
+    if all(columns.header[i] in left_out for i in columns.features):
+        reasons = "; ".join(f"{identifier['name']}: {identifier['reason']}" for identifier in identifiers)
+        raise MissingLabelColumn(f"every feature column looks like an identifier ({reasons}); there is nothing to "
+                                 "learn from: add feature columns, or set labelColumn to the column to predict")
     return {"problem": kind, "classes": classes, "mapped": mapped, "categories": categories,
             "features": [i for i in columns.features if columns.header[i] not in left_out],
             "identifiers": identifiers, "rows": rows}

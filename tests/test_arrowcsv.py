@@ -74,6 +74,8 @@ DATASETS = {
         400, lambda i: f"{['u', 'v', 'w'][i % 3]},{i % 17},{i * 1.37 - 50:.3f}\n"),
     "a text column of numbers and words, 'nan' and 1e39 after the first word": "a,b,label\n" + rows(
         300, lambda i: f"{i},{[str(i), 'word', 'nan', '1e39'][i % 4] if i > 2 else 'word'},{['yes', 'no'][i % 2]}\n"),
+    "lone carriage returns, 'ınf' (a dotless i) among numbers": "a,b,label\r" + rows(
+        100, lambda i: f"{i},{'ınf' if i == 3 else i % 7},{['p', 'q'][i % 2]}\r"),
     "no line break at the end": "a,b,label\n" + rows(50, lambda i: f'{i},"x{i % 3}",{i % 2}\n') + '9,"x1",1',
 }
 
@@ -143,6 +145,14 @@ def test_what_arrow_might_read_otherwise_gets_the_csv_modules_named_error(name, 
 def test_the_path_an_item_takes(text, path):
     columns = Columns(("a", "b", "label"), 2)
     assert profile_any(lambda: [text.encode()], "d.csv", ["a", "b", "label"], False, columns)[1] == path
+
+
+def test_a_byte_range_that_starts_with_a_byte_order_mark_is_read_by_the_csv_module():
+    """Arrow drops the mark at the start of its stream; the csv module keeps it in the first field."""
+    columns = Columns(("a", "b", "label"), 2)
+    data = "\ufeff1,x,0\n2,y,1\n".encode()
+    profile, path, _ = profile_any(lambda: [data[:2], data[2:]], "d.csv (bytes 9-30)", None, True, columns)
+    assert path == "csv module" and profile["columns"]["0"]["values"] == ["2", "\ufeff1"]
 
 
 def test_a_line_break_in_a_field_of_a_byte_range_is_the_csv_modules_multiline_error():

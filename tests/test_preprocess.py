@@ -339,6 +339,14 @@ def test_a_text_column_of_distinct_values_is_left_out_as_an_identifier(s3):
     assert all(len(row) == 2 for row in split_rows(s3)["train"])
 
 
+def test_a_dataset_whose_every_feature_is_an_identifier_is_refused_before_any_split(s3):
+    text = "customer,label\n" + "\n".join(f"C-{i:05d},{i % 3 == 0}" for i in range(300))
+    with pytest.raises(errors.MissingLabelColumn, match="every feature column looks like an identifier "
+                       r"\(customer: identifier: 300 distinct values in 300 rows\); there is nothing to learn from"):
+        handler(event(put(s3, "datasets/ids.csv", text)), None)
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="runs/")
+
+
 @pytest.mark.parametrize("values, left_out", [
     # the first batch repeats one value, the rest are all distinct: found at the end, the pass restarts
     (lambda i: "same" if i < 16 else f"id{i}", True),
