@@ -57,7 +57,7 @@ class QuoteCheck:
     def __iter__(self) -> Iterator[bytes]:
         pending, start = b"", b""
         for chunk in self.chunks:
-            start = (start + chunk)[:len(BOM)]
+            start = (start + chunk[:len(BOM)])[:len(BOM)]
             data = pending + chunk
             cut = _records_end(data)
             if start == BOM or QUOTED.fullmatch(data, 0, cut) is None or len(data) - cut > RECORD_LIMIT:
