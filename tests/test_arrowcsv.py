@@ -2,11 +2,14 @@
 Arrow might read otherwise (and then its named error)."""
 import csv
 import itertools
+import subprocess
+import sys
 
 import pyarrow as pa
 import pytest
 
 from preprocess import arrowcsv, errors
+from sagestep import ROOT
 from preprocess.numeric import profile_any, split_any
 from preprocess.plan import NUMBER, Columns, Request, find_columns, past_float32
 from preprocess.profile import merge_profiles
@@ -211,3 +214,16 @@ def test_an_item_of_numbers_in_a_dataset_with_text_is_split_through_arrow_as_the
                           lambda: SplitWriter(outputs, columns, RowSplitter(RATIOS, 7), False, 1, 1), outputs,
                           path)[1]] = {name: output.data for name, output in outputs.outputs.items()}
     assert set(written) == {"arrow", "csv module"} and written["arrow"] == written["csv module"]
+
+
+def test_arrow_reads_text_without_importing_pandas():
+    """pyarrow looks for pandas when it converts a Python value (where numpy is installed, as here); the path
+    converts none, so a local run does not import pandas (0.3 s)."""
+    script = ("import sys, numpy; from tests.test_arrowcsv import DATASETS, preprocess, MemoryOutput\n"
+              "class Patch:\n"
+              "    def context(self): import contextlib; return contextlib.nullcontext(self)\n"
+              "result = preprocess(DATASETS['labels 1 and 2 (classes mapped), an id column'], False, Patch(), "
+              "hosts=2, instances=2, id_column='id')\n"
+              "print(result['path'], result['split path'], 'pandas' in sys.modules)")
+    found = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
+    assert found.stdout.split() == ["arrow", "arrow", "False"], found.stderr[-2000:]
