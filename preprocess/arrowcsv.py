@@ -2,7 +2,7 @@
 times faster.
 
 Arrow reads some bytes the csv module refuses: `"a"b` as `ab`, a quote left open at the end as a value. So the
-profile's read checks every quote first (QuoteCheck). Anything Arrow refuses, a field longer than the csv module
+profile's read checks every quote first (checked). Anything Arrow refuses, a field longer than the csv module
 takes, anything the csv path refuses, and any value whose rule depends on how the csv path batches its rows (a
 nan or a large number before the first text of a column that turns to text, a label of numbers and text) raises
 Unsure: the csv module then reads the item, and gives the named error or the same profile. No error is raised
@@ -11,7 +11,6 @@ here. The split reads again, unchecked, bytes that a profile read here.
 from __future__ import annotations
 
 import csv
-import io
 import re
 import struct
 from collections import Counter
@@ -23,14 +22,12 @@ import pyarrow.compute as pc
 import pyarrow.csv as arrow_csv
 
 from . import profile as profiling
-from .csvrows import ChunkStream
 from .errors import PreprocessError
 from .plan import (CSV_SPECIAL, IDENTIFIER_EVIDENCE, LARGE_NUMBER, MAX_CLASSES_FROM_INTEGERS, NOT_FINITE, NUMBER,
                    Columns, NumericLabelWatch)
 from .profile import ColumnProfile, Restart, item_profile
 from .split import SplitWriter
 
-BLOCK_BYTES = 1 << 20                      # Arrow reads about 20 blocks ahead
 FIELD_LIMIT = csv.field_size_limit()       # the csv module's longest field, in characters
 RECORD_LIMIT = 8 << 20                     # bytes without a line break outside quotes: the csv module reads it
 BOM = "\ufeff".encode()
@@ -59,26 +56,30 @@ class Unsure(Exception):
     """The csv module must read this item."""
 
 
-class QuoteCheck:
-    """The chunks, passed on while their quoting is QUOTED, checked up to the last line break outside quotes;
-    ok is False (and no more chunks come) from the first record that is not. A stream that starts with a UTF-8
-    byte order mark is not ok either: Arrow drops it, the csv module keeps it (a byte range of joined files)."""
+def pieces(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The chunks regrouped into whole records: each piece ends at the last line break outside quotes (an even
+    count of quotes before it, which holds where the quoting is QUOTED). Unsure at a record longer than
+    RECORD_LIMIT."""
+    pending = b""
+    for chunk in chunks:
+        data = pending + chunk
+        cut = _records_end(data)
+        if cut:
+            yield data[:cut]
+        pending = data[cut:]
+        if len(pending) > RECORD_LIMIT:
+            raise Unsure("a record longer than the csv module's limit")
+    if pending:
+        yield pending
 
-    def __init__(self, chunks: Iterable[bytes]):
-        self.chunks, self.ok = iter(chunks), True
 
-    def __iter__(self) -> Iterator[bytes]:
-        pending, start = b"", b""
-        for chunk in self.chunks:
-            start = (start + chunk[:len(BOM)])[:len(BOM)]
-            data = pending + chunk
-            cut = _records_end(data)
-            if start == BOM or QUOTED.fullmatch(data, 0, cut) is None or len(data) - cut > RECORD_LIMIT:
-                self.ok = False
-                return
-            pending = data[cut:]
-            yield chunk
-        self.ok = QUOTED.fullmatch(pending) is not None
+def checked(pieces: Iterable[bytes]) -> Iterator[bytes]:
+    """The pieces while Arrow reads them as the csv module does: their quoting QUOTED, and no UTF-8 byte order
+    mark at a piece's start (Arrow drops it there, the csv module keeps it: joined files); else Unsure."""
+    for piece in pieces:
+        if piece.startswith(BOM) or QUOTED.fullmatch(piece) is None:
+            raise Unsure("quoting that the csv module refuses, or a byte order mark")
+        yield piece
 
 
 def _records_end(data: bytes) -> int:
@@ -92,40 +93,40 @@ def _records_end(data: bytes) -> int:
     return cut
 
 
-def batches(chunks: Iterable[bytes], width: int, header: list[str] | None) -> Iterator[pa.RecordBatch]:
-    """The item's rows, every field a string, a few MB at a time; a stream that starts its object has its header
-    row checked and left out. Unsure when Arrow refuses the bytes."""
+def batches(pieces: Iterable[bytes], width: int, header: list[str] | None) -> Iterator[pa.RecordBatch]:
+    """The rows of whole-record pieces, every field a string, each piece parsed from memory (from a stream,
+    Arrow's I/O thread reads ahead through Python, and a reader dropped mid-item aborts the process at its
+    exit); a stream that starts its object has its header row checked and left out. Unsure when Arrow refuses
+    the bytes."""
     names = [str(i) for i in range(width)]
-    stream = io.BufferedReader(ChunkStream(iter(chunks)), BLOCK_BYTES)
-    try:
-        reader = arrow_csv.open_csv(
-            stream, read_options=arrow_csv.ReadOptions(use_threads=False, block_size=BLOCK_BYTES, column_names=names),
-            parse_options=arrow_csv.ParseOptions(newlines_in_values=True),
-            convert_options=arrow_csv.ConvertOptions(column_types=dict.fromkeys(names, pa.string())))
-        pending_header = header is not None
-        for batch in reader:
+    parse = arrow_csv.ParseOptions(newlines_in_values=True)
+    convert = arrow_csv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()))
+    pending_header = header is not None
+    for piece in pieces:
+        try:
+            table = arrow_csv.read_csv(pa.BufferReader(piece), read_options=arrow_csv.ReadOptions(
+                use_threads=False, block_size=len(piece) + 1, column_names=names), parse_options=parse,
+                convert_options=convert)
+        except pa.ArrowException as error:
+            raise Unsure(str(error)) from None
+        for batch in table.to_batches():
             if pending_header and batch.num_rows:
                 if [column[0].as_py() for column in batch.columns] != header:
                     raise Unsure("not the dataset's header")
                 batch, pending_header = batch.slice(1), False
             if batch.num_rows:
                 yield batch
-    except pa.ArrowException as error:
-        raise Unsure(str(error)) from None
 
 
 def profile_item(chunks: Iterable[bytes], header: list[str] | None, single_line: bool, columns: Columns,
                  text: frozenset[int] = frozenset()) -> dict:
     """profile.profile_item's result for the item (text: columns known to be text, a Restart), or Unsure."""
-    check = QuoteCheck(chunks)
     features = {i: ColumnProfile(numeric=i not in text) for i in columns.features}
     label = ColumnProfile(numeric=columns.label not in text)
     watch = NumericLabelWatch(columns.label_name)
     rows = 0
     try:
-        for batch in batches(check, len(columns.header), header):
-            if not check.ok:
-                break
+        for batch in batches(checked(pieces(chunks)), len(columns.header), header):
             _within_limits(batch, single_line)
             labels = batch.column(columns.label)
             if pc.any(pc.equal(labels, EMPTY)).as_py():
@@ -144,8 +145,6 @@ def profile_item(chunks: Iterable[bytes], header: list[str] | None, single_line:
             rows += batch.num_rows
     except PreprocessError as error:
         raise Unsure(str(error)) from None
-    if not check.ok:
-        raise Unsure("quoting that the csv module refuses")
     return item_profile(rows, features, label, watch)
 
 
@@ -210,11 +209,12 @@ def _data(column: pa.Array) -> bytes:
     return memoryview(data)[start:end].tobytes() if data is not None else b""
 
 
-def split_item(batches: Iterable[pa.RecordBatch], columns: Columns, plan: dict, writer: SplitWriter) -> dict:
-    """split.split_item's work on Arrow's batches: label first, codes for text columns and mapped classes."""
+def split_item(chunks: Iterable[bytes], header: list[str] | None, columns: Columns, plan: dict,
+               writer: SplitWriter) -> dict:
+    """split.split_item's work through Arrow: label first, codes for text columns and mapped classes."""
     categories = {int(i): _text(*values) for i, values in plan["categories"].items()}
     classes = _text(*plan["classes"]) if plan["mapped"] else None
-    for batch in batches:
+    for batch in batches(pieces(chunks), len(columns.header), header):
         label = batch.column(columns.label)
         features = [_codes(batch.column(i), categories[i]) if i in categories else batch.column(i)
                     for i in plan["features"]]

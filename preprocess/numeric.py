@@ -216,8 +216,7 @@ def split_any(open_chunks: Callable[[], Iterable[bytes]], where: str, header: li
             outputs.abort()
     elif path in ("numeric", "arrow"):
         from . import arrowcsv
-        return arrowcsv.split_item(arrowcsv.batches(open_chunks(), len(columns.header), header), columns, plan,
-                                   writer()), "arrow"
+        return arrowcsv.split_item(open_chunks(), header, columns, plan, writer()), "arrow"
     return split_item(data_batches(open_chunks(), where, header, single_line), columns, plan, writer()), "csv module"
 
 
