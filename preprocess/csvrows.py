@@ -10,6 +10,13 @@ from typing import Iterable, Iterator
 from .errors import InvalidEncoding, MalformedRow, MultilineRecord
 
 BATCH = 2048               # rows per batch: small enough that a batch stays in the CPU caches
+# What the csv module's own words mean for the file.
+CSV_HINTS = {
+    "',' expected after '\"'": ": a quoted field ends at a quote followed by a comma or a line break, and a quote "
+                               'inside it is written twice ("")',
+    "unexpected end of data": ": a quoted field is not closed (its closing quote is missing)",
+    "field larger than field limit": ": a field may hold at most 131,072 characters",
+}
 
 
 class ChunkStream(io.RawIOBase):
@@ -62,7 +69,8 @@ def batches(chunks: Iterable[bytes], where: str, single_line: bool = False) -> I
     except UnicodeDecodeError as error:
         raise InvalidEncoding(f"{where} is not UTF-8 text ({error.reason} after line {reader.line_num})") from None
     except csv.Error as error:
-        raise MalformedRow(f"{where}, line {reader.line_num}: {error}") from None
+        hint = next((hint for start, hint in CSV_HINTS.items() if str(error).startswith(start)), "")
+        raise MalformedRow(f"{where}, line {reader.line_num}: {error}{hint}") from None
 
 
 def read_rows(chunks: Iterable[bytes], where: str) -> Iterator[list[str]]:

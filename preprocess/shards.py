@@ -22,6 +22,7 @@ from .source import S3Object, decoded, without_bom
 # compression a gzip CSV typically has: a gzip shard cannot be cut, so these bound what one can hold.
 SAFE_BYTES_PER_SECOND = 25 << 20
 GZIP_RATIO = 5
+HEADER_BYTES = 8 << 20         # a header row longer than this is read as it is (the csv module refuses it)
 SKIPPED_PREFIXES = ("_", ".")    # _SUCCESS, .crc and such, which Spark and Hadoop leave beside their shards
 
 
@@ -159,14 +160,18 @@ def _owned(raw: Iterator[bytes], start: int, end: int | None) -> Iterator[bytes]
 
 
 def read_header(obj: S3Object) -> list[str]:
-    """The first row of an object (the dataset's header is its first shard's)."""
+    """The first row of an object (the dataset's header is its first shard's), read alone: a fault in a data
+    row is its item's to report, with its row."""
     stream = obj.chunks()
     try:
-        first = next(stream, b"")
-        message = not_csv_message(obj.where, first)
+        head = next(stream, b"")
+        message = not_csv_message(obj.where, head)
         if message:
             raise NotCsv(message)
-        for _, rows in batches(chain([first], stream), obj.where):
+        head = head.lstrip(b"\r\n")
+        while not _first_record_end(head) and len(head) <= HEADER_BYTES and (more := next(stream, b"")):
+            head = (head + more).lstrip(b"\r\n")
+        for _, rows in batches([head[:_first_record_end(head) or len(head)]], obj.where):
             if rows:
                 return rows[0]
     except InvalidEncoding as error:
@@ -174,6 +179,16 @@ def read_header(obj: S3Object) -> list[str]:
     finally:
         stream.close()
     raise EmptyDataset(f"{obj.where} is empty (no header row)")
+
+
+def _first_record_end(data: bytes) -> int:
+    """Just past the first line break outside quotes (an even count of quotes before it), or 0."""
+    position = 0
+    while breaks := [at for at in (data.find(b"\n", position), data.find(b"\r", position)) if at >= 0]:
+        position = min(breaks) + 1
+        if data.count(b'"', 0, position) % 2 == 0:
+            return position
+    return 0
 
 
 def data_batches(chunks: Iterable[bytes], where: str, header: list[str] | None,

@@ -112,10 +112,11 @@ def test_rows_are_dealt_to_hosts_and_instances_as_the_csv_module_deals_them(monk
 # left to the csv module, which gives its named error (or its own result).
 REFUSED = {
     'a closing quote followed by text ("a"b)': ('a,b,label\n1,"x"y,0\n', errors.MalformedRow,
-                                                "',' expected after '\"'"),
-    "a quote left open at the end": ('a,b,label\n1,2,0\n1,"x,1\n', errors.MalformedRow, "unexpected end of data"),
+                                                "',' expected after '\"': a quoted field ends at a quote followed"),
+    "a quote left open at the end": ('a,b,label\n1,2,0\n1,"x,1\n', errors.MalformedRow,
+                                     "unexpected end of data: a quoted field is not closed"),
     "a field past the csv module's limit": ("a,b,label\n1," + "x" * 131073 + ",0\n", errors.MalformedRow,
-                                            "field larger than field limit"),
+                                            "field larger than field limit .*: a field may hold at most 131,072"),
     "a row of two fields": ("a,b,label\n1,2,0\n1,2\n", errors.MalformedRow, "row 3: expected 3 fields, found 2"),
     "a row of one blank": ("a,b,label\n1,2,0\n \n", errors.MalformedRow, "row 3: expected 3 fields, found 1"),
     "another header": ("a,c,label\n1,2,0\n", errors.HeaderMismatch, "has the header 'a,c,label'"),

@@ -116,10 +116,13 @@ def test_bad_datasets_raise_named_errors_and_write_nothing(s3, text, key, error,
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="runs/")
 
 
-def test_not_utf8(s3):
-    s3.put_object(Bucket=BUCKET, Key="datasets/latin1.csv", Body="a,label\ncafé,1\n".encode("latin-1"))
-    with pytest.raises(errors.InvalidEncoding, match="is not UTF-8 text"):
+@pytest.mark.parametrize("text, in_header", [("a,label\ncafé,1\n", False), ("café,label\n1,1\n", True)])
+def test_not_utf8_says_whether_it_is_in_the_header(s3, text, in_header):
+    """The plan reads the header row alone: a byte in a data row is its item's to report."""
+    s3.put_object(Bucket=BUCKET, Key="datasets/latin1.csv", Body=text.encode("latin-1"))
+    with pytest.raises(errors.InvalidEncoding, match="latin1.csv is not UTF-8 text") as caught:
         handler(event(f"s3://{BUCKET}/datasets/latin1.csv"), None)
+    assert ("(in the header row)" in str(caught.value)) is in_header
 
 
 @pytest.mark.parametrize("payload, error", [
