@@ -14,7 +14,6 @@ same cores).
 from __future__ import annotations
 
 import argparse
-import importlib.abc
 import json
 import os
 import resource
@@ -78,21 +77,10 @@ def run_helper(task: str, *args: str) -> None:
 
 # ---------------------------------------------------------------- contenders (run in a child process)
 
-class WithoutPandas(importlib.abc.MetaPathFinder):
-    """An environment without pandas, as the Lambda's."""
-
-    def find_spec(self, name, path, target=None):
-        if name.partition(".")[0] == "pandas":
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-
 
 def child(kind: str, where: str, source: str, out_dir: str) -> dict:
     started = time.perf_counter()
     if kind == "sagestep":
-        # As in the Lambda, which has no pandas: pyarrow looks for it on its first conversion of a Python value,
-        # and would import the bench environment's (0.2 s).
-        sys.meta_path.insert(0, WithoutPandas())
         if where == "local":
             detail = split_local_file(source, out_dir)
         else:

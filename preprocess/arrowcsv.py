@@ -22,15 +22,16 @@ import pyarrow.compute as pc
 import pyarrow.csv as arrow_csv
 
 from . import profile as profiling
+from .csvrows import last_record_end
 from .errors import PreprocessError
 from .plan import (CSV_SPECIAL, IDENTIFIER_EVIDENCE, LARGE_NUMBER, MAX_CLASSES_FROM_INTEGERS, NOT_FINITE, NUMBER,
                    Columns, NumericLabelWatch)
 from .profile import ColumnProfile, Restart, item_profile
+from .source import BOM
 from .split import SplitWriter
 
 FIELD_LIMIT = csv.field_size_limit()       # the csv module's longest field, in characters
 RECORD_LIMIT = 8 << 20                     # bytes without a line break outside quotes: the csv module reads it
-BOM = "\ufeff".encode()
 FLOAT32_PAST = 2.0 ** 128 - 2.0 ** 103     # the least double that rounds to inf as a float32 (plan.past_float32)
 NUMBER_BYTES = b"0123456789.-+eE"
 NUMBER_OR_EMPTY = f"^(?:{NUMBER.pattern})?$"
@@ -63,7 +64,7 @@ def pieces(chunks: Iterable[bytes]) -> Iterator[bytes]:
     pending = b""
     for chunk in chunks:
         data = pending + chunk
-        cut = _records_end(data)
+        cut = last_record_end(data)
         if cut:
             yield data[:cut]
         pending = data[cut:]
@@ -80,17 +81,6 @@ def checked(pieces: Iterable[bytes]) -> Iterator[bytes]:
         if piece.startswith(BOM) or QUOTED.fullmatch(piece) is None:
             raise Unsure("quoting that the csv module refuses, or a byte order mark")
         yield piece
-
-
-def _records_end(data: bytes) -> int:
-    """Just past the last line break that is outside quotes (an even count of quotes before it), or 0."""
-    cut = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
-    quotes = data.count(b'"', 0, cut)
-    while cut and quotes % 2:
-        earlier = max(data.rfind(b"\n", 0, cut - 1), data.rfind(b"\r", 0, cut - 1)) + 1
-        quotes -= data.count(b'"', earlier, cut)
-        cut = earlier
-    return cut
 
 
 def batches(pieces: Iterable[bytes], width: int, header: list[str] | None) -> Iterator[pa.RecordBatch]:

@@ -15,11 +15,11 @@ CSV_HINTS = {
     "',' expected after '\"'": ": a quoted field ends at a quote followed by a comma or a line break, and a quote "
                                'inside it is written twice ("")',
     "unexpected end of data": ": a quoted field is not closed (its closing quote is missing)",
-    "field larger than field limit": ": a field may hold at most 131,072 characters",
+    "field larger than field limit": f": a field may hold at most {csv.field_size_limit():,} characters",
 }
 
 
-class ChunkStream(io.RawIOBase):
+class _ChunkStream(io.RawIOBase):
     """A raw stream over an iterator of byte chunks, so io's text layer can decode it."""
 
     def __init__(self, chunks: Iterator[bytes]):
@@ -42,7 +42,7 @@ class ChunkStream(io.RawIOBase):
 
 
 def _reader(chunks: Iterable[bytes]):
-    text = io.TextIOWrapper(io.BufferedReader(ChunkStream(iter(chunks)), 1 << 20), encoding="utf-8", newline="")
+    text = io.TextIOWrapper(io.BufferedReader(_ChunkStream(iter(chunks)), 1 << 20), encoding="utf-8", newline="")
     return csv.reader(text, strict=True)
 
 
@@ -78,3 +78,25 @@ def read_rows(chunks: Iterable[bytes], where: str) -> Iterator[list[str]]:
     for _, rows in batches(chunks, where):
         yield from rows
 
+
+# Where a record ends: at a line break with an even count of quotes before it (outside quotes), which holds
+# where the quoting is what the csv module reads strictly.
+def first_record_end(data: bytes) -> int:
+    """Just past the first line break outside quotes, or 0."""
+    position = 0
+    while breaks := [at for at in (data.find(b"\n", position), data.find(b"\r", position)) if at >= 0]:
+        position = min(breaks) + 1
+        if data.count(b'"', 0, position) % 2 == 0:
+            return position
+    return 0
+
+
+def last_record_end(data: bytes) -> int:
+    """Just past the last line break outside quotes, or 0."""
+    cut = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
+    quotes = data.count(b'"', 0, cut)
+    while cut and quotes % 2:
+        earlier = max(data.rfind(b"\n", 0, cut - 1), data.rfind(b"\r", 0, cut - 1)) + 1
+        quotes -= data.count(b'"', earlier, cut)
+        cut = earlier
+    return cut

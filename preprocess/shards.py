@@ -13,7 +13,7 @@ from typing import Iterable, Iterator
 
 from botocore.exceptions import ClientError
 
-from .csvrows import batches
+from .csvrows import batches, first_record_end
 from .errors import DatasetNotFound, DatasetTooLarge, EmptyDataset, HeaderMismatch, InvalidEncoding, NotCsv
 from .formats import not_csv_message
 from .source import S3Object, decoded, without_bom
@@ -169,9 +169,9 @@ def read_header(obj: S3Object) -> list[str]:
         if message:
             raise NotCsv(message)
         head = head.lstrip(b"\r\n")
-        while not _first_record_end(head) and len(head) <= HEADER_BYTES and (more := next(stream, b"")):
+        while not first_record_end(head) and len(head) <= HEADER_BYTES and (more := next(stream, b"")):
             head = (head + more).lstrip(b"\r\n")
-        for _, rows in batches([head[:_first_record_end(head) or len(head)]], obj.where):
+        for _, rows in batches([head[:first_record_end(head) or len(head)]], obj.where):
             if rows:
                 return rows[0]
     except InvalidEncoding as error:
@@ -180,15 +180,6 @@ def read_header(obj: S3Object) -> list[str]:
         stream.close()
     raise EmptyDataset(f"{obj.where} is empty (no header row)")
 
-
-def _first_record_end(data: bytes) -> int:
-    """Just past the first line break outside quotes (an even count of quotes before it), or 0."""
-    position = 0
-    while breaks := [at for at in (data.find(b"\n", position), data.find(b"\r", position)) if at >= 0]:
-        position = min(breaks) + 1
-        if data.count(b'"', 0, position) % 2 == 0:
-            return position
-    return 0
 
 
 def data_batches(chunks: Iterable[bytes], where: str, header: list[str] | None,

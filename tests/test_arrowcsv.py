@@ -9,6 +9,7 @@ import pyarrow as pa
 import pytest
 
 from preprocess import arrowcsv, errors
+from preprocess.csvrows import last_record_end
 from sagestep import ROOT
 from preprocess.numeric import profile_any, split_any
 from preprocess.plan import NUMBER, Columns, Request, find_columns, past_float32
@@ -172,7 +173,7 @@ def test_the_quote_check_does_not_depend_on_where_chunks_are_cut():
     for data, ok in [(good, True)] + [(case, False) for case in bad]:
         for cut in range(len(data) + 1):
             whole = list(arrowcsv.pieces([data[:cut], data[cut:]]))
-            assert b"".join(whole) == data and all(arrowcsv._records_end(piece) == len(piece) for piece in whole[:-1])
+            assert b"".join(whole) == data and all(last_record_end(piece) == len(piece) for piece in whole[:-1])
             if ok:
                 assert list(arrowcsv.checked(whole)) == whole
             else:
