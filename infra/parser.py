@@ -37,6 +37,9 @@ PYARROW = Wheel("https://files.pythonhosted.org/packages/ff/c0/782344c2ce58afbea
                 "pyarrow-22.0.0-cp313-cp313-manylinux_2_28_aarch64.whl",
                 "ce20fe000754f477c8a9125543f1936ea5b8867c5406757c224d745ed033e691")
 RUNTIME, ARCHITECTURE = "python3.13", "arm64"
+# Lambda's quotas (AccountLimit CodeSizeZipped, CodeSizeUnzipped): a zip uploaded directly, and a function's code
+# with its layers once extracted; the function's own code is a few hundred KB.
+DIRECT_UPLOAD_BYTES, EXTRACTED_BYTES = 50 * 1024 * 1024, 250 * 1024 * 1024
 # Not loaded by `import pyarrow.csv, pyarrow.compute`: Flight (24 MB), the C++ tests, headers and Cython sources, and
 # the unversioned and fully versioned copies of a library whose soname (lib*.so.2200) is kept.
 DROPPED = re.compile(r"^pyarrow/(?:include/|tests/|src/|.*flight|_pyarrow_cpp_tests)|"
@@ -54,6 +57,12 @@ def layer_zip(wheel: bytes) -> bytes:
             entry = zipfile.ZipInfo(f"python/{info.filename}", date_time=(1980, 1, 1, 0, 0, 0))
             entry.external_attr = (0o755 if info.filename.endswith(".so") or ".so." in info.filename else 0o644) << 16
             layer.writestr(entry, source.read(info), zipfile.ZIP_DEFLATED)
+        extracted = sum(item.file_size for item in layer.infolist())
+    zipped = out.getbuffer().nbytes
+    if zipped > DIRECT_UPLOAD_BYTES or extracted > EXTRACTED_BYTES:
+        raise RuntimeError(f"the parser layer is {zipped / 2**20:.1f} MiB zipped and {extracted / 2**20:.1f} MiB "
+                           f"extracted; Lambda takes at most {DIRECT_UPLOAD_BYTES / 2**20:.0f} MiB uploaded directly "
+                           f"and {EXTRACTED_BYTES / 2**20:.0f} MiB extracted")
     return out.getvalue()
 
 

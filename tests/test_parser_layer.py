@@ -54,6 +54,19 @@ def test_the_same_wheel_gives_the_same_layer():
                                                             "python/pyarrow/libarrow.so.2200"]
 
 
+@pytest.mark.parametrize("limit", ["DIRECT_UPLOAD_BYTES", "EXTRACTED_BYTES"])
+def test_a_layer_past_lambdas_size_quotas_is_refused_before_any_upload(monkeypatch, limit):
+    wheel = small_wheel()
+    layer = zipfile.ZipFile(io.BytesIO(parser.layer_zip(wheel)))
+    size = len(parser.layer_zip(wheel)) if limit == "DIRECT_UPLOAD_BYTES" else sum(
+        item.file_size for item in layer.infolist())
+    monkeypatch.setattr(parser, limit, size)
+    assert parser.layer_zip(wheel)          # at the quota: taken
+    monkeypatch.setattr(parser, limit, size - 1)
+    with pytest.raises(RuntimeError, match="the parser layer is .* MiB zipped and .* MiB extracted; Lambda takes"):
+        parser.layer_zip(wheel)
+
+
 def test_a_deployment_builds_the_layer_once_from_a_wheel_with_the_pinned_hash(tmp_path, monkeypatch):
     monkeypatch.setattr(pulumi.runtime.settings, "get_monitor", lambda: None)       # not under the mocks
     wheel = small_wheel()
